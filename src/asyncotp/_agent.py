@@ -1,0 +1,126 @@
+"""Agent: an actor that holds a state, built on GenServer."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from ._childspec import ChildSpec, Restart, ShutdownSetting
+from ._genserver import Caller, GenServer, call, cast
+from ._pid import Pid
+
+__all__ = ["Agent"]
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+class _Op(enum.Enum):
+    GET = "get"
+    UPDATE = "update"
+    GET_AND_UPDATE = "get_and_update"
+
+
+def _identity(state: Any) -> Any:
+    return state
+
+
+class Agent(GenServer):
+    """An actor that holds a state; functions run inside it, one at a time.
+
+    Example::
+
+        counter = await Agent.start(lambda: 0, name="hits")
+        await Agent.update(counter, lambda n: n + 1)
+        Agent.cast("hits", lambda n: n + 10)
+        assert await Agent.get(counter) == 11
+
+    ``initial()`` makes the first state (it may be async). A function that
+    raises crashes the agent, like any callback of a GenServer; the caller
+    gets ``ServerExited``. Keep the functions quick: the agent does nothing
+    else while one runs.
+    """
+
+    state: Any
+
+    async def init(self, initial: Callable[[], Any]) -> None:  # type: ignore[override]
+        state = initial()
+        if inspect.isawaitable(state):
+            state = await state
+        self.state = state
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        op, fn = request
+        if op is _Op.GET:
+            return fn(self.state)
+        if op is _Op.UPDATE:
+            self.state = fn(self.state)
+            return None
+        result = fn(self.state)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError(
+                f"Agent.get_and_update: the function must return (result, new_state), "
+                f"not {result!r}"
+            )
+        reply, self.state = result
+        return reply
+
+    async def handle_cast(self, request: Any) -> None:
+        self.state = request(self.state)
+
+    @classmethod
+    async def start(  # type: ignore[override]
+        cls, initial: Callable[[], Any], name: str | None = None, **opts: Any
+    ) -> Pid:
+        """Start an agent whose first state is ``initial()``.
+
+        ``opts`` are ``GenServer.start``'s: ``link``, ``mailbox_size``,
+        ``overflow``, ``timeout``.
+        """
+        if not callable(initial):
+            raise TypeError(
+                f"Agent.start: initial must be a callable making the state, not {initial!r}"
+            )
+        return await super().start(initial, name=name, **opts)
+
+    @classmethod
+    def child_spec(  # type: ignore[override]
+        cls,
+        initial: Callable[[], Any],
+        id: Hashable | None = None,  # noqa: A002 - the contract's name
+        restart: Restart = Restart.PERMANENT,
+        shutdown: ShutdownSetting | None = None,
+        **opts: Any,
+    ) -> ChildSpec:
+        """A child spec for supervisors; ``id`` defaults to ``"Agent"``."""
+        return super().child_spec(initial, id=id, restart=restart, shutdown=shutdown, **opts)
+
+    @staticmethod
+    async def get(
+        agent: Pid | str, fn: Callable[[Any], R] = _identity, timeout: float | None = 5.0
+    ) -> R:
+        """``fn(state)``, run inside the agent."""
+        result: R = await call(agent, (_Op.GET, fn), timeout)
+        return result
+
+    @staticmethod
+    async def update(
+        agent: Pid | str, fn: Callable[[Any], Any], timeout: float | None = 5.0
+    ) -> None:
+        """Replace the state with ``fn(state)``, and wait until it is done."""
+        await call(agent, (_Op.UPDATE, fn), timeout)
+
+    @staticmethod
+    async def get_and_update(
+        agent: Pid | str, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = 5.0
+    ) -> R:
+        """``fn(state)`` returns ``(result, new_state)``; return ``result``."""
+        result: R = await call(agent, (_Op.GET_AND_UPDATE, fn), timeout)
+        return result
+
+    @staticmethod
+    def cast(agent: Pid | str, fn: Callable[[Any], Any]) -> None:  # type: ignore[override]
+        """Replace the state with ``fn(state)``, without waiting."""
+        cast(agent, fn)

@@ -1,0 +1,205 @@
+"""Child specifications: pure values shared by behaviours and supervisors.
+
+They live outside ``asyncotp.supervision`` so that ``GenServer.child_spec``
+can build one without the actor side importing the supervision side.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._pid import Pid
+
+__all__ = [
+    "BRUTAL_KILL",
+    "INFINITY",
+    "Backoff",
+    "ChildSpec",
+    "ChildType",
+    "Restart",
+    "ShutdownMode",
+    "Strategy",
+]
+
+
+class Restart(enum.Enum):
+    """When a supervisor restarts a child."""
+
+    PERMANENT = "permanent"
+    """Always restarted."""
+    TRANSIENT = "transient"
+    """Restarted only after an abnormal end (not NORMAL, SHUTDOWN, Shutdown(...))."""
+    TEMPORARY = "temporary"
+    """Never restarted, and forgotten when it ends."""
+
+    def __repr__(self) -> str:
+        return f"Restart.{self.name}"
+
+
+class Strategy(enum.Enum):
+    """Which children a supervisor restarts when one of them fails."""
+
+    ONE_FOR_ONE = "one_for_one"
+    """Restart the failed child only."""
+    ONE_FOR_ALL = "one_for_all"
+    """Stop all the others (reverse start order) and restart all (start order)."""
+    REST_FOR_ONE = "rest_for_one"
+    """Stop the children started after it (reverse order), restart it and them."""
+
+    def __repr__(self) -> str:
+        return f"Strategy.{self.name}"
+
+
+class ChildType(enum.Enum):
+    """Whether a child is a worker or a supervisor (its default shutdown differs)."""
+
+    WORKER = "worker"
+    SUPERVISOR = "supervisor"
+
+    def __repr__(self) -> str:
+        return f"ChildType.{self.name}"
+
+
+class ShutdownMode(enum.Enum):
+    """The two shutdown settings that are not a number of seconds."""
+
+    BRUTAL_KILL = "brutal_kill"
+    """Stop the child with ``KILL`` at once."""
+    INFINITY = "infinity"
+    """Wait for the child however long it takes (the default for supervisors)."""
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+BRUTAL_KILL: Final = ShutdownMode.BRUTAL_KILL
+INFINITY: Final = ShutdownMode.INFINITY
+
+ShutdownSetting: TypeAlias = "float | ShutdownMode"
+StartFn: TypeAlias = "Callable[[], Awaitable[Pid]]"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@attrs.frozen
+class Backoff:
+    """A growing delay before a child is restarted (beyond OTP).
+
+    The first restart waits ``initial`` seconds, each next one ``multiplier``
+    times longer, up to ``max``; each delay is spread by +/- ``jitter`` (a
+    fraction). After ``reset_after`` seconds without a crash the delay starts
+    over from ``initial``. While a child waits, ``which_children`` shows it as
+    not running. Backoff does not change restart intensity: every restart
+    still counts.
+    """
+
+    initial: float = 0.1
+    max: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 0.1
+    reset_after: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        for field in ("initial", "max", "multiplier", "jitter", "reset_after"):
+            value = getattr(self, field)
+            if not _number(value) or value < 0:
+                raise ValueError(f"Backoff.{field} must be a number >= 0, not {value!r}")
+        if self.multiplier < 1:
+            raise ValueError(f"Backoff.multiplier must be >= 1, not {self.multiplier!r}")
+        if self.jitter > 1:
+            raise ValueError(f"Backoff.jitter must be a fraction in [0, 1], not {self.jitter!r}")
+        if self.max < self.initial:
+            raise ValueError(
+                f"Backoff.max ({self.max!r}) must be >= Backoff.initial ({self.initial!r})"
+            )
+
+    def delay(self, attempt: int, unit_random: float) -> float:
+        """The delay before restart number ``attempt`` (0-based) since the last
+        quiet period; ``unit_random`` is a number in [0, 1)."""
+        base = min(self.max, self.initial * self.multiplier**attempt)
+        spread = base * self.jitter * (2.0 * unit_random - 1.0)
+        return max(0.0, min(self.max, base + spread))
+
+
+class _Default(enum.Enum):
+    TOKEN = 0
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT: Final = _Default.TOKEN
+
+
+def _check_id(_inst: object, _attr: object, value: object) -> None:
+    if not isinstance(value, Hashable) or value is None:
+        raise TypeError(f"ChildSpec.id must be a hashable value (a str, usually), not {value!r}")
+
+
+def _check_start(_inst: object, _attr: object, value: object) -> None:
+    if not callable(value):
+        raise TypeError(
+            f"ChildSpec.start must be an async callable returning a Pid "
+            f"(for example partial(MyServer.start, arg)), not {value!r}"
+        )
+
+
+def _check_enum(kind: type[enum.Enum], field: str) -> Callable[[object, object, object], None]:
+    def check(_inst: object, _attr: object, value: object) -> None:
+        if not isinstance(value, kind):
+            raise TypeError(f"ChildSpec.{field} must be a {kind.__name__} member, not {value!r}")
+
+    return check
+
+
+def _check_backoff(_inst: object, _attr: object, value: object) -> None:
+    if value is not None and not isinstance(value, Backoff):
+        raise TypeError(f"ChildSpec.backoff must be None or a Backoff, not {value!r}")
+
+
+@attrs.frozen
+class ChildSpec:
+    """How a supervisor starts, restarts and stops one child.
+
+    ``start`` is an async callable returning a ``Pid``; the supervisor links
+    to that pid and becomes its parent. ``shutdown`` is a number of seconds
+    (> 0) to wait after ``SHUTDOWN`` before ``KILL``, or ``BRUTAL_KILL``, or
+    ``INFINITY`` (the default for ``ChildType.SUPERVISOR``; 5.0 for workers).
+    ``backoff`` optionally delays restarts of this child (see ``Backoff``).
+    """
+
+    id: Hashable = attrs.field(validator=_check_id)
+    start: StartFn = attrs.field(validator=_check_start)
+    restart: Restart = attrs.field(
+        default=Restart.PERMANENT, validator=_check_enum(Restart, "restart")
+    )
+    shutdown: ShutdownSetting = attrs.field(default=_DEFAULT)  # type: ignore[assignment]
+    type: ChildType = attrs.field(
+        default=ChildType.WORKER, validator=_check_enum(ChildType, "type")
+    )
+    backoff: Backoff | None = attrs.field(default=None, validator=_check_backoff, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        shutdown: object = self.shutdown
+        if shutdown is _DEFAULT:
+            shutdown = INFINITY if self.type is ChildType.SUPERVISOR else 5.0
+            object.__setattr__(self, "shutdown", shutdown)
+        if isinstance(shutdown, ShutdownMode):
+            return
+        if not _number(shutdown):
+            raise TypeError(
+                f"ChildSpec.shutdown must be seconds (a number > 0), BRUTAL_KILL or "
+                f"INFINITY, not {shutdown!r}"
+            )
+        if not shutdown > 0:  # type: ignore[operator]
+            raise ValueError(
+                f"ChildSpec.shutdown must be > 0 seconds (use BRUTAL_KILL to kill at once), "
+                f"not {shutdown!r}"
+            )

@@ -1,0 +1,79 @@
+"""Call deadlines without arming one loop timer per call.
+
+Calls with the same timeout expire in the order they were made, so each
+timeout value keeps a FIFO of (deadline, caller) and the node arms a single
+loop timer for the earliest live deadline. A call that got its reply leaves a
+stale entry that is dropped the next time its queue is touched. This takes a
+``call_later``/``cancel`` pair (about a third of a call round trip) off the
+hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from typing import Protocol
+
+
+class Expirable(Protocol):
+    def done(self) -> bool: ...
+
+    def expire(self) -> None: ...
+
+
+class Deadlines:
+    __slots__ = ("_armed_at", "_handle", "_loop", "_queues")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queues: dict[float, deque[tuple[float, Expirable]]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at = math.inf
+
+    def add(self, item: Expirable, timeout: float) -> None:
+        when = self._loop.time() + timeout
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = deque()
+        else:
+            while queue and queue[0][1].done():
+                queue.popleft()
+        queue.append((when, item))
+        if when < self._armed_at:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed_at = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._armed_at = math.inf
+        now = self._loop.time()
+        earliest = math.inf
+        for timeout in list(self._queues):
+            queue = self._queues[timeout]
+            while queue:
+                when, item = queue[0]
+                if item.done():
+                    queue.popleft()
+                elif when <= now:
+                    queue.popleft()
+                    item.expire()
+                else:
+                    earliest = min(earliest, when)
+                    break
+            if not queue:
+                del self._queues[timeout]
+        if earliest < math.inf:
+            self._arm(earliest)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._armed_at = math.inf
+        self._queues.clear()

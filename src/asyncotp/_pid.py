@@ -1,0 +1,57 @@
+"""``Pid``: the opaque reference to one actor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, final
+
+if TYPE_CHECKING:
+    from ._node import Node
+
+__all__ = ["Pid"]
+
+
+@final
+class Pid:
+    """An opaque, hashable, immutable reference to one actor.
+
+    Pids are made by the node only, one per actor, and never reused within a
+    node, so equality is identity (which keeps dictionary look-ups on the hot
+    path at C speed). ``repr`` shows the pid's number and, while the actor
+    holds one, its registered name: ``<Pid 7 'cache'>``.
+    """
+
+    __slots__ = ("_node", "_number")
+
+    _number: int
+    _node: Node
+
+    def __init__(self, number: int, node: Node) -> None:
+        self._number = number
+        self._node = node
+
+    @property
+    def number(self) -> int:
+        """The pid's number, unique within its node."""
+        return self._number
+
+    def __repr__(self) -> str:
+        proc = self._node.procs.get(self)
+        if proc is not None and proc.name is not None:
+            return f"<Pid {self._number} {proc.name!r}>"
+        return f"<Pid {self._number}>"
+
+    def __lt__(self, other: Pid) -> bool:
+        if not isinstance(other, Pid):
+            return NotImplemented
+        return self._number < other._number
+
+    def __copy__(self) -> Pid:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Pid:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"{self!r} cannot be pickled: a pid is only meaningful inside the node that made it"
+        )

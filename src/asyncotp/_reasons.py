@@ -1,0 +1,148 @@
+"""Exit reasons, exit-related messages and references.
+
+An actor's exit reason is ``NORMAL`` when its function returns, the exception
+instance when it raises, the ``reason`` of a ``Stop``, ``KILLED`` after
+``KILL``, and ``NOPROC`` in monitors of actors that were already gone.
+Any other object can be a reason too (``raise Stop("bad_config")``).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from typing import TYPE_CHECKING, Final, final
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._pid import Pid
+
+__all__ = [
+    "KILL",
+    "KILLED",
+    "NOPROC",
+    "NORMAL",
+    "SHUTDOWN",
+    "Down",
+    "ExitReason",
+    "Exited",
+    "MonitorRef",
+    "Shutdown",
+    "Stop",
+    "is_clean_exit",
+]
+
+
+class ExitReason(enum.Enum):
+    """The standard exit reasons (Erlang's atoms)."""
+
+    NORMAL = "normal"
+    SHUTDOWN = "shutdown"
+    KILL = "kill"
+    KILLED = "killed"
+    NOPROC = "noproc"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NORMAL: Final = ExitReason.NORMAL
+"""The actor's function returned, or it was stopped normally."""
+SHUTDOWN: Final = ExitReason.SHUTDOWN
+"""An orderly shutdown, ordered by a supervisor or the node."""
+KILL: Final = ExitReason.KILL
+"""The untrappable exit signal: the target ends with reason ``KILLED``."""
+KILLED: Final = ExitReason.KILLED
+"""The reason of an actor that was sent ``KILL``."""
+NOPROC: Final = ExitReason.NOPROC
+"""The actor was already gone (monitors, links)."""
+
+
+@attrs.frozen
+class Shutdown:
+    """A shutdown with a detail, Erlang's ``{shutdown, Detail}``.
+
+    Like ``SHUTDOWN`` it is a clean end for ``Restart.TRANSIENT`` children and
+    for crash reports; over links it propagates like any other reason.
+    """
+
+    detail: object
+
+
+def is_clean_exit(reason: object) -> bool:
+    """Whether ``reason`` is ``NORMAL``, ``SHUTDOWN`` or ``Shutdown(...)``.
+
+    Clean ends are not logged as crashes and do not restart transient children.
+    """
+    return reason is NORMAL or reason is SHUTDOWN or type(reason) is Shutdown
+
+
+@final
+class _NoReply(enum.Enum):
+    TOKEN = 0
+
+    def __repr__(self) -> str:
+        return "<no reply>"
+
+
+_NO_REPLY: Final = _NoReply.TOKEN
+
+
+class Stop(Exception):  # noqa: N818 - the contract names it Stop, after Erlang's {stop, ...}
+    """Raise to end the calling actor (or GenServer) with ``reason``.
+
+    In a GenServer's ``handle_call``, ``reply=`` answers the caller first.
+    ``raise Stop()`` ends the actor normally.
+    """
+
+    def __init__(self, reason: object = NORMAL, reply: object = _NO_REPLY) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reply = reply
+
+    @property
+    def has_reply(self) -> bool:
+        """Whether a reply was given."""
+        return self.reply is not _NO_REPLY
+
+    def __repr__(self) -> str:
+        if self.has_reply:
+            return f"Stop({self.reason!r}, reply={self.reply!r})"
+        return f"Stop({self.reason!r})"
+
+
+@attrs.frozen
+class Exited:
+    """An exit signal turned into a message, for an actor that traps exits.
+
+    ``pid`` is the actor the signal came from (the linked actor that ended,
+    or the sender of ``send_exit``); ``reason`` is its reason.
+    """
+
+    pid: Pid
+    reason: object
+
+
+_ref_counter = itertools.count(1)
+
+
+@final
+class MonitorRef:
+    """A reference to one monitor, returned by ``monitor`` and carried by ``Down``."""
+
+    __slots__ = ("_number",)
+
+    def __init__(self) -> None:
+        self._number = next(_ref_counter)
+
+    def __repr__(self) -> str:
+        return f"<MonitorRef {self._number}>"
+
+
+@attrs.frozen
+class Down:
+    """The message a monitor delivers when the monitored actor ends."""
+
+    ref: MonitorRef
+    pid: Pid
+    reason: object

@@ -1,0 +1,24 @@
+"""Shared fixtures: every test that needs a node gets a fresh one, and fails
+if it leaves a task running after the node has stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+import asyncotp
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[asyncotp.Node]:
+    """A running node for the test body; checks nothing outlives it."""
+    before = asyncio.all_tasks()
+    async with asyncotp.node() as the_node:
+        yield the_node
+    assert not the_node.procs, f"actors left after the node stopped: {list(the_node.procs)}"
+    await asyncio.sleep(0)
+    left = {t for t in asyncio.all_tasks() - before if not t.done()}
+    left.discard(asyncio.current_task())  # type: ignore[arg-type]
+    assert not left, f"tasks left running after the node stopped: {left}"
