@@ -1,7 +1,13 @@
-"""asyncotp: Erlang/OTP's actors and supervision trees on asyncio."""
+"""asyncotp: Erlang/OTP's actors and supervision trees on asyncio.
 
+The public API lives in two namespaces, re-exported here:
+``asyncotp.actors`` (processes, GenServer, Agent) and
+``asyncotp.supervision`` (child specs, supervisors, applications).
+"""
+
+from . import actors, supervision
 from .actors import *  # noqa: F403 - the top level re-exports the public namespaces
-from .actors import __all__ as _actors_all
+from .supervision import *  # noqa: F403
 
-__all__ = _actors_all
+__all__ = tuple(sorted({*actors.__all__, *supervision.__all__}))  # noqa: PLE0605
 __version__ = "0.1.0"

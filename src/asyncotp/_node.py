@@ -102,7 +102,6 @@ class _Unset(enum.Enum):
 
 
 _UNSET: Final = _Unset.TOKEN
-_TIMEOUT: Final = object()
 
 # Process states.
 _NEW: Final = 0
@@ -289,10 +288,10 @@ class Process:
         if reason is KILLED:
             self.killed = True
         if self.state == _NEW:
-            # The task has not run a single step: its body would never see the
-            # cancellation, so finish the bookkeeping here.
-            assert self.task is not None
-            self.task.cancel()
+            # The task has not run a single step: its body would never see a
+            # cancellation, so finish the bookkeeping here. The task's first
+            # step then sees the actor dead and closes its coroutine (cancelling
+            # the task instead would leave that coroutine never awaited).
             self.node.exit_process(self, self.forced_reason)
             return
         self.state = _EXITING
@@ -615,6 +614,9 @@ class Node:
 
 
 async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
+    if proc.state == _DEAD:  # ended before its first step (force_exit)
+        coro.close()
+        return
     _proc_var.set(proc)
     proc.state = _RUNNING
     reason: object
@@ -783,12 +785,15 @@ def send(dest: Pid | str, message: object) -> None:
             waiter.set_result(None)
 
 
-def _timeout_wake(proc: Process) -> None:
+def _timeout_wake(proc: Process, expired: list[bool]) -> None:
+    # Record the expiry even when the actor is not parked on its waiter (a
+    # non-matching message woke it just before): it must still time out.
+    expired.append(True)
     waiter = proc.waiter
     if waiter is not None:
         proc.waiter = None
         if not waiter.done():
-            waiter.set_result(_TIMEOUT)
+            waiter.set_result(None)
 
 
 async def receive(match: Callable[[Any], bool] | None = None, timeout: float | None = None) -> Any:
@@ -825,6 +830,7 @@ async def _receive_slow(
     start = 0
     evicted = proc.evicted
     handle: asyncio.TimerHandle | None = None
+    expired: list[bool] = []  # appended to by the timer when it fires
     try:
         while True:
             if match is None:
@@ -845,8 +851,8 @@ async def _receive_slow(
                 if handle is None:
                     if timeout <= 0:
                         raise ReceiveTimeout(f"{proc.pid!r}: no matching message (timeout=0)")
-                    handle = loop.call_later(timeout, _timeout_wake, proc)
-                elif handle.cancelled():
+                    handle = loop.call_later(timeout, _timeout_wake, proc, expired)
+                elif expired:
                     raise ReceiveTimeout(
                         f"{proc.pid!r}: no matching message arrived within {timeout} s"
                     )
@@ -854,12 +860,10 @@ async def _receive_slow(
             waiter = loop.create_future()
             proc.waiter = waiter
             try:
-                woke = await waiter
+                await waiter
             finally:
                 if proc.waiter is waiter:
                     proc.waiter = None
-            if woke is _TIMEOUT:
-                handle.cancel()  # type: ignore[union-attr]  # marks the timeout as spent
     finally:
         if handle is not None:
             handle.cancel()
@@ -1048,7 +1052,7 @@ def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -
     if type(dest) is Pid:
         proc = node.procs.get(dest)
     else:
-        pid = node.names.get(dest)  # type: ignore[arg-type]
+        pid = node.names.get(dest)
         proc = node.procs.get(pid) if pid is not None else None
     if proc is None:
         return

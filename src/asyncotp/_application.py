@@ -1,0 +1,211 @@
+"""Application: a root supervision tree run as a program."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from ._childspec import ChildSpec, Strategy
+from ._errors import StartError
+from ._node import node
+from ._pid import Pid
+from ._reasons import NORMAL, SHUTDOWN, is_clean_exit
+from ._supervisor import GAVE_UP, Supervisor, _check_settings, _check_specs
+
+__all__ = ["Application"]
+
+logger = logging.getLogger("asyncotp")
+
+
+class Application:
+    """A root supervision tree as a program.
+
+    Example::
+
+        app = Application("shop", [Db.child_spec(url), Api.child_spec(port=8080)])
+        if __name__ == "__main__":
+            app.run()
+
+    ``app.run()`` starts a node and the tree and blocks. SIGINT or SIGTERM
+    starts an orderly shutdown (children stopped in reverse start order, each
+    within its own shutdown time), bounded by ``shutdown_timeout`` seconds; a
+    second signal forces it (the root supervisor is killed). The process then
+    exits 0 after a clean shutdown, 1 when the root supervisor gave up (or
+    failed to start, or had to be forced). ``await app.start()`` starts the
+    same tree inside a running node and returns the root supervisor's pid.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        children: Sequence[ChildSpec],
+        strategy: Strategy = Strategy.ONE_FOR_ONE,
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"Application: name must be a non-empty str, not {name!r}")
+        self.name = name
+        self.children = _check_specs(children, f"Application({name!r})")
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"Application({name!r}): strategy must be a Strategy, not {strategy!r}")
+        _check_settings(max_restarts, max_seconds, f"Application({name!r})")
+        if (
+            not isinstance(shutdown_timeout, (int, float))
+            or isinstance(shutdown_timeout, bool)
+            or not shutdown_timeout > 0
+        ):
+            raise ValueError(
+                f"Application({name!r}): shutdown_timeout must be seconds > 0, "
+                f"not {shutdown_timeout!r}"
+            )
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.max_seconds = float(max_seconds)
+        self.shutdown_timeout = float(shutdown_timeout)
+
+    def __repr__(self) -> str:
+        return f"<Application {self.name!r} {len(self.children)} children>"
+
+    async def start(self) -> Pid:
+        """Start the root supervisor (registered under the application's name)."""
+        return await Supervisor.start(
+            self.children,
+            strategy=self.strategy,
+            max_restarts=self.max_restarts,
+            max_seconds=self.max_seconds,
+            name=self.name,
+        )
+
+    def run(
+        self,
+        *,
+        exit: bool = True,  # noqa: A002 - reads naturally: app.run(exit=False)
+        backend_options: dict[str, Any] | None = None,
+        configure_logging: bool = True,
+    ) -> int:
+        """Run the application until it is told to stop or its root gives up.
+
+        Exits the process with the exit code (0 clean, 1 otherwise) unless
+        ``exit=False``, which returns the code instead. When the program has
+        not configured logging, reports are printed to standard error.
+        """
+        if configure_logging and not logging.getLogger().handlers:
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
+        code: int = anyio.run(self._main, backend="asyncio", backend_options=backend_options)
+        if exit:
+            sys.exit(code)
+        return code
+
+    async def _main(self) -> int:
+        async with node(shutdown_timeout=self.shutdown_timeout) as the_node:
+            loop = asyncio.get_running_loop()
+            stop_requested = asyncio.Event()
+            force_requested = asyncio.Event()
+            received: list[signal.Signals] = []
+
+            def on_signal(signum: signal.Signals) -> None:
+                received.append(signum)
+                if len(received) == 1:
+                    logger.warning(
+                        "application %r: received %s; shutting down (a second signal forces it)",
+                        self.name,
+                        signum.name,
+                        extra={"event": "application_stopping", "application": self.name},
+                    )
+                    stop_requested.set()
+                else:
+                    logger.warning(
+                        "application %r: received %s again; forcing the shutdown",
+                        self.name,
+                        signum.name,
+                        extra={"event": "application_forced", "application": self.name},
+                    )
+                    force_requested.set()
+
+            installed: list[signal.Signals] = []
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(signum, on_signal, signum)
+                    installed.append(signum)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass  # not the main thread, or a platform without them
+            try:
+                return await self._supervise(the_node, stop_requested, force_requested)
+            finally:
+                for signum in installed:
+                    loop.remove_signal_handler(signum)
+
+    async def _supervise(
+        self, the_node: Any, stop_requested: asyncio.Event, force_requested: asyncio.Event
+    ) -> int:
+        try:
+            root = await self.start()
+        except StartError as exc:
+            logger.error(  # noqa: TRY400 - the cause is in the message; no traceback wanted
+                "application %r failed to start: %s",
+                self.name,
+                exc,
+                extra={"event": "application_start_failed", "application": self.name},
+            )
+            return 1
+        logger.info(
+            "application %r started (root supervisor %r)",
+            self.name,
+            root,
+            extra={"event": "application_started", "application": self.name},
+        )
+        proc = the_node.procs[root]
+        exited = proc.exit_future()
+        stop_wait = asyncio.ensure_future(stop_requested.wait())
+        try:
+            await asyncio.wait((exited, stop_wait), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+        if exited.done():
+            reason = exited.result()
+            if reason == GAVE_UP or not is_clean_exit(reason):
+                logger.error(
+                    "application %r: the root supervisor ended with %r; exiting with 1",
+                    self.name,
+                    reason,
+                    extra={"event": "application_failed", "application": self.name},
+                )
+                return 1
+            return 0
+        proc.request_stop(SHUTDOWN)
+        force_wait = asyncio.ensure_future(force_requested.wait())
+        try:
+            await asyncio.wait(
+                (exited, force_wait),
+                timeout=self.shutdown_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            force_wait.cancel()
+        if exited.done():
+            logger.info(
+                "application %r stopped cleanly",
+                self.name,
+                extra={"event": "application_stopped", "application": self.name},
+            )
+            return 0 if is_clean_exit(exited.result()) or exited.result() is NORMAL else 1
+        logger.error(
+            "application %r did not stop within %.1f s (or was forced); killing its root "
+            "supervisor",
+            self.name,
+            self.shutdown_timeout,
+            extra={"event": "application_killed", "application": self.name},
+        )
+        proc.kill()
+        await exited
+        return 1

@@ -1,0 +1,90 @@
+"""The pure rules of supervision: restart intensity and restart plans.
+
+No event loop and no clock here: every function takes the time it needs as
+an argument, so the rules are tested exhaustively with hypothesis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import attrs
+
+from ._childspec import Restart, Strategy
+from ._reasons import is_clean_exit
+
+__all__ = ["RestartPlan", "add_restart", "needs_restart", "plan_restart"]
+
+
+def add_restart(
+    history: tuple[float, ...], now: float, max_restarts: int, max_seconds: float
+) -> tuple[tuple[float, ...], bool]:
+    """Record one restart at ``now``; return the new history and whether the
+    supervisor may go on.
+
+    The history keeps the restarts of the last ``max_seconds`` (a restart
+    exactly ``max_seconds`` old has left the window). The supervisor gives up
+    when, with this one, more than ``max_restarts`` restarts fall in the
+    window, as in OTP.
+    """
+    kept = tuple(t for t in history if now - t < max_seconds)
+    new = (*kept, now)
+    return new, len(new) <= max_restarts
+
+
+def needs_restart(restart: Restart, reason: object) -> bool:
+    """Whether a child that ended with ``reason`` is to be restarted."""
+    if restart is Restart.PERMANENT:
+        return True
+    if restart is Restart.TRANSIENT:
+        return not is_clean_exit(reason)
+    return False
+
+
+@attrs.frozen
+class RestartPlan:
+    """What a supervisor does when child ``failed`` must be restarted.
+
+    ``stop``: running children to stop, in that order (reverse start order).
+    ``remove``: temporary children that are stopped and forgotten.
+    ``start``: children to start, in that order (start order).
+    """
+
+    stop: tuple[Hashable, ...]
+    remove: tuple[Hashable, ...]
+    start: tuple[Hashable, ...]
+
+
+def plan_restart(
+    strategy: Strategy,
+    children: Sequence[tuple[Hashable, bool, Restart]],
+    failed: Hashable,
+) -> RestartPlan:
+    """The restart plan for ``failed`` under ``strategy``.
+
+    ``children`` lists every child in start order as ``(id, running,
+    restart)``; the failed child itself is no longer running. As in OTP, the
+    affected children (all of them for ``ONE_FOR_ALL``, the failed one and
+    those after it for ``REST_FOR_ONE``) that run are stopped in reverse
+    order, the temporary ones among them are forgotten, and every remaining
+    affected child is started again in order, whether or not it was running.
+    """
+    ids = [child_id for child_id, _, _ in children]
+    if failed not in ids:
+        raise ValueError(f"plan_restart: {failed!r} is not one of the children {ids!r}")
+    if strategy is Strategy.ONE_FOR_ONE:
+        return RestartPlan(stop=(), remove=(), start=(failed,))
+    if strategy is Strategy.ONE_FOR_ALL:
+        affected = list(children)
+    else:
+        affected = list(children[ids.index(failed) :])
+    stop = tuple(
+        child_id for child_id, running, _ in reversed(affected) if running and child_id != failed
+    )
+    remove = tuple(
+        child_id
+        for child_id, _, restart in affected
+        if restart is Restart.TEMPORARY and child_id != failed
+    )
+    start = tuple(child_id for child_id, _, _ in affected if child_id not in remove)
+    return RestartPlan(stop=stop, remove=remove, start=start)
