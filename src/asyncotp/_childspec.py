@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
@@ -81,7 +81,7 @@ BRUTAL_KILL: Final = ShutdownMode.BRUTAL_KILL
 INFINITY: Final = ShutdownMode.INFINITY
 
 ShutdownSetting: TypeAlias = "float | ShutdownMode"
-StartFn: TypeAlias = "Callable[[], Awaitable[Pid]]"
+StartFn: TypeAlias = "Callable[[], Awaitable[Pid | None]]"
 
 
 def _number(value: object) -> bool:
@@ -138,12 +138,12 @@ class _Default(enum.Enum):
 _DEFAULT: Final = _Default.TOKEN
 
 
-def _check_id(_inst: object, _attr: object, value: object) -> None:
+def _check_id(_inst: Any, _attr: Any, value: Any) -> None:
     if not isinstance(value, Hashable) or value is None:
         raise TypeError(f"ChildSpec.id must be a hashable value (a str, usually), not {value!r}")
 
 
-def _check_start(_inst: object, _attr: object, value: object) -> None:
+def _check_start(_inst: Any, _attr: Any, value: Any) -> None:
     if not callable(value):
         raise TypeError(
             f"ChildSpec.start must be an async callable returning a Pid "
@@ -159,7 +159,7 @@ def _check_enum(kind: type[enum.Enum], field: str) -> Callable[[object, object, 
     return check
 
 
-def _check_backoff(_inst: object, _attr: object, value: object) -> None:
+def _check_backoff(_inst: Any, _attr: Any, value: Any) -> None:
     if value is not None and not isinstance(value, Backoff):
         raise TypeError(f"ChildSpec.backoff must be None or a Backoff, not {value!r}")
 

@@ -246,7 +246,7 @@ class _SupervisorBase(GenServer):
                 node.signal(target, proc.pid, SHUTDOWN, from_link=False)
                 if shutdown is INFINITY:
                     await node.wait_exit(target, None)
-                elif not await node.wait_exit(target, float(shutdown)):  # type: ignore[arg-type]
+                elif not await node.wait_exit(target, float(shutdown)):
                     child.pid = pid
                     self._report(
                         logging.ERROR,
@@ -280,7 +280,7 @@ class _SupervisorBase(GenServer):
         if child.last_failure is not None and t - child.last_failure >= backoff.reset_after:
             child.backoff_attempt = 0
         child.last_failure = t
-        delay = backoff.delay(child.backoff_attempt, random.random())  # noqa: S311 - jitter
+        delay = backoff.delay(child.backoff_attempt, random.random())
         child.backoff_attempt += 1
         return delay
 
@@ -370,7 +370,7 @@ class Supervisor(_SupervisorBase):
     strategy: Strategy
     _children: list[_Child]
 
-    async def init(  # type: ignore[override]
+    async def init(
         self,
         children: Sequence[ChildSpec],
         strategy: Strategy,
@@ -513,6 +513,7 @@ class Supervisor(_SupervisorBase):
             if spec.restart is Restart.TEMPORARY:
                 self._children.remove(child)
             return
+        within_intensity = self._count_restart()
         child.pid = old_pid
         self._report(
             logging.ERROR,
@@ -522,7 +523,7 @@ class Supervisor(_SupervisorBase):
             reason,
         )
         child.pid = None
-        if not self._count_restart():
+        if not within_intensity:
             await self._give_up(child, reason)
         plan = plan_restart(
             self.strategy,
@@ -623,23 +624,21 @@ class Supervisor(_SupervisorBase):
                         f"supervisor {self.pid!r}: child {child_id!r} is running "
                         f"({child.pid!r}); terminate_child first"
                     )
-                pid = await self._start_one(child)
-                return pid
-            if op is _Req.DELETE:
-                if child.pid is not None:
-                    raise ActorError(
-                        f"supervisor {self.pid!r}: child {child_id!r} is running "
-                        f"({child.pid!r}); terminate_child before delete_child"
-                    )
-                child.restarting = False
-                child.pending = None
-                self._children.remove(child)
-                return None
+                return await self._start_one(child)
+            # _Req.DELETE
+            if child.pid is not None:
+                raise ActorError(
+                    f"supervisor {self.pid!r}: child {child_id!r} is running "
+                    f"({child.pid!r}); terminate_child before delete_child"
+                )
+            child.restarting = False
+            child.pending = None
+            self._children.remove(child)
+            return None
         except (ActorError, StartError, TypeError, ValueError) as exc:
             return _Failure(exc)
         except Exception as exc:  # noqa: BLE001 - a child's start function failed
             return _Failure(StartError(f"supervisor {self.pid!r}: {exc!r}", exc))
-        return _Failure(ValueError(f"unknown request {request!r}"))
 
     async def _do_start_child(self, spec: ChildSpec) -> Pid | None:
         if not isinstance(spec, ChildSpec):
@@ -735,9 +734,7 @@ class DynamicSupervisor(_SupervisorBase):
     _dyn: dict[int, _Child]
     _next_key: int
 
-    async def init(  # type: ignore[override]
-        self, max_children: int | None, max_restarts: int, max_seconds: float
-    ) -> None:
+    async def init(self, max_children: int | None, max_restarts: int, max_seconds: float) -> None:
         self._setup(max_restarts, max_seconds)
         self.max_children = max_children
         self._dyn = {}
@@ -813,7 +810,7 @@ class DynamicSupervisor(_SupervisorBase):
             return
         if kind is _RestartLater:
             for key in message.ids:
-                child = self._dyn.get(key)  # type: ignore[call-overload]
+                child = self._dyn.get(key)
                 if child is not None and child.pid is None and child.pending == message.token:
                     await self._restart_dyn(key, child)
             return
@@ -830,6 +827,7 @@ class DynamicSupervisor(_SupervisorBase):
         spec = child.spec
         old_pid = child.pid
         restart = needs_restart(spec.restart, reason)
+        within_intensity = self._count_restart() if restart else True
         self._report(
             logging.ERROR if not is_clean_exit(reason) else logging.INFO,
             "child_terminated",
@@ -842,7 +840,7 @@ class DynamicSupervisor(_SupervisorBase):
         if not restart:
             del self._dyn[key]
             return
-        if not self._count_restart():
+        if not within_intensity:
             await self._give_up(child, reason)
         child.restarts += 1
         child.restarting = True
@@ -938,8 +936,8 @@ class DynamicSupervisor(_SupervisorBase):
             return pid
         if op is _Req.TERMINATE:
             target = request[1]
-            child = self._by_pid.get(target) if type(target) is Pid else None
-            if child is None:
+            found = self._by_pid.get(target) if type(target) is Pid else None
+            if found is None:
                 return _Failure(
                     ChildNotFound(
                         f"dynamic supervisor {self.pid!r} has no child {target!r}; "
@@ -947,8 +945,8 @@ class DynamicSupervisor(_SupervisorBase):
                         target,
                     )
                 )
-            key = self._key_of(child)
-            await self._stop_one(child)
+            key = self._key_of(found)
+            await self._stop_one(found)
             del self._dyn[key]
             return None
         return _Failure(
