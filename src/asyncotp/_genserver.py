@@ -31,6 +31,7 @@ from ._node import (
     _proc_var,
     current_node,
     current_process,
+    intercepted,
     resolve,
 )
 from ._pid import Pid
@@ -152,18 +153,20 @@ class Cast:
 
 
 class _StartWait:
-    __slots__ = ("fut", "timeout")
+    __slots__ = ("error", "fut", "timeout")
 
     def __init__(self, fut: asyncio.Future[None], timeout: float) -> None:
         self.fut = fut
         self.timeout = timeout
+        self.error: TimeoutError | None = None  # set when the deadline fires
 
     def done(self) -> bool:
         return self.fut.done()
 
     def expire(self) -> None:
         if not self.fut.done():
-            self.fut.set_exception(TimeoutError(f"init did not return within {self.timeout} s"))
+            self.error = TimeoutError(f"init did not return within {self.timeout} s")
+            self.fut.set_exception(self.error)
 
 
 def _check_timeout(timeout: float | None, operation: str) -> None:
@@ -306,29 +309,29 @@ class GenServer:
         proc.defers_exits = True
         if starter is not None:
             proc.parent = starter.pid
-        node.deadlines.add(_StartWait(started, timeout), timeout)
+        who = repr(proc.pid)  # now, while it shows the registered name
+        wait = _StartWait(started, timeout)
+        node.deadlines.add(wait, timeout)
         try:
             await started
-        except TimeoutError as exc:
-            _unlink_pair(starter, proc)
-            proc.reported = True
-            proc.kill()
-            await node.wait_exit(proc, None)
-            raise StartError(
-                f"{cls.__qualname__} did not finish init within {timeout} s "
-                f"({proc.pid!r} was killed); make init faster or raise start's timeout",
-                exc,
-            ) from exc
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 if not started.done():
                     started.cancel()
                 raise
+            if exc is wait.error:  # our deadline, not a TimeoutError raised by init
+                _unlink_pair(starter, proc)
+                proc.reported = True
+                proc.kill()
+                await node.wait_exit(proc, None)
+                raise StartError(
+                    f"{cls.__qualname__} did not finish init within {timeout} s "
+                    f"({who} was killed); make init faster or raise start's timeout",
+                    exc,
+                ) from exc
             await node.wait_exit(proc, None)
             reason = exc.reason if isinstance(exc, Stop) else exc
-            raise StartError(
-                f"{cls.__qualname__}.init failed in {proc.pid!r}: {reason!r}", reason
-            ) from exc
+            raise StartError(f"{cls.__qualname__}.init failed in {who}: {reason!r}", reason) from exc
         return proc.pid
 
     @classmethod
@@ -484,7 +487,8 @@ async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) ->
         proc.callers = {fut}
     else:
         callers.add(fut)
-    proc.deliver(caller)
+    if node.intercept is None or not intercepted(node, proc, caller):
+        proc.deliver(caller)
     if timeout is not None and not fut.done():
         node.deadlines.add(caller, timeout)
     return await fut
@@ -502,13 +506,18 @@ def cast(dest: Pid | str, request: object) -> None:
         if proc is None:
             if node.closed:
                 current_node()
+            if node.on_dead_letter is not None:
+                node.on_dead_letter(dest, Cast(request))
             return
     else:
         proc = resolve(dest, "cast")
         if proc is None:
             return
-    mailbox = proc.mailbox
+        node = proc.node
     message = Cast(request)
+    if node.intercept is not None and intercepted(node, proc, message):
+        return
+    mailbox = proc.mailbox
     if proc.maxlen is not None and len(mailbox) >= proc.maxlen and not proc._overflow(message):
         return
     mailbox.append(message)

@@ -370,6 +370,13 @@ class Node:
         self.closed = False
         self.shutting_down = False
         self.shutdown_timeout = shutdown_timeout
+        self.intercept: Callable[[Pid | None, Pid, object], bool] | None = None
+        """Fault injection (asyncotp.testing): called as ``intercept(sender,
+        dest, message)`` for every user message (send, cast, call); False
+        means the interceptor took the message (to drop or delay it)."""
+        self.on_dead_letter: Callable[[Pid, object], None] | None = None
+        """Called as ``on_dead_letter(pid, message)`` for a message sent (send,
+        cast, call, timer) to an actor that is no longer alive."""
         self._counter = 0
         self.pid = Pid(0, self)  # the node itself, as the sender of its own exit signals
         from ._deadlines import Deadlines
@@ -769,11 +776,16 @@ def send(dest: Pid | str, message: object) -> None:
         if proc is None:
             if node.closed:
                 raise NoNodeError(f"send: the node of {dest!r} has stopped; {_NO_NODE_HINT}")
+            if node.on_dead_letter is not None:
+                node.on_dead_letter(dest, message)
             return
     else:
         proc = resolve(dest, "send")
         if proc is None:
             return
+        node = proc.node
+    if node.intercept is not None and intercepted(node, proc, message):
+        return
     mailbox = proc.mailbox
     if proc.maxlen is not None and len(mailbox) >= proc.maxlen and not proc._overflow(message):
         return
@@ -783,6 +795,13 @@ def send(dest: Pid | str, message: object) -> None:
         proc.waiter = None
         if not waiter.done():
             waiter.set_result(None)
+
+
+def intercepted(node: Node, proc: Process, message: object) -> bool:
+    """Whether the node's interceptor took ``message`` (testing only)."""
+    assert node.intercept is not None
+    sender = _proc_var.get()
+    return not node.intercept(sender.pid if sender is not None else None, proc.pid, message)
 
 
 def _timeout_wake(proc: Process, expired: list[bool]) -> None:
@@ -1055,6 +1074,8 @@ def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -
         pid = node.names.get(dest)
         proc = node.procs.get(pid) if pid is not None else None
     if proc is None:
+        if type(dest) is Pid and node.on_dead_letter is not None:
+            node.on_dead_letter(dest, message)
         return
     try:
         proc.deliver(message)
