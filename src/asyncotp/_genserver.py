@@ -355,7 +355,7 @@ class GenServer:
         if shutdown is not None:
             extra["shutdown"] = shutdown
         return ChildSpec(
-            cls.__qualname__ if id is None else id,
+            cls.__name__ if id is None else id,
             start,
             restart,
             type=cls._asyncotp_child_type,
