@@ -237,11 +237,6 @@ async def test_server_exited_carries_the_pid_and_the_reason(node: Node) -> None:
     assert "crashed on request" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_node.Node.exit_process builds the ServerExited message after the name is "
-    "unregistered, so the pid's repr no longer shows it",
-)
 async def test_server_exited_names_the_registered_name(node: Node) -> None:
     pid = await Server.start(name="crasher")
     with pytest.raises(ServerExited) as info:

@@ -45,7 +45,7 @@ class Agent(GenServer):
 
     state: Any
 
-    async def init(self, initial: Callable[[], Any]) -> None:  # type: ignore[override]
+    async def init(self, initial: Callable[[], Any]) -> None:
         state = initial()
         if inspect.isawaitable(state):
             state = await state
@@ -121,6 +121,6 @@ class Agent(GenServer):
         return result
 
     @staticmethod
-    def cast(agent: Pid | str, fn: Callable[[Any], Any]) -> None:  # type: ignore[override]
+    def cast(agent: Pid | str, fn: Callable[[Any], Any]) -> None:
         """Replace the state with ``fn(state)``, without waiting."""
         cast(agent, fn)

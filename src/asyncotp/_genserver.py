@@ -152,6 +152,10 @@ class Cast:
     __hash__ = None  # type: ignore[assignment]
 
 
+_CAST_TAG: Final = object()
+"""Marks a cast in a GenServer's mailbox; a bare object() is not GC-tracked."""
+
+
 class _StartWait:
     __slots__ = ("error", "fut", "timeout")
 
@@ -167,6 +171,37 @@ class _StartWait:
         if not self.fut.done():
             self.error = TimeoutError(f"init did not return within {self.timeout} s")
             self.fut.set_exception(self.error)
+
+
+class _StopWait:
+    """The deadline of one ``stop``: shares the node's call-deadline timer."""
+
+    __slots__ = ("fut", "pid", "timeout")
+
+    def __init__(self, fut: asyncio.Future[object], pid: Pid, timeout: float) -> None:
+        self.fut = fut
+        self.pid = pid
+        self.timeout = timeout
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+    def expire(self) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(
+                CallTimeout(
+                    f"stop: {self.pid!r} did not end within {self.timeout} s (it is still "
+                    "running its current callback or terminate); wait longer, or "
+                    "send_exit(pid, KILL)",
+                    self.pid,
+                    self.timeout,
+                )
+            )
+
+
+def _check_start_timeout(timeout: object, cls: type) -> None:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+        raise ValueError(f"{cls.__qualname__}.start: timeout must be seconds > 0, not {timeout!r}")
 
 
 def _check_timeout(timeout: float | None, operation: str) -> None:
@@ -289,13 +324,13 @@ class GenServer:
         registered. ``link=True`` links the server to the calling actor.
         """
         node = current_node()
-        label = f"{cls.__qualname__}.start"
         if name is not None:
-            _check_name(name, label)
-        _check_mailbox(mailbox_size, overflow, label)
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise ValueError(f"{label}: timeout must be seconds > 0, not {timeout!r}")
-        starter = current_process(f"{label}(..., link=True)") if link else None
+            _check_name(name, f"{cls.__qualname__}.start")
+        if mailbox_size is not None or overflow is not Overflow.REJECT:
+            _check_mailbox(mailbox_size, overflow, f"{cls.__qualname__}.start")
+        if type(timeout) is not float or not timeout > 0:
+            _check_start_timeout(timeout, cls)
+        starter = current_process(f"{cls.__qualname__}.start(..., link=True)") if link else None
         server = cls()
         started: asyncio.Future[None] = node.loop.create_future()
         proc = node.spawn_process(
@@ -309,7 +344,6 @@ class GenServer:
         proc.defers_exits = True
         if starter is not None:
             proc.parent = starter.pid
-        who = repr(proc.pid)  # now, while it shows the registered name
         wait = _StartWait(started, timeout)
         node.deadlines.add(wait, timeout)
         try:
@@ -319,6 +353,7 @@ class GenServer:
                 if not started.done():
                     started.cancel()
                 raise
+            who = f"<Pid {proc.pid.number} {name!r}>" if name else repr(proc.pid)
             if exc is wait.error:  # our deadline, not a TimeoutError raised by init
                 _unlink_pair(starter, proc)
                 proc.reported = True
@@ -331,7 +366,9 @@ class GenServer:
                 ) from exc
             await node.wait_exit(proc, None)
             reason = exc.reason if isinstance(exc, Stop) else exc
-            raise StartError(f"{cls.__qualname__}.init failed in {who}: {reason!r}", reason) from exc
+            raise StartError(
+                f"{cls.__qualname__}.init failed in {who}: {reason!r}", reason
+            ) from exc
         return proc.pid
 
     @classmethod
@@ -394,32 +431,24 @@ async def _serve(
     if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
         raise Stop(NORMAL)
     started.set_result(None)
-    reason = await _loop(server, proc)
-    proc.state = _EXITING
-    if not proc.killed:
-        try:
-            await server.terminate(reason)
-        except Exception as exc:
-            exc.add_note(f"raised by {type(server).__qualname__}.terminate({reason!r})")
-            reason = exc
-            proc.forced_reason = _UNSET  # its own crash, to be reported
-    raise Stop(reason)
+    del started  # an idle server holds as few objects as it can
 
-
-async def _loop(server: GenServer, proc: Process) -> object:
-    """Handle messages until the server stops; return its reason."""
+    # The message loop. Callbacks are looked up once, unbound, and the common
+    # case of a call is answered inline: this loop is the server's hot path.
+    cls = type(server)
+    handle_call = cls.handle_call
+    handle_cast = cls.handle_cast
+    handle_info = cls.handle_info
     mailbox = proc.mailbox
     loop = proc.node.loop
-    handle_call = server.handle_call
-    handle_cast = server.handle_cast
-    handle_info = server.handle_info
     budget = 0
+    reason: object
     while True:
         if proc.pending_exit is not _UNSET:
             reason = proc.pending_exit
             if proc.forced_reason is _UNSET:
                 proc.forced_reason = reason  # a signal's consequence, not its own crash
-            return reason
+            break
         if not mailbox:
             budget = 0
             waiter = loop.create_future()
@@ -434,21 +463,39 @@ async def _loop(server: GenServer, proc: Process) -> object:
         message = mailbox.popleft()
         kind = type(message)
         try:
-            if kind is Cast:
-                await handle_cast(message.request)
+            if kind is tuple and len(message) == 2 and message[0] is _CAST_TAG:
+                await handle_cast(server, message[1])
             elif kind is Caller:
-                result = await handle_call(message.request, message)
+                result = await handle_call(server, message.request, message)
                 if result is not NOREPLY:
-                    message.reply(result)
+                    fut = message._fut
+                    if not fut.done():
+                        fut.set_result(result)
+                    callers = proc.callers
+                    if callers:
+                        callers.discard(fut)
+            elif kind is Cast:
+                await handle_cast(server, message.request)
             else:
-                await handle_info(message)
+                await handle_info(server, message)
         except Stop as stop:
             if stop.has_reply and kind is Caller:
                 message.reply(stop.reply)
-            return stop.reason
-        except Exception as exc:
-            exc.add_note(f"in {type(server).__qualname__} {proc.pid!r} handling {message!r}")
-            return exc
+            reason = stop.reason
+            break
+        except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
+            exc.add_note(f"in {cls.__qualname__} {proc.pid!r} handling {message!r}")
+            reason = exc
+            break
+    proc.state = _EXITING
+    if not proc.killed and cls.terminate is not GenServer.terminate:
+        try:
+            await server.terminate(reason)
+        except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
+            exc.add_note(f"raised by {cls.__qualname__}.terminate({reason!r})")
+            reason = exc
+            proc.forced_reason = _UNSET  # its own crash, to be reported
+    raise Stop(reason)
 
 
 # -- client functions ------------------------------------------------------
@@ -488,7 +535,14 @@ async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) ->
     else:
         callers.add(fut)
     if node.intercept is None or not intercepted(node, proc, caller):
-        proc.deliver(caller)
+        mailbox = proc.mailbox
+        if proc.maxlen is None or len(mailbox) < proc.maxlen or proc._overflow(caller):
+            mailbox.append(caller)
+            waiter = proc.waiter
+            if waiter is not None:
+                proc.waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
     if timeout is not None and not fut.done():
         node.deadlines.add(caller, timeout)
     return await fut
@@ -514,7 +568,9 @@ def cast(dest: Pid | str, request: object) -> None:
         if proc is None:
             return
         node = proc.node
-    message = Cast(request)
+    # A GenServer gets a plain tuple: cheaper to build, and untracked by the
+    # garbage collector once it has been seen (a Cast object stays tracked).
+    message: object = (_CAST_TAG, request) if proc.defers_exits else Cast(request)
     if node.intercept is not None and intercepted(node, proc, message):
         return
     mailbox = proc.mailbox
@@ -546,14 +602,6 @@ async def stop(dest: Pid | str, reason: object = NORMAL, timeout: float | None =
         )
     exited = proc.exit_future()
     proc.request_stop(reason)
-    if timeout is None:
-        await exited
-        return
-    done, _ = await asyncio.wait((exited,), timeout=timeout)
-    if not done:
-        raise CallTimeout(
-            f"stop: {proc.pid!r} did not end within {timeout} s (it is still running its "
-            "current callback or terminate); wait longer, or send_exit(pid, KILL)",
-            proc.pid,
-            timeout,
-        )
+    if timeout is not None and not exited.done():
+        proc.node.deadlines.add(_StopWait(exited, proc.pid, timeout), timeout)
+    await exited
