@@ -35,7 +35,8 @@ class Application:
     ``app.run()`` starts a node and the tree and blocks. SIGINT or SIGTERM
     starts an orderly shutdown (children stopped in reverse start order, each
     within its own shutdown time), bounded by ``shutdown_timeout`` seconds; a
-    second signal forces it (the root supervisor is killed). The process then
+    second signal, or the end of ``shutdown_timeout``, forces it: the whole
+    tree is killed at once and no further ``terminate`` runs. The process then
     exits 0 after a clean shutdown, 1 when the root supervisor gave up (or
     failed to start, or had to be forced). ``await app.start()`` starts the
     same tree inside a running node and returns the root supervisor's pid.
@@ -200,12 +201,25 @@ class Application:
             )
             return 0 if is_clean_exit(exited.result()) or exited.result() is NORMAL else 1
         logger.error(
-            "application %r did not stop within %.1f s (or was forced); killing its root "
-            "supervisor",
+            "application %r did not stop within %.1f s (or was forced); killing its "
+            "supervision tree",
             self.name,
             self.shutdown_timeout,
             extra={"event": "application_killed", "application": self.name},
         )
-        proc.kill()
+        # Kill the whole tree at once, not just the root: a child stuck in its
+        # terminate ignores exit signals (it is already exiting), so the
+        # node's own shutdown would wait up to shutdown_timeout for it again;
+        # and the root's end would make the other children run terminate.
+        await self._kill_all(the_node)
         await exited
         return 1
+
+    @staticmethod
+    async def _kill_all(the_node: Any) -> None:
+        """Kill every actor of the node (this application's tree) and wait for them."""
+        left = list(reversed(the_node.procs.values()))
+        for proc in left:
+            proc.kill()
+        for proc in left:
+            await the_node.wait_exit(proc, 5.0)
