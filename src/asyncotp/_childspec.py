@@ -7,6 +7,7 @@ can build one without the actor side importing the supervision side.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -109,7 +110,7 @@ class Backoff:
     def __attrs_post_init__(self) -> None:
         for field in ("initial", "max", "multiplier", "jitter", "reset_after"):
             value = getattr(self, field)
-            if not _number(value) or value < 0:
+            if not _number(value) or not value >= 0:  # `not >=` also refuses NaN
                 raise ValueError(f"Backoff.{field} must be a number >= 0, not {value!r}")
         if self.multiplier < 1:
             raise ValueError(f"Backoff.multiplier must be >= 1, not {self.multiplier!r}")
@@ -123,7 +124,11 @@ class Backoff:
     def delay(self, attempt: int, unit_random: float) -> float:
         """The delay before restart number ``attempt`` (0-based) since the last
         quiet period; ``unit_random`` is a number in [0, 1)."""
-        base = min(self.max, self.initial * self.multiplier**attempt)
+        try:
+            grown = self.initial * self.multiplier**attempt
+        except OverflowError:  # a long-flapping child: the power outgrows a float
+            grown = math.inf if self.initial > 0 else 0.0
+        base = min(self.max, grown)
         spread = base * self.jitter * (2.0 * unit_random - 1.0)
         return max(0.0, min(self.max, base + spread))
 

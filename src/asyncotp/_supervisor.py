@@ -106,6 +106,8 @@ class _RestartLater:
 
     ids: tuple[Hashable, ...]
     token: int
+    reason: object = None
+    """Why they are restarted, for the restart reports."""
 
 
 @attrs.frozen
@@ -307,13 +309,20 @@ class _SupervisorBase(GenServer):
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()
 
-    def _schedule(self, children: list[_Child], keys: tuple[Hashable, ...], delay: float) -> None:
-        """Restart ``children`` (known by ``keys``) after ``delay`` seconds."""
+    def _schedule(
+        self,
+        children: list[_Child],
+        keys: tuple[Hashable, ...],
+        delay: float,
+        reason: object = None,
+    ) -> None:
+        """Restart ``children`` (known by ``keys``) after ``delay`` seconds
+        (``reason``: why, for the restart reports)."""
         self._token += 1
         for child in children:
             child.restarting = True
             child.pending = self._token
-        message = _RestartLater(keys, self._token)
+        message = _RestartLater(keys, self._token, reason)
         if delay > 0:
             send_after(delay, self.pid, message)
         else:
@@ -490,7 +499,7 @@ class Supervisor(_SupervisorBase):
                 await self._child_exited(child, message.reason)
             return
         if kind is _RestartLater:
-            await self._start_group(message.ids, message.token)
+            await self._start_group(message.ids, message.token, message.reason)
             return
         await super().handle_info(message)
 
@@ -545,16 +554,19 @@ class Supervisor(_SupervisorBase):
         child.restarts += 1
         delay = self._backoff_delay(child)
         if delay > 0:
-            self._schedule(self._found(plan.start), plan.start, delay)
+            self._schedule(self._found(plan.start), plan.start, delay, reason)
             return
-        await self._start_group(plan.start, None)
+        await self._start_group(plan.start, None, reason)
 
     def _found(self, ids: tuple[Hashable, ...]) -> list[_Child]:
         return [c for c in (self._find(i) for i in ids) if c is not None]
 
-    async def _start_group(self, ids: tuple[Hashable, ...], token: int | None) -> None:
+    async def _start_group(
+        self, ids: tuple[Hashable, ...], token: int | None, reason: object = None
+    ) -> None:
         """Start the children ``ids`` that are not running, in order; with a
-        ``token``, only those still waiting for that delayed restart."""
+        ``token``, only those still waiting for that delayed restart.
+        ``reason`` (why they restart) goes into the restart reports."""
         for index, child_id in enumerate(ids):
             child = self._find(child_id)
             if child is None or child.pid is not None:
@@ -577,13 +589,14 @@ class Supervisor(_SupervisorBase):
                     await self._give_up(child, exc)
                 child.restarts += 1
                 rest = ids[index:]
-                self._schedule(self._found(rest), rest, self._backoff_delay(child))
+                self._schedule(self._found(rest), rest, self._backoff_delay(child), exc)
                 return
             self._report(
                 logging.INFO,
                 "child_restarted",
                 f"supervisor {self.pid!r}: restarted child {child_id!r} as {pid!r}",
                 child,
+                reason,
             )
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
@@ -655,7 +668,7 @@ class Supervisor(_SupervisorBase):
         child = _Child(spec)
         try:
             pid = await self._start_one(child)
-        except BaseException as exc:
+        except Exception as exc:  # not BaseException: a KILL (cancellation) must get through
             raise StartError(
                 f"supervisor {self.pid!r}: child {spec.id!r} failed to start: {exc!r}", exc
             ) from exc
@@ -812,7 +825,7 @@ class DynamicSupervisor(_SupervisorBase):
             for key in message.ids:
                 child = self._dyn.get(key)
                 if child is not None and child.pid is None and child.pending == message.token:
-                    await self._restart_dyn(key, child)
+                    await self._restart_dyn(key, child, message.reason)
             return
         await super().handle_info(message)
 
@@ -846,11 +859,11 @@ class DynamicSupervisor(_SupervisorBase):
         child.restarting = True
         delay = self._backoff_delay(child)
         if delay > 0:
-            self._schedule([child], (key,), delay)
+            self._schedule([child], (key,), delay, reason)
             return
-        await self._restart_dyn(key, child)
+        await self._restart_dyn(key, child, reason)
 
-    async def _restart_dyn(self, key: int, child: _Child) -> None:
+    async def _restart_dyn(self, key: int, child: _Child, reason: object = None) -> None:
         try:
             pid = await self._start_one(child)
         except Exception as exc:  # noqa: BLE001 - reported and retried
@@ -865,7 +878,7 @@ class DynamicSupervisor(_SupervisorBase):
             if not self._count_restart():
                 await self._give_up(child, exc)
             child.restarts += 1
-            self._schedule([child], (key,), self._backoff_delay(child))
+            self._schedule([child], (key,), self._backoff_delay(child), exc)
             return
         if pid is None:
             del self._dyn[key]
@@ -875,6 +888,7 @@ class DynamicSupervisor(_SupervisorBase):
             "child_restarted",
             f"dynamic supervisor {self.pid!r}: restarted child {child.spec.id!r} as {pid!r}",
             child,
+            reason,
         )
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
