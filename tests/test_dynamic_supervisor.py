@@ -299,11 +299,6 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DynamicSupervisor's start_child builds its StartError without `from exc`, "
-    "so __cause__ is None (StartError documents __cause__ as the underlying error)",
-)
 async def test_start_child_start_error_has_the_underlying_error_as_its_cause(
     node: Node,
 ) -> None:

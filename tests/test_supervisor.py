@@ -604,11 +604,6 @@ async def test_a_supervisor_killed_while_starting_a_child_dies_at_once(
     held.opened.set()  # the half-started child finds its starter gone and ends
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_genserver._serve does not tell the starter when init is killed: start waits "
-    "out its whole timeout and then reports a TimeoutError (bug outside supervision)",
-)
 async def test_a_child_killed_during_its_init_makes_start_child_fail_at_once(
     node: asyncotp.Node,
 ) -> None:

@@ -144,8 +144,14 @@ _DEFAULT: Final = _Default.TOKEN
 
 
 def _check_id(_inst: Any, _attr: Any, value: Any) -> None:
-    if not isinstance(value, Hashable) or value is None:
-        raise TypeError(f"ChildSpec.id must be a hashable value (a str, usually), not {value!r}")
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(
+            f"ChildSpec.id must be a hashable value (a str, usually), not {value!r}"
+        ) from None
+    if value is None:
+        raise TypeError("ChildSpec.id must be a hashable value (a str, usually), not None")
 
 
 def _check_start(_inst: Any, _attr: Any, value: Any) -> None:

@@ -35,7 +35,7 @@ from ._node import (
     resolve,
 )
 from ._pid import Pid
-from ._reasons import NORMAL, Stop
+from ._reasons import KILLED, NORMAL, Stop
 
 __all__ = ["NOREPLY", "Caller", "GenServer", "call", "cast", "stop"]
 
@@ -417,16 +417,17 @@ async def _serve(
     assert proc is not None
     try:
         await server.init(*args, **kwargs)
-    except Exception as exc:
+    except BaseException as exc:
         # Unlink from the starter first, so that a starter that used
-        # link=True survives to receive StartError.
+        # link=True survives to receive StartError; a KILL during init
+        # (a cancellation) must reach the starter too, not leave it waiting.
         if proc.parent is not None:
             starter = proc.node.procs.get(proc.parent)
             if starter is not None:
                 _unlink_pair(starter, proc)
         proc.reported = True
         if not started.done():
-            started.set_exception(exc)
+            started.set_exception(exc if isinstance(exc, Exception) else Stop(KILLED))
         raise
     if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
         raise Stop(NORMAL)

@@ -455,7 +455,7 @@ class Node:
                 if not fut.done():
                     fut.set_exception(
                         ServerExited(
-                            f"{pid!r} ended with reason {reason!r} before it replied",
+                            f"{_label(proc)} ended with reason {reason!r} before it replied",
                             pid,
                             reason,
                         )
@@ -508,16 +508,17 @@ class Node:
         if not own_crash and linked:
             return
         extra = {"actor_pid": proc.pid, "actor_name": proc.name, "reason": reason}
+        who = _label(proc)
         if isinstance(reason, BaseException):
             logger.error(
-                "actor %r crashed: %r",
-                proc.pid,
+                "actor %s crashed: %r",
+                who,
                 reason,
                 exc_info=(type(reason), reason, reason.__traceback__),
                 extra=extra,
             )
         else:
-            logger.error("actor %r exited with reason %r", proc.pid, reason, extra=extra)
+            logger.error("actor %s exited with reason %r", who, reason, extra=extra)
 
     def signal(self, target: Process, sender: Pid, reason: object, *, from_link: bool) -> None:
         """Deliver an exit signal from ``sender`` to ``target``."""
@@ -612,12 +613,21 @@ class Node:
             proc.kill()
             await self.wait_exit(proc, self.shutdown_timeout)
             self.exit_process(proc, KILLED)
-        for timer in list(self.timers):
+        for timer in self.timers:
             if timer._handle is not None:
                 timer._handle.cancel()
+                timer._handle = None  # no longer pending: read_timer None, cancel False
         self.timers.clear()
         self.deadlines.close()
         self.closed = True
+
+
+def _label(proc: Process) -> str:
+    """``repr(pid)`` with the actor's name, even once the name has been freed
+    (messages written while an actor ends)."""
+    if proc.name is None:
+        return repr(proc.pid)
+    return f"<Pid {proc.pid.number} {proc.name!r}>"
 
 
 async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
@@ -849,7 +859,7 @@ async def _receive_slow(
     start = 0
     evicted = proc.evicted
     handle: asyncio.TimerHandle | None = None
-    expired: list[bool] = []  # appended to by the timer when it fires
+    expired: list[bool] | None = None  # made with the timer, which appends to it on firing
     try:
         while True:
             if match is None:
@@ -870,6 +880,7 @@ async def _receive_slow(
                 if handle is None:
                     if timeout <= 0:
                         raise ReceiveTimeout(f"{proc.pid!r}: no matching message (timeout=0)")
+                    expired = []
                     handle = loop.call_later(timeout, _timeout_wake, proc, expired)
                 elif expired:
                     raise ReceiveTimeout(
@@ -1077,10 +1088,8 @@ def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -
         if type(dest) is Pid and node.on_dead_letter is not None:
             node.on_dead_letter(dest, message)
         return
-    try:
+    with contextlib.suppress(MailboxFull):  # counted in `rejected`; a timer has nobody to tell
         proc.deliver(message)
-    except MailboxFull:
-        pass  # counted in the target's `rejected`; a timer has nobody to tell
 
 
 def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:

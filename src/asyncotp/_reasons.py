@@ -90,7 +90,7 @@ class _NoReply(enum.Enum):
 _NO_REPLY: Final = _NoReply.TOKEN
 
 
-class Stop(Exception):  # noqa: N818 - the contract names it Stop, after Erlang's {stop, ...}
+class Stop(Exception):
     """Raise to end the calling actor (or GenServer) with ``reason``.
 
     In a GenServer's ``handle_call``, ``reply=`` answers the caller first.

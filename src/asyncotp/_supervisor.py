@@ -117,6 +117,18 @@ class _Failure:
     error: BaseException
 
 
+def _start_error(who: str, exc: BaseException) -> StartError:
+    """A StartError whose cause is the underlying error, one level deep
+    (a GenServer's own StartError is unwrapped)."""
+    cause: BaseException = exc
+    if isinstance(exc, StartError) and exc.__cause__ is not None:
+        cause = exc.__cause__
+    reason = exc.reason if isinstance(exc, StartError) else exc
+    error = StartError(f"{who} failed to start: {reason!r}", reason)
+    error.__cause__ = cause
+    return error
+
+
 def _unwrap(reply: object) -> Any:
     if type(reply) is _Failure:
         raise reply.error
@@ -647,7 +659,7 @@ class Supervisor(_SupervisorBase):
             child.restarting = False
             child.pending = None
             self._children.remove(child)
-            return None
+            return None  # noqa: TRY300 - every branch returns from inside the try
         except (ActorError, StartError, TypeError, ValueError) as exc:
             return _Failure(exc)
         except Exception as exc:  # noqa: BLE001 - a child's start function failed
@@ -668,10 +680,10 @@ class Supervisor(_SupervisorBase):
         child = _Child(spec)
         try:
             pid = await self._start_one(child)
-        except Exception as exc:  # not BaseException: a KILL (cancellation) must get through
-            raise StartError(
-                f"supervisor {self.pid!r}: child {spec.id!r} failed to start: {exc!r}", exc
-            ) from exc
+        except Exception as exc:  # noqa: BLE001 - any start failure becomes StartError
+            raise _start_error(f"supervisor {self.pid!r}: child {spec.id!r}", exc) from None
+        if pid is None and spec.restart is Restart.TEMPORARY:
+            return None  # OTP forgets a temporary child that chose to be ignored
         self._children.append(child)
         return pid
 
@@ -938,11 +950,7 @@ class DynamicSupervisor(_SupervisorBase):
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - returned to the caller as StartError
                 return _Failure(
-                    StartError(
-                        f"dynamic supervisor {self.pid!r}: child {spec.id!r} failed to start: "
-                        f"{exc!r}",
-                        exc,
-                    )
+                    _start_error(f"dynamic supervisor {self.pid!r}: child {spec.id!r}", exc)
                 )
             if pid is not None:
                 self._next_key += 1
