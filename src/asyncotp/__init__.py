@@ -9,5 +9,5 @@ from . import actors, supervision
 from .actors import *  # noqa: F403 - the top level re-exports the public namespaces
 from .supervision import *  # noqa: F403
 
-__all__ = tuple(sorted({*actors.__all__, *supervision.__all__}))  # noqa: PLE0605
+__all__ = tuple(sorted({*actors.__all__, *supervision.__all__}))
 __version__ = "0.1.0"

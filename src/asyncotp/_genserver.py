@@ -18,16 +18,18 @@ from collections.abc import Hashable
 from typing import Any, ClassVar, Final, final
 
 from ._childspec import ChildSpec, ChildType, Restart, ShutdownSetting
-from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, StartError
+from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
 from ._node import (
     _BUDGET,
     _EXITING,
     _UNSET,
     Droppable,
+    ExitWith,
     Overflow,
     Process,
     _check_mailbox,
     _check_name,
+    _label,
     _proc_var,
     current_node,
     current_process,
@@ -80,10 +82,10 @@ class Caller(Droppable):
 
     def reply(self, value: object) -> bool:
         """Answer the call; return False if the caller no longer waits."""
-        fut = self._fut
         callers = self._server.callers
-        if callers is not None:
-            callers.discard(fut)
+        if callers:
+            callers.discard(self)
+        fut = self._fut
         if fut.done():
             return False
         fut.set_result(value)
@@ -103,8 +105,8 @@ class Caller(Droppable):
         if fut.done():
             return
         callers = self._server.callers
-        if callers is not None:
-            callers.discard(fut)
+        if callers:
+            callers.discard(self)
         pid = self._server.pid
         fut.set_exception(
             CallTimeout(
@@ -116,10 +118,21 @@ class Caller(Droppable):
             )
         )
 
+    def abandon(self, proc: Process, reason: object) -> None:
+        fut = self._fut
+        if not fut.done():
+            fut.set_exception(
+                ServerExited(
+                    f"{_label(proc)} ended with reason {reason!r} before it replied",
+                    proc.pid,
+                    reason,
+                )
+            )
+
     def dropped(self, proc: Process) -> None:
         fut = self._fut
-        if proc.callers is not None:
-            proc.callers.discard(fut)
+        if proc.callers:
+            proc.callers.discard(self)
         if not fut.done():
             fut.set_exception(
                 MailboxFull(
@@ -412,7 +425,7 @@ def _unlink_pair(a: Process | None, b: Process) -> None:
 
 async def _serve(
     server: GenServer, args: tuple[Any, ...], kwargs: dict[str, Any], started: asyncio.Future[None]
-) -> None:
+) -> ExitWith:
     proc = _proc_var.get()
     assert proc is not None
     try:
@@ -467,20 +480,26 @@ async def _serve(
             if kind is tuple and len(message) == 2 and message[0] is _CAST_TAG:
                 await handle_cast(server, message[1])
             elif kind is Caller:
+                proc.current = message
                 result = await handle_call(server, message.request, message)
+                proc.current = None
                 if result is not NOREPLY:
                     fut = message._fut
                     if not fut.done():
                         fut.set_result(result)
+                elif not message._fut.done():
                     callers = proc.callers
-                    if callers:
-                        callers.discard(fut)
+                    if callers is None:
+                        proc.callers = {message}
+                    else:
+                        callers.add(message)
             elif kind is Cast:
                 await handle_cast(server, message.request)
             else:
                 await handle_info(server, message)
         except Stop as stop:
             if stop.has_reply and kind is Caller:
+                proc.current = None
                 message.reply(stop.reply)
             reason = stop.reason
             break
@@ -496,7 +515,7 @@ async def _serve(
             exc.add_note(f"raised by {cls.__qualname__}.terminate({reason!r})")
             reason = exc
             proc.forced_reason = _UNSET  # its own crash, to be reported
-    raise Stop(reason)
+    return ExitWith(reason)
 
 
 # -- client functions ------------------------------------------------------
@@ -530,11 +549,6 @@ async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) ->
         _check_timeout(timeout, "call")
     fut = node.loop.create_future()
     caller = Caller(request, fut, proc, me.pid if me is not None else None, timeout)
-    callers = proc.callers
-    if callers is None:
-        proc.callers = {fut}
-    else:
-        callers.add(fut)
     if node.intercept is None or not intercepted(node, proc, caller):
         mailbox = proc.mailbox
         if proc.maxlen is None or len(mailbox) < proc.maxlen or proc._overflow(caller):

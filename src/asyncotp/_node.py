@@ -129,6 +129,9 @@ class Droppable:
     def dropped(self, proc: Process) -> None:
         raise NotImplementedError
 
+    def abandon(self, proc: Process, reason: object) -> None:
+        """``proc`` ended with ``reason`` before it handled this message."""
+
 
 @final
 class Process:
@@ -137,6 +140,7 @@ class Process:
     __slots__ = (
         "budget",
         "callers",
+        "current",
         "defers_exits",
         "dropped",
         "evicted",
@@ -181,7 +185,8 @@ class Process:
         self.monitors: dict[MonitorRef, Pid] | None = None
         self.monitored_by: dict[MonitorRef, Pid] | None = None
         self.timers: set[TimerRef] | None = None
-        self.callers: set[asyncio.Future[Any]] | None = None
+        self.callers: set[Droppable] | None = None  # owed a reply (NOREPLY)
+        self.current: Droppable | None = None  # the call being handled
         self.on_exit: list[Callable[[object], None]] | None = None
         self.parent: Pid | None = None
         self.forced_reason: object = _UNSET
@@ -446,22 +451,21 @@ class Node:
                     timer._handle.cancel()
                     timer._handle = None
             proc.timers = None
+        # Everybody still waiting for a reply hears of the end at once: the
+        # call being handled, the calls answered later (NOREPLY), and the calls
+        # still queued in the mailbox.
+        owed: list[Droppable] = []
+        if proc.current is not None:
+            owed.append(proc.current)
+            proc.current = None
         if proc.callers:
-            from ._errors import ServerExited
-
-            callers = list(proc.callers)
+            owed.extend(proc.callers)
             proc.callers = None
-            for fut in callers:
-                if not fut.done():
-                    fut.set_exception(
-                        ServerExited(
-                            f"{_label(proc)} ended with reason {reason!r} before it replied",
-                            pid,
-                            reason,
-                        )
-                    )
         if proc.mailbox:
+            owed.extend(m for m in proc.mailbox if isinstance(m, Droppable))
             proc.mailbox.clear()
+        for message in owed:
+            message.abandon(proc, reason)
         linked = bool(proc.links) or bool(proc.monitored_by)
         if proc.monitors:
             for ref, target_pid in proc.monitors.items():
@@ -630,6 +634,17 @@ def _label(proc: Process) -> str:
     return f"<Pid {proc.pid.number} {proc.name!r}>"
 
 
+@final
+class ExitWith:
+    """Returned by a behaviour's main coroutine to end with ``reason``
+    (cheaper than raising ``Stop``)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: object) -> None:
+        self.reason = KILLED if reason is KILL else reason
+
+
 async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
     if proc.state == _DEAD:  # ended before its first step (force_exit)
         coro.close()
@@ -638,8 +653,8 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
     proc.state = _RUNNING
     reason: object
     try:
-        await coro
-        reason = NORMAL
+        result = await coro
+        reason = result.reason if type(result) is ExitWith else NORMAL
     except Stop as stop:
         reason = KILLED if stop.reason is KILL else stop.reason
     except asyncio.CancelledError:

@@ -6,6 +6,7 @@ an argument, so the rules are tested exhaustively with hypothesis.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Hashable, Sequence
 
 import attrs
@@ -27,8 +28,9 @@ def add_restart(
     when, with this one, more than ``max_restarts`` restarts fall in the
     window, as in OTP.
     """
-    kept = tuple(t for t in history if now - t < max_seconds)
-    new = (*kept, now)
+    # The history is in time order: the restarts still in the window are
+    # those after now - max_seconds, found by bisection.
+    new = (*history[bisect.bisect_right(history, now - max_seconds) :], now)
     return new, len(new) <= max_restarts
 
 

@@ -186,6 +186,8 @@ class _SupervisorBase(GenServer):
         reason: object = None,
         **more: object,
     ) -> None:
+        if not logger.isEnabledFor(level):
+            return
         extra: dict[str, object] = {
             "event": event,
             "supervisor": self.pid,
