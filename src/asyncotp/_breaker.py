@@ -1,0 +1,662 @@
+"""Circuit breaker: an actor that guards a dependency.
+
+When a dependency (a database, a payment API) fails, calling it again at
+full rate makes things worse: callers wait for timeouts, queues grow, and the
+dependency gets no room to recover. A circuit breaker counts failures and,
+past a threshold, refuses calls at once for a while (it "opens"), then lets a
+few trial calls through to see whether the dependency is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar, TypeVarTuple
+
+import attrs
+
+from ._clock import now
+from ._errors import ActorError, MailboxFull
+from ._genserver import Caller, cast
+from ._genserver import call as gen_call
+from ._health import ReadinessServer
+from ._node import _proc_var, current_process, monitor, send, send_after
+from ._pid import Pid
+from ._reasons import Down, MonitorRef
+
+__all__ = [
+    "BreakerState",
+    "BreakerStateChanged",
+    "BreakerStats",
+    "CircuitBreaker",
+    "CircuitOpen",
+]
+
+logger = logging.getLogger("asyncotp")
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class BreakerState(enum.Enum):
+    """The three states of a circuit breaker."""
+
+    CLOSED = "closed"
+    """Calls go through; failures are counted."""
+    OPEN = "open"
+    """Calls are refused at once (``CircuitOpen``, or the fallback)."""
+    HALF_OPEN = "half_open"
+    """A limited number of trial calls go through; the rest are refused."""
+
+    def __repr__(self) -> str:
+        return f"BreakerState.{self.name}"
+
+
+class CircuitOpen(ActorError):
+    """A circuit breaker refused a call: it is open, or half-open with all its
+    trial calls taken.
+
+    ``breaker`` is the breaker's pid, ``state`` its state and ``retry_in``
+    the seconds until it lets a trial call through (None when half-open).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        breaker: Pid | None = None,
+        state: BreakerState | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.breaker = breaker
+        self.state = state
+        self.retry_in = retry_in
+
+
+@attrs.frozen
+class BreakerStats:
+    """A snapshot of a circuit breaker, from ``CircuitBreaker.stats``.
+
+    ``failures`` counts the failures inside the current window (while
+    closed); ``retry_in`` is the time left before a trial call is let
+    through (while open). ``calls`` (let through), ``rejected``, ``failed``
+    and ``times_opened`` count since the breaker started; ``last_error`` is
+    the repr of the last failure.
+    """
+
+    pid: Pid
+    name: str | None
+    state: BreakerState
+    failures: int
+    failure_threshold: int
+    window: float
+    cool_down: float
+    trial_calls: int
+    retry_in: float | None
+    calls: int
+    rejected: int
+    failed: int
+    times_opened: int
+    last_error: str | None
+    required: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = attrs.asdict(self, recurse=False)
+        out["pid"] = self.pid.number
+        out["state"] = self.state.value
+        return out
+
+
+@attrs.frozen
+class BreakerStateChanged:
+    """Sent to the subscribers of a breaker (``CircuitBreaker.subscribe``)
+    each time its state changes."""
+
+    breaker: Pid
+    name: str | None
+    previous: BreakerState
+    state: BreakerState
+
+
+# -- messages between the client functions and the breaker -------------------------
+
+
+class _Request(enum.Enum):
+    ACQUIRE = "acquire"
+    STATS = "stats"
+    RESET = "reset"
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class _Result(enum.Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NEUTRAL = "neutral"
+    """Cancelled, or an exception the breaker does not count."""
+
+
+@attrs.frozen
+class _Config:
+    failure_threshold: int
+    window: float
+    cool_down: float
+    trial_calls: int
+    call_timeout: float | None
+    failure_on: tuple[type[BaseException], ...]
+    ignore: tuple[type[BaseException], ...]
+    required: bool
+
+
+@attrs.frozen
+class _Ticket:
+    """Permission for one call, with what the caller needs to judge it."""
+
+    breaker: Pid
+    generation: int
+    config: _Config
+
+
+@attrs.frozen
+class _Rejected:
+    breaker: Pid
+    state: BreakerState
+    retry_in: float | None
+    detail: str
+
+
+@attrs.frozen
+class _Outcome:
+    generation: int
+    result: _Result
+    error: str | None
+
+
+@attrs.frozen
+class _CoolDownOver:
+    generation: int
+
+
+class _NoFallback(enum.Enum):
+    TOKEN = 0
+
+    def __repr__(self) -> str:
+        return "<no fallback>"
+
+
+_NO_FALLBACK: Final = _NoFallback.TOKEN
+
+
+def _seconds(value: object, field: str, *, allow_none: bool = False, zero: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not (value >= 0 if zero else value > 0)
+    ):
+        expected = "None or seconds > 0" if allow_none else "seconds > 0"
+        raise ValueError(f"CircuitBreaker.start: {field} must be {expected}, not {value!r}")
+
+
+def _exceptions(value: object, field: str) -> tuple[type[BaseException], ...]:
+    if isinstance(value, type):
+        value = (value,)
+    if not isinstance(value, tuple) or not all(
+        isinstance(c, type) and issubclass(c, BaseException) for c in value
+    ):
+        raise TypeError(
+            f"CircuitBreaker.start: {field} must be an exception class or a tuple of them, "
+            f"not {value!r}"
+        )
+    return value
+
+
+class CircuitBreaker(ReadinessServer):
+    """A circuit breaker: an actor that guards one dependency.
+
+    Example::
+
+        breaker = await CircuitBreaker.start(
+            name="payments", failure_threshold=5, window=30.0, cool_down=10.0
+        )
+        receipt = await CircuitBreaker.call(breaker, gateway.charge, order)
+        price = await CircuitBreaker.call("pricing", fetch_price, sku, fallback=cached[sku])
+
+    **States.** *Closed*: calls go through and failures are counted;
+    ``failure_threshold`` failures within ``window`` seconds open it. *Open*:
+    every call is refused at once with ``CircuitOpen`` (or answered by its
+    fallback) for ``cool_down`` seconds; then it becomes *half-open*: up to
+    ``trial_calls`` calls go through as trials while the others are
+    refused. If all the trials succeed it closes; if one fails it opens
+    again for another ``cool_down``.
+
+    **Where the call runs.** ``CircuitBreaker.call(breaker, fn, *args)``
+    asks the breaker for permission (one round trip), runs ``fn(*args)`` in
+    the *caller's* task, then tells the breaker the outcome (a cast). So a
+    slow dependency never blocks the breaker, and many callers go through it
+    concurrently. The guarded call's result or exception is the caller's:
+    the breaker only counts it. ``call_timeout`` bounds each guarded call
+    (a ``TimeoutError`` that counts as a failure); set it, so that a trial
+    call that hangs cannot keep the breaker half-open.
+
+    **What counts as a failure.** Exceptions that are instances of
+    ``failure_on`` (default: every ``Exception``) and not of ``ignore``
+    (say, ``ValueError`` for a request the dependency rightly refused).
+    Cancellation and ignored exceptions count neither way. Outcomes of calls
+    let through before the last state change are not counted: a slow
+    failure from before a trial cannot reopen the breaker.
+
+    **Fallbacks.** ``fallback=value`` returns ``value`` instead of raising
+    ``CircuitOpen``; ``fallback_fn=fn`` calls ``fn(error)`` (sync or async)
+    and returns its result. Only refusals fall back: a guarded call that
+    fails raises its own error.
+
+    **Seeing it.** Every state change is logged on the logger ``asyncotp``
+    with structured ``extra`` fields: ``event`` (``breaker_opened`` at
+    WARNING, ``breaker_half_open`` and ``breaker_closed`` at INFO),
+    ``breaker``, ``breaker_name``, ``previous_state``, ``state``,
+    ``failures`` and ``last_error``. Actors can ``subscribe`` to receive
+    ``BreakerStateChanged`` messages. ``stats`` returns a ``BreakerStats``.
+    A breaker is a ``ReadinessServer``: ``health_report`` lists every
+    breaker of the node, and shows it as a readiness check that passes
+    unless ``required=True`` and the breaker is not closed (by default an
+    open breaker means "degraded", not "unready": taking every replica out
+    of the load balancer because a shared dependency is down helps nobody).
+
+    **Supervising it.** ``CircuitBreaker.child_spec(id="payments_breaker",
+    name="payments", ...)``. A restarted breaker starts closed.
+
+    **When not to use it.** For a dependency that is called rarely, a
+    ``retry`` with backoff is enough; a breaker pays off when many callers
+    would otherwise pile onto a failing dependency at once. Do not retry
+    ``CircuitOpen`` (``retry`` does not, by default).
+    """
+
+    _config: _Config
+    _name: str | None
+    _me: Pid
+
+    # -- client API ------------------------------------------------------------
+
+    @classmethod
+    async def start(  # type: ignore[override]
+        cls,
+        *,
+        name: str | None = None,
+        failure_threshold: int = 5,
+        window: float = 60.0,
+        cool_down: float = 30.0,
+        trial_calls: int = 1,
+        call_timeout: float | None = None,
+        failure_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        ignore: type[BaseException] | tuple[type[BaseException], ...] = (),
+        required: bool = False,
+        link: bool = False,
+        timeout: float = 5.0,
+    ) -> Pid:
+        """Start a closed breaker; ``name`` registers it.
+
+        ``failure_threshold`` failures within ``window`` seconds open it; it
+        stays open ``cool_down`` seconds, then lets ``trial_calls`` trial
+        calls through. ``call_timeout`` bounds each guarded call.
+        ``failure_on`` and ``ignore`` choose the exceptions that count as
+        failures. ``required=True`` makes the service unready (in
+        ``health_report``) while the breaker is not closed.
+        """
+        if (
+            not isinstance(failure_threshold, int)
+            or isinstance(failure_threshold, bool)
+            or failure_threshold < 1
+        ):
+            raise ValueError(
+                f"CircuitBreaker.start: failure_threshold must be an int >= 1, "
+                f"not {failure_threshold!r}"
+            )
+        if not isinstance(trial_calls, int) or isinstance(trial_calls, bool) or trial_calls < 1:
+            raise ValueError(
+                f"CircuitBreaker.start: trial_calls must be an int >= 1, not {trial_calls!r}"
+            )
+        _seconds(window, "window")
+        _seconds(cool_down, "cool_down")
+        _seconds(call_timeout, "call_timeout", allow_none=True)
+        config = _Config(
+            failure_threshold=failure_threshold,
+            window=float(window),
+            cool_down=float(cool_down),
+            trial_calls=trial_calls,
+            call_timeout=None if call_timeout is None else float(call_timeout),
+            failure_on=_exceptions(failure_on, "failure_on"),
+            ignore=_exceptions(ignore, "ignore"),
+            required=bool(required),
+        )
+        return await super().start(config, name=name, link=link, timeout=timeout)
+
+    @classmethod
+    async def call(
+        cls,
+        breaker: Pid | str,
+        fn: Callable[[*Ts], Awaitable[T]],
+        *args: *Ts,
+        fallback: T | _NoFallback = _NO_FALLBACK,
+        fallback_fn: Callable[[CircuitOpen], T | Awaitable[T]] | None = None,
+    ) -> T:
+        """Run ``await fn(*args)`` in the calling task if the breaker lets it
+        through, and tell the breaker how it went.
+
+        Returns what ``fn`` returns and raises what it raises. When the
+        breaker refuses the call: returns ``fallback`` if given, else
+        ``fallback_fn(error)`` (awaited if it returns an awaitable) if given,
+        else raises ``CircuitOpen``. Raises ``NoProcess`` when the breaker
+        itself is not running.
+        """
+        given: object = fn
+        if inspect.iscoroutine(given):
+            given.close()
+            raise TypeError(
+                "CircuitBreaker.call: pass the function and its arguments "
+                "(CircuitBreaker.call(breaker, fetch, url)), not a coroutine (fetch(url))"
+            )
+        if not callable(fn):
+            raise TypeError(f"CircuitBreaker.call: fn must be an async callable, not {fn!r}")
+        answer = await gen_call(breaker, _Request.ACQUIRE)
+        if type(answer) is _Rejected:
+            error = CircuitOpen(answer.detail, answer.breaker, answer.state, answer.retry_in)
+            if fallback is not _NO_FALLBACK:
+                return fallback
+            if fallback_fn is not None:
+                substitute = fallback_fn(error)
+                if inspect.isawaitable(substitute):
+                    return await substitute
+                return substitute
+            raise error
+        ticket: _Ticket = answer
+        config = ticket.config
+        result = _Result.NEUTRAL
+        error_text: str | None = None
+        try:
+            if config.call_timeout is None:
+                value = await fn(*args)
+            else:
+                value = await _bounded(fn(*args), config.call_timeout, ticket.breaker)
+        except Exception as exc:
+            if isinstance(exc, config.failure_on) and not isinstance(exc, config.ignore):
+                result = _Result.FAILURE
+                error_text = repr(exc)
+            raise
+        else:
+            result = _Result.SUCCESS
+        finally:
+            # ActorError: the node is stopping, or the mailbox refused; the outcome is moot.
+            with contextlib.suppress(ActorError):
+                cast(ticket.breaker, _Outcome(ticket.generation, result, error_text))
+        return value
+
+    @classmethod
+    async def stats(cls, breaker: Pid | str, timeout: float | None = 5.0) -> BreakerStats:
+        """A snapshot of the breaker: state, counts, settings."""
+        result: BreakerStats = await gen_call(breaker, _Request.STATS, timeout)
+        return result
+
+    @classmethod
+    async def reset(cls, breaker: Pid | str) -> None:
+        """Close the breaker now and forget the failures counted so far
+        (after fixing the dependency by hand, say)."""
+        await gen_call(breaker, _Request.RESET)
+
+    @classmethod
+    async def subscribe(cls, breaker: Pid | str) -> None:
+        """Send the calling actor a ``BreakerStateChanged`` at every state
+        change of the breaker, until ``unsubscribe`` or until it ends."""
+        me = current_process("CircuitBreaker.subscribe").pid
+        await gen_call(breaker, (_Request.SUBSCRIBE, me))
+
+    @classmethod
+    async def unsubscribe(cls, breaker: Pid | str) -> None:
+        """Stop the state-change messages to the calling actor."""
+        me = current_process("CircuitBreaker.unsubscribe").pid
+        await gen_call(breaker, (_Request.UNSUBSCRIBE, me))
+
+    # -- server side ------------------------------------------------------------
+
+    async def init(self, config: _Config) -> None:
+        proc = _proc_var.get()
+        assert proc is not None
+        self._me = proc.pid
+        self._name = proc.name
+        self._config = config
+        self._state = BreakerState.CLOSED
+        self._generation = 0
+        self._failures: deque[float] = deque()
+        self._opened_at = 0.0
+        self._open_detail = ""
+        self._trials_started = 0
+        self._trial_successes = 0
+        self._calls = 0
+        self._rejected = 0
+        self._failed = 0
+        self._times_opened = 0
+        self._last_error: str | None = None
+        self._subscribers: dict[Pid, MonitorRef] = {}
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        if request is _Request.ACQUIRE:
+            return self._acquire()
+        if request is _Request.STATS:
+            return self._stats()
+        if request is _Request.RESET:
+            if self._state is not BreakerState.CLOSED:
+                self._change(BreakerState.CLOSED, "reset by hand")
+            self._failures.clear()
+            return None
+        if isinstance(request, tuple) and len(request) == 2:
+            op, pid = request
+            if op is _Request.SUBSCRIBE and type(pid) is Pid:
+                if pid not in self._subscribers:
+                    self._subscribers[pid] = monitor(pid)
+                return None
+            if op is _Request.UNSUBSCRIBE and type(pid) is Pid:
+                self._subscribers.pop(pid, None)
+                return None
+        raise ValueError(
+            f"circuit breaker {self._me!r} does not understand the call {request!r}; use "
+            "CircuitBreaker.call, stats, reset, subscribe or unsubscribe"
+        )
+
+    async def handle_cast(self, request: Any) -> None:
+        if type(request) is not _Outcome:
+            raise ValueError(f"circuit breaker {self._me!r} does not understand {request!r}")
+        self._outcome(request)
+
+    async def handle_info(self, message: Any) -> None:
+        if type(message) is _CoolDownOver:
+            if message.generation == self._generation and self._state is BreakerState.OPEN:
+                self._change(
+                    BreakerState.HALF_OPEN, f"cool-down of {self._config.cool_down} s over"
+                )
+            return
+        if type(message) is Down and message.pid in self._subscribers:
+            del self._subscribers[message.pid]
+            return
+        await super().handle_info(message)
+
+    async def ready(self) -> bool | tuple[bool, str]:
+        config = self._config
+        if self._state is BreakerState.CLOSED:
+            failures = self._failures_in_window()
+            return True, (
+                f"closed ({failures} of {config.failure_threshold} failures within "
+                f"{config.window} s)"
+            )
+        ok = not config.required
+        if self._state is BreakerState.HALF_OPEN:
+            return ok, (
+                f"half-open: {self._trial_successes} of {config.trial_calls} trial calls "
+                "succeeded so far"
+            )
+        return ok, f"open: {self._open_detail}; half-open in {self._retry_in():.1f} s"
+
+    # -- the state machine ------------------------------------------------------
+
+    def _who(self) -> str:
+        return repr(self._name) if self._name is not None else repr(self._me)
+
+    def _retry_in(self) -> float:
+        return max(0.0, self._opened_at + self._config.cool_down - now())
+
+    def _failures_in_window(self) -> int:
+        horizon = now() - self._config.window
+        failures = self._failures
+        while failures and failures[0] <= horizon:
+            failures.popleft()
+        return len(failures)
+
+    def _acquire(self) -> _Ticket | _Rejected:
+        state = self._state
+        config = self._config
+        if state is BreakerState.CLOSED:
+            self._calls += 1
+            return _Ticket(self._me, self._generation, config)
+        if state is BreakerState.HALF_OPEN and self._trials_started < config.trial_calls:
+            self._trials_started += 1
+            self._calls += 1
+            return _Ticket(self._me, self._generation, config)
+        self._rejected += 1
+        hint = (
+            "pass fallback= or fallback_fn= to CircuitBreaker.call to degrade gracefully, or "
+            "try again later"
+        )
+        if state is BreakerState.OPEN:
+            retry_in = self._retry_in()
+            return _Rejected(
+                self._me,
+                state,
+                retry_in,
+                f"circuit breaker {self._who()} is open ({self._open_detail}) and refuses "
+                f"calls for {retry_in:.2f} s more; {hint}",
+            )
+        return _Rejected(
+            self._me,
+            state,
+            None,
+            f"circuit breaker {self._who()} is half-open and its {config.trial_calls} trial "
+            f"call(s) are under way; {hint}",
+        )
+
+    def _outcome(self, outcome: _Outcome) -> None:
+        if outcome.result is _Result.FAILURE:
+            self._failed += 1
+            self._last_error = outcome.error
+        if outcome.generation != self._generation:
+            return  # let through before the last state change: it says nothing now
+        config = self._config
+        state = self._state
+        if state is BreakerState.CLOSED:
+            if outcome.result is _Result.FAILURE:
+                self._failures.append(now())
+                count = self._failures_in_window()
+                if count >= config.failure_threshold:
+                    self._open_detail = (
+                        f"{count} failures within {config.window} s, last {outcome.error}"
+                    )
+                    self._change(BreakerState.OPEN, self._open_detail)
+        elif state is BreakerState.HALF_OPEN:
+            if outcome.result is _Result.FAILURE:
+                self._open_detail = f"a trial call failed with {outcome.error}"
+                self._change(BreakerState.OPEN, self._open_detail)
+            elif outcome.result is _Result.SUCCESS:
+                self._trial_successes += 1
+                if self._trial_successes >= config.trial_calls:
+                    self._change(
+                        BreakerState.CLOSED, f"{self._trial_successes} trial call(s) succeeded"
+                    )
+            else:
+                self._trials_started -= 1  # a cancelled trial frees its place
+
+    def _change(self, state: BreakerState, why: str) -> None:
+        previous = self._state
+        self._state = state
+        self._generation += 1
+        config = self._config
+        failures = len(self._failures)
+        self._failures.clear()
+        self._trials_started = 0
+        self._trial_successes = 0
+        if state is BreakerState.OPEN:
+            self._opened_at = now()
+            self._times_opened += 1
+            send_after(config.cool_down, self._me, _CoolDownOver(self._generation))
+            level = logging.WARNING
+            event = "breaker_opened"
+            message = (
+                f"circuit breaker {self._who()} opened: {why}; refusing calls for "
+                f"{config.cool_down} s, then letting {config.trial_calls} trial call(s) through"
+            )
+        elif state is BreakerState.HALF_OPEN:
+            level = logging.INFO
+            event = "breaker_half_open"
+            message = (
+                f"circuit breaker {self._who()} is half-open ({why}); letting "
+                f"{config.trial_calls} trial call(s) through"
+            )
+        else:
+            level = logging.INFO
+            event = "breaker_closed"
+            message = f"circuit breaker {self._who()} closed: {why}"
+        logger.log(
+            level,
+            message,
+            extra={
+                "event": event,
+                "breaker": self._me,
+                "breaker_name": self._name,
+                "previous_state": previous.value,
+                "state": state.value,
+                "failures": failures,
+                "last_error": self._last_error,
+                "reason": why,
+            },
+        )
+        notice = BreakerStateChanged(self._me, self._name, previous, state)
+        for pid in list(self._subscribers):
+            with contextlib.suppress(MailboxFull):  # a full subscriber misses this one
+                send(pid, notice)
+
+    def _stats(self) -> BreakerStats:
+        config = self._config
+        return BreakerStats(
+            pid=self._me,
+            name=self._name,
+            state=self._state,
+            failures=self._failures_in_window(),
+            failure_threshold=config.failure_threshold,
+            window=config.window,
+            cool_down=config.cool_down,
+            trial_calls=config.trial_calls,
+            retry_in=self._retry_in() if self._state is BreakerState.OPEN else None,
+            calls=self._calls,
+            rejected=self._rejected,
+            failed=self._failed,
+            times_opened=self._times_opened,
+            last_error=self._last_error,
+            required=config.required,
+        )
+
+
+async def _bounded(awaitable: Awaitable[T], seconds: float, breaker: Pid) -> T:
+    try:
+        async with asyncio.timeout(seconds) as scope:
+            return await awaitable
+    except TimeoutError as exc:
+        if scope.expired():
+            raise TimeoutError(
+                f"a call through circuit breaker {breaker!r} did not finish within its "
+                f"call_timeout of {seconds} s; counted as a failure"
+            ) from exc
+        raise
