@@ -41,3 +41,44 @@ def test_demo_crashes_recovers_and_ends_by_itself() -> None:
     # Shutdown runs in reverse start order: the ledger stops before the gateway.
     tail = out[out.index("the program ends") :]
     assert tail.index("ledger     stopping") < tail.index("gateway    stopping")
+
+
+@pytest.mark.timeout(90)
+def test_health_endpoint_example_goes_ready_then_unready_then_down() -> None:
+    result = run_example("health_endpoint.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "GET /ready  -> 503  NOT READY" in out
+    assert "GET /ready  -> 200  ready" in out
+    assert "[supervisor] restarted 'db'" in out
+    assert "db running (1 restarts)" in out
+    assert "GET /health -> 503  live=False" in out
+    assert out.rstrip().endswith("done: the server is closed and the tree has stopped")
+
+
+@pytest.mark.timeout(90)
+def test_retry_example_rides_out_a_restart_and_gives_up_at_its_deadline() -> None:
+    result = run_example("retry_backoff.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "attempt 1 failed with ServerExited" in out
+    assert "-> 12 apples in stock" in out
+    assert "raised at once, after one attempt: ValueError" in out
+    assert "gave up after" in out
+    assert "RetryDeadlineExceeded" in out
+
+
+@pytest.mark.timeout(90)
+def test_circuit_breaker_example_opens_then_recovers() -> None:
+    result = run_example("circuit_breaker.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    order = [
+        "breaker_opened: closed -> open",
+        "queued for later (breaker open)",
+        "breaker_half_open: open -> half_open",
+        "breaker_closed: half_open -> closed",
+    ]
+    positions = [out.index(line) for line in order]
+    assert positions == sorted(positions)
+    assert "the gateway saw 5 requests for 8 orders" in out
