@@ -2,7 +2,8 @@
 
     python examples/demo.py
 
-The tree:
+The tree (``build_shop()`` returns its children, ``start_shop()`` starts it;
+``examples/test_demo_app.py`` tests it with ``asyncotp.testing``):
 
     shop (one_for_one)
     |-- prices       an Agent holding the price list
@@ -30,8 +31,10 @@ from asyncotp import (
     GAVE_UP,
     Agent,
     Caller,
+    ChildSpec,
     GenServer,
     NoProcess,
+    Pid,
     ServerExited,
     Strategy,
     Supervisor,
@@ -129,8 +132,13 @@ async def pay(amount: int) -> str:
     return "unavailable"
 
 
-async def main() -> None:
-    say("demo", "starting the shop: prices, payments(gateway, ledger)")
+def initial_prices() -> dict[str, int]:
+    return {"apple": 3, "pear": 4}
+
+
+def build_shop() -> list[ChildSpec]:
+    """The shop's children, in start order: the price list, then the payments
+    subtree (a rest_for_one supervisor of the gateway and the ledger)."""
     payments = Supervisor.child_spec(
         [
             Gateway.child_spec(id="gateway", name="gateway"),
@@ -142,8 +150,20 @@ async def main() -> None:
         max_seconds=5.0,
         name="payments",
     )
-    prices = Agent.child_spec(lambda: {"apple": 3, "pear": 4}, id="prices", name="prices")
-    root = await Supervisor.start([prices, payments], name="shop", max_restarts=3, max_seconds=5)
+    prices = Agent.child_spec(initial_prices, id="prices", name="prices")
+    return [prices, payments]
+
+
+async def start_shop(children: list[ChildSpec] | None = None) -> Pid:
+    """Start the shop's root supervisor (``children``: ``build_shop()`` by default)."""
+    return await Supervisor.start(
+        build_shop() if children is None else children, name="shop", max_restarts=3, max_seconds=5
+    )
+
+
+async def main() -> None:
+    say("demo", "starting the shop: prices, payments(gateway, ledger)")
+    root = await start_shop()
 
     say("demo", "--- normal traffic, then one crash ---")
     apple = await Agent.get("prices", lambda p: p["apple"])

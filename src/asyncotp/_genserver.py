@@ -585,9 +585,13 @@ def cast(dest: Pid | str, request: object) -> None:
         node = proc.node
     # A GenServer gets a plain tuple: cheaper to build, and untracked by the
     # garbage collector once it has been seen (a Cast object stays tracked).
-    message: object = (_CAST_TAG, request) if proc.defers_exits else Cast(request)
-    if node.intercept is not None and intercepted(node, proc, message):
-        return
+    message: object
+    if node.intercept is not None:
+        message = Cast(request)  # interceptors see the public envelope
+        if intercepted(node, proc, message):
+            return
+    else:
+        message = (_CAST_TAG, request) if proc.defers_exits else Cast(request)
     mailbox = proc.mailbox
     if proc.maxlen is not None and len(mailbox) >= proc.maxlen and not proc._overflow(message):
         return

@@ -691,6 +691,7 @@ class Supervisor(_SupervisorBase):
 
     def _health(self) -> dict[str, Any]:
         return {
+            "kind": "supervisor",
             "pid": self.pid,
             "name": self._proc.name,
             "strategy": self.strategy,
@@ -918,6 +919,7 @@ class DynamicSupervisor(_SupervisorBase):
             return _counts(children)
         if op is _Req.HEALTH:
             return {
+                "kind": "dynamic",
                 "pid": self.pid,
                 "name": self._proc.name,
                 "strategy": Strategy.ONE_FOR_ONE,
