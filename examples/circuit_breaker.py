@@ -26,8 +26,8 @@ import logging
 import time
 
 from asyncotp import Supervisor, receive, run
-from asyncotp.resilience import BreakerState, BreakerStateChanged, CircuitBreaker, CircuitOpen
 from asyncotp.health import health_report
+from asyncotp.resilience import BreakerState, BreakerStateChanged, CircuitBreaker, CircuitOpen
 
 START = time.monotonic()
 
