@@ -82,3 +82,46 @@ def test_circuit_breaker_example_opens_then_recovers() -> None:
     positions = [out.index(line) for line in order]
     assert positions == sorted(positions)
     assert "the gateway saw 5 requests for 8 orders" in out
+
+
+@pytest.mark.timeout(90)
+def test_load_shedding_example_answers_every_request_under_overload() -> None:
+    result = run_example("load_shedding.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "429 Too Many Requests" in out
+    assert "503 Service Unavailable" in out
+    assert "after  GET /after    (anonymous) -> 200 OK" in out
+    assert out.rstrip().endswith("done: the service is still up and answered every request")
+
+
+@pytest.mark.timeout(90)
+def test_idempotency_example_charges_once_per_key() -> None:
+    result = run_example("idempotency.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "(joined the charge under way)" in out
+    assert "422 Unprocessable Entity" in out
+    assert "the card was charged 3 times for 3 distinct keys" in out
+    assert "0 receipts remembered, 3 expired" in out
+
+
+@pytest.mark.timeout(90)
+def test_dead_letters_example_dead_letters_a_poison_job_and_replays_it() -> None:
+    result = run_example("dead_letters.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "moved to the dead-letter queue" in out
+    assert "dead after exactly 3 attempts" in out
+    assert "replayed letter 1" in out
+    assert "undeliverable messages observed: 1" in out
+
+
+@pytest.mark.timeout(90)
+def test_graceful_shutdown_example_loses_nothing_and_exits_zero() -> None:
+    result = run_example("graceful_shutdown.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "closing the door" in out
+    assert "exactly the done ones" in out
+    assert "lost: 0; application exit code 0" in out
