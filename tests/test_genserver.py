@@ -999,3 +999,21 @@ async def test_child_spec_start_starts_the_server_linked_to_the_calling_actor(
     assert whereis("child") is pid
     # Its parent has ended normally, which does not stop it.
     assert await call("child", "args") == ((1, 2), {"key": "value"})
+
+
+class Refuser(GenServer):
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        caller.fail(PermissionError(f"refused {request!r}"))
+        assert not caller.fail(RuntimeError("twice"))  # at most once
+        return NOREPLY
+
+
+async def test_caller_fail_makes_the_call_raise_that_error_and_the_server_lives_on(
+    node: Node,
+) -> None:
+    pid = await Refuser.start()
+    with pytest.raises(PermissionError, match="refused 'x'"):
+        await call(pid, "x")
+    assert is_alive(pid)
+    with pytest.raises(PermissionError):
+        await call(pid, "y")

@@ -91,6 +91,24 @@ class Caller(Droppable):
         fut.set_result(value)
         return True
 
+    def fail(self, error: BaseException) -> bool:
+        """Answer the call with an error: the caller's ``call`` raises ``error``.
+
+        Like ``reply``, at most once, from any task; returns False if the
+        caller no longer waits. Use it for errors that are the caller's
+        business (a refused request), not for the server's own crash.
+        """
+        if not isinstance(error, BaseException):
+            raise TypeError(f"Caller.fail takes an exception instance, not {error!r}")
+        callers = self._server.callers
+        if callers:
+            callers.discard(self)
+        fut = self._fut
+        if fut.done():
+            return False
+        fut.set_exception(error)
+        return True
+
     @property
     def waiting(self) -> bool:
         """Whether the caller still waits for a reply."""

@@ -381,7 +381,8 @@ class Node:
         means the interceptor took the message (to drop or delay it)."""
         self.on_dead_letter: Callable[[Pid, object], None] | None = None
         """Called as ``on_dead_letter(pid, message)`` for a message sent (send,
-        cast, call, timer) to an actor that is no longer alive."""
+        cast, timer) to an actor that is no longer alive; a ``call`` to a dead
+        actor raises ``NoProcess`` in the caller instead."""
         self._counter = 0
         self.pid = Pid(0, self)  # the node itself, as the sender of its own exit signals
         from ._deadlines import Deadlines

@@ -180,20 +180,8 @@ class _Entry:
 
 
 def _fail(caller: Caller, error: BaseException) -> bool:
-    """Make the caller's ``call`` raise ``error``; False if it no longer waits.
-
-    (The runtime's ``Caller`` has no public way to answer with an error; see
-    the report of the resilience work: a ``Caller.fail(exc)`` would replace
-    this.)
-    """
-    callers = caller._server.callers
-    if callers:
-        callers.discard(caller)  # the server no longer owes it a reply
-    fut = caller._fut
-    if fut.done():
-        return False
-    fut.set_exception(error)
-    return True
+    """Make the caller's ``call`` raise ``error``; False if it no longer waits."""
+    return caller.fail(error)
 
 
 class SheddingServer(GenServer):
