@@ -13,7 +13,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from asyncotp import KILLED, NOPROC, NORMAL, SHUTDOWN, Restart, Shutdown, Stop, Strategy
-from asyncotp._restart_rules import RestartPlan, add_restart, needs_restart, plan_restart
+from asyncotp._restart_rules import (
+    RestartPlan,
+    RestartWindow,
+    add_restart,
+    needs_restart,
+    plan_restart,
+)
 from strategies import child_ids, restarts, supervisor_strategies
 
 Child = tuple[Hashable, bool, Restart]
@@ -307,3 +313,23 @@ def test_plan_restart_refuses_an_id_that_is_not_a_child(
     assume(all(stranger != i for i, _, _ in children))
     with pytest.raises(ValueError, match="not one of the children"):
         plan_restart(strategy, children, stranger)
+
+
+@settings(max_examples=200)
+@given(
+    times=st.lists(
+        st.floats(0, 100, allow_nan=False, allow_infinity=False), min_size=1, max_size=40
+    ).map(sorted),
+    max_restarts=max_restarts_values,
+    max_seconds=st.floats(0.01, 20, allow_nan=False),
+)
+def test_restart_window_answers_exactly_as_add_restart(
+    times: list[float], max_restarts: int, max_seconds: float
+) -> None:
+    window = RestartWindow(max_restarts, max_seconds)
+    history: tuple[float, ...] = ()
+    for t in times:
+        history, expected = add_restart(history, t, max_restarts, max_seconds)
+        assert window.add(t) == expected
+        assert window.history() == history
+        assert window.count(t) == len(history)

@@ -7,6 +7,7 @@ an argument, so the rules are tested exhaustively with hypothesis.
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Hashable, Sequence
 
 import attrs
@@ -14,7 +15,7 @@ import attrs
 from ._childspec import Restart, Strategy
 from ._reasons import is_clean_exit
 
-__all__ = ["RestartPlan", "add_restart", "needs_restart", "plan_restart"]
+__all__ = ["RestartPlan", "RestartWindow", "add_restart", "needs_restart", "plan_restart"]
 
 
 def add_restart(
@@ -32,6 +33,40 @@ def add_restart(
     # those after now - max_seconds, found by bisection.
     new = (*history[bisect.bisect_right(history, now - max_seconds) :], now)
     return new, len(new) <= max_restarts
+
+
+class RestartWindow:
+    """``add_restart`` with a mutable history, O(1) amortised per restart.
+
+    A supervisor records every restart here; ``add(now)`` answers exactly as
+    ``add_restart`` would (property-tested), without copying the history, so
+    a supervisor allowed many restarts per window does not slow down as it
+    uses them.
+    """
+
+    __slots__ = ("_times", "max_restarts", "max_seconds")
+
+    def __init__(self, max_restarts: int, max_seconds: float) -> None:
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
+        self._times: deque[float] = deque()
+
+    def add(self, now: float) -> bool:
+        """Record a restart at ``now``; return whether the supervisor may go on."""
+        times = self._times
+        horizon = now - self.max_seconds
+        while times and times[0] <= horizon:
+            times.popleft()
+        times.append(now)
+        return len(times) <= self.max_restarts
+
+    def count(self, now: float) -> int:
+        """Restarts in the window that ends at ``now``."""
+        horizon = now - self.max_seconds
+        return sum(1 for t in self._times if t > horizon)
+
+    def history(self) -> tuple[float, ...]:
+        return tuple(self._times)
 
 
 def needs_restart(restart: Restart, reason: object) -> bool:

@@ -26,7 +26,7 @@ from ._genserver import Caller, GenServer, call
 from ._node import _DEAD, Process, _proc_var, send_after
 from ._pid import Pid
 from ._reasons import KILLED, NOPROC, SHUTDOWN, Exited, Shutdown, Stop, is_clean_exit
-from ._restart_rules import add_restart, needs_restart, plan_restart
+from ._restart_rules import RestartWindow, needs_restart, plan_restart
 
 __all__ = [
     "ChildCounts",
@@ -154,7 +154,7 @@ class _SupervisorBase(GenServer):
 
     max_restarts: int
     max_seconds: float
-    _history: tuple[float, ...]
+    _window: RestartWindow
     _by_pid: dict[Pid, _Child]
     _token: int
     _proc: Process
@@ -167,7 +167,7 @@ class _SupervisorBase(GenServer):
         proc.trap_exits = True
         self.max_restarts = max_restarts
         self.max_seconds = float(max_seconds)
-        self._history = ()
+        self._window = RestartWindow(max_restarts, float(max_seconds))
         self._by_pid = {}
         self._token = 0
 
@@ -184,8 +184,11 @@ class _SupervisorBase(GenServer):
         message: str,
         child: _Child | None,
         reason: object = None,
+        *args: object,
         **more: object,
     ) -> None:
+        """Log a supervisor report; ``message % args`` is only formatted when
+        the logger keeps the record (restarts are a hot path)."""
         if not logger.isEnabledFor(level):
             return
         extra: dict[str, object] = {
@@ -196,13 +199,13 @@ class _SupervisorBase(GenServer):
             "child_pid": child.pid if child is not None else None,
             "reason": reason,
             "restart_count": child.restarts if child is not None else None,
-            "restarts_in_window": len(self._history),
+            "restarts_in_window": self._window.count(now()),
         }
         extra.update(more)
         exc_info = None
         if isinstance(reason, BaseException) and level >= logging.ERROR:
             exc_info = (type(reason), reason, reason.__traceback__)
-        logger.log(level, message, exc_info=exc_info, extra=extra)
+        logger.log(level, message, *args, exc_info=exc_info, extra=extra)
 
     # -- one child ---------------------------------------------------------
 
@@ -285,8 +288,7 @@ class _SupervisorBase(GenServer):
             mailbox.extend(kept)
 
     def _count_restart(self) -> bool:
-        self._history, ok = add_restart(self._history, now(), self.max_restarts, self.max_seconds)
-        return ok
+        return self._window.add(now())
 
     def _backoff_delay(self, child: _Child) -> float:
         backoff = child.spec.backoff
@@ -316,9 +318,8 @@ class _SupervisorBase(GenServer):
     async def _stop_all(self) -> None:
         raise NotImplementedError
 
-    def _recent(self) -> tuple[float, ...]:
-        t = now()
-        return tuple(x for x in self._history if t - x < self.max_seconds)
+    def _recent(self) -> int:
+        return self._window.count(now())
 
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()
@@ -527,10 +528,14 @@ class Supervisor(_SupervisorBase):
             self._report(
                 level,
                 "child_terminated",
-                f"supervisor {self.pid!r}: child {spec.id!r} ({old_pid!r}) ended with "
-                f"{reason!r}; {spec.restart!r}, not restarted",
+                "supervisor %r: child %r (%r) ended with %r; %r, not restarted",
                 child,
                 reason,
+                self.pid,
+                spec.id,
+                old_pid,
+                reason,
+                spec.restart,
             )
             child.pid = None
             if spec.restart is Restart.TEMPORARY:
@@ -541,8 +546,12 @@ class Supervisor(_SupervisorBase):
         self._report(
             logging.ERROR,
             "child_terminated",
-            f"supervisor {self.pid!r}: child {spec.id!r} ({old_pid!r}) ended with {reason!r}",
+            "supervisor %r: child %r (%r) ended with %r",
             child,
+            reason,
+            self.pid,
+            spec.id,
+            old_pid,
             reason,
         )
         child.pid = None
@@ -608,9 +617,12 @@ class Supervisor(_SupervisorBase):
             self._report(
                 logging.INFO,
                 "child_restarted",
-                f"supervisor {self.pid!r}: restarted child {child_id!r} as {pid!r}",
+                "supervisor %r: restarted child %r as %r",
                 child,
                 reason,
+                self.pid,
+                child_id,
+                pid,
             )
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
@@ -695,7 +707,7 @@ class Supervisor(_SupervisorBase):
             "pid": self.pid,
             "name": self._proc.name,
             "strategy": self.strategy,
-            "restarts_in_window": len(self._recent()),
+            "restarts_in_window": self._recent(),
             "max_restarts": self.max_restarts,
             "max_seconds": self.max_seconds,
             "children": [
@@ -859,10 +871,14 @@ class DynamicSupervisor(_SupervisorBase):
         self._report(
             logging.ERROR if not is_clean_exit(reason) else logging.INFO,
             "child_terminated",
-            f"dynamic supervisor {self.pid!r}: child {old_pid!r} ({spec.id!r}) ended with "
-            f"{reason!r}" + ("" if restart else f"; {spec.restart!r}, not restarted"),
+            "dynamic supervisor %r: child %r (%r) ended with %r%s",
             child,
             reason,
+            self.pid,
+            old_pid,
+            spec.id,
+            reason,
+            "" if restart else f"; {spec.restart!r}, not restarted",
         )
         child.pid = None
         if not restart:
@@ -901,9 +917,12 @@ class DynamicSupervisor(_SupervisorBase):
         self._report(
             logging.INFO,
             "child_restarted",
-            f"dynamic supervisor {self.pid!r}: restarted child {child.spec.id!r} as {pid!r}",
+            "dynamic supervisor %r: restarted child %r as %r",
             child,
             reason,
+            self.pid,
+            child.spec.id,
+            pid,
         )
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
@@ -923,7 +942,7 @@ class DynamicSupervisor(_SupervisorBase):
                 "pid": self.pid,
                 "name": self._proc.name,
                 "strategy": Strategy.ONE_FOR_ONE,
-                "restarts_in_window": len(self._recent()),
+                "restarts_in_window": self._recent(),
                 "max_restarts": self.max_restarts,
                 "max_seconds": self.max_seconds,
                 "children": [
