@@ -610,6 +610,7 @@ def cast(dest: Pid | str, request: object) -> None:
             return
     else:
         message = (_CAST_TAG, request) if proc.defers_exits else Cast(request)
+    # Process.deliver, inlined (the cast hot path).
     mailbox = proc.mailbox
     if proc.maxlen is not None and len(mailbox) >= proc.maxlen and not proc._overflow(message):
         return

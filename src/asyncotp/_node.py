@@ -812,6 +812,7 @@ def send(dest: Pid | str, message: object) -> None:
         node = proc.node
     if node.intercept is not None and intercepted(node, proc, message):
         return
+    # Process.deliver, inlined: this is the hottest path of the runtime.
     mailbox = proc.mailbox
     if proc.maxlen is not None and len(mailbox) >= proc.maxlen and not proc._overflow(message):
         return

@@ -321,6 +321,33 @@ class _SupervisorBase(GenServer):
     def _recent(self) -> int:
         return self._window.count(now())
 
+    def _snapshot(
+        self, kind: str, strategy: Strategy, children: Sequence[_Child]
+    ) -> dict[str, Any]:
+        """The supervisor as ``supervisor_health`` reports it."""
+        return {
+            "kind": kind,
+            "pid": self.pid,
+            "name": self._proc.name,
+            "strategy": strategy,
+            "restarts_in_window": self._recent(),
+            "max_restarts": self.max_restarts,
+            "max_seconds": self.max_seconds,
+            "children": [
+                {
+                    "id": c.spec.id,
+                    "pid": c.pid,
+                    "type": c.spec.type,
+                    "restart": c.spec.restart,
+                    "restarts": c.restarts,
+                    "state": "running"
+                    if c.pid is not None
+                    else ("restarting" if c.restarting else "stopped"),
+                }
+                for c in children
+            ],
+        }
+
     async def terminate(self, reason: Any) -> None:
         await self._stop_all()
 
@@ -702,28 +729,7 @@ class Supervisor(_SupervisorBase):
         return pid
 
     def _health(self) -> dict[str, Any]:
-        return {
-            "kind": "supervisor",
-            "pid": self.pid,
-            "name": self._proc.name,
-            "strategy": self.strategy,
-            "restarts_in_window": self._recent(),
-            "max_restarts": self.max_restarts,
-            "max_seconds": self.max_seconds,
-            "children": [
-                {
-                    "id": c.spec.id,
-                    "pid": c.pid,
-                    "type": c.spec.type,
-                    "restart": c.spec.restart,
-                    "restarts": c.restarts,
-                    "state": "running"
-                    if c.pid is not None
-                    else ("restarting" if c.restarting else "stopped"),
-                }
-                for c in self._children
-            ],
-        }
+        return self._snapshot("supervisor", self.strategy, self._children)
 
 
 def _counts(children: Sequence[_Child]) -> ChildCounts:
@@ -937,26 +943,7 @@ class DynamicSupervisor(_SupervisorBase):
         if op is _Req.COUNT:
             return _counts(children)
         if op is _Req.HEALTH:
-            return {
-                "kind": "dynamic",
-                "pid": self.pid,
-                "name": self._proc.name,
-                "strategy": Strategy.ONE_FOR_ONE,
-                "restarts_in_window": self._recent(),
-                "max_restarts": self.max_restarts,
-                "max_seconds": self.max_seconds,
-                "children": [
-                    {
-                        "id": c.spec.id,
-                        "pid": c.pid,
-                        "type": c.spec.type,
-                        "restart": c.spec.restart,
-                        "restarts": c.restarts,
-                        "state": "running" if c.pid is not None else "restarting",
-                    }
-                    for c in children
-                ],
-            }
+            return self._snapshot("dynamic", Strategy.ONE_FOR_ONE, children)
         if op is _Req.START:
             spec = request[1]
             if not isinstance(spec, ChildSpec):
