@@ -371,3 +371,15 @@ async def test_an_actor_spawned_during_the_shutdown_is_stopped_too() -> None:
     assert the_node.procs == {}
     await asyncio.sleep(0)  # one step for tasks of actors stopped before they ever ran
     no_task_outlives(before)
+
+
+async def test_the_exit_future_of_an_actor_already_gone_resolves_at_once(
+    node: asyncotp.Node,
+) -> None:
+    async def quick() -> None:
+        return None
+
+    pid = asyncotp.spawn(quick)
+    proc = node.procs[pid]
+    await proc.exit_future()  # it ends normally
+    assert await asyncio.wait_for(proc.exit_future(), 1.0) is asyncotp.NOPROC

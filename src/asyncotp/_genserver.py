@@ -626,8 +626,10 @@ async def stop(dest: Pid | str, reason: object = NORMAL, timeout: float | None =
     """Stop a server (or any actor) with ``reason`` and wait until it has
     ended and its ``terminate`` has run.
 
-    Past ``timeout``: ``CallTimeout``, and the actor is left as it is.
-    ``NoProcess`` if it is not alive.
+    Past ``timeout``: ``CallTimeout``, and the actor is left as it is: not
+    killed, and (as with OTP's ``proc_lib:stop``) the stop request stays
+    pending, so a server busy in a long callback still stops when it
+    returns. ``NoProcess`` if it is not alive.
     """
     _check_timeout(timeout, "stop")
     proc = resolve(dest, "stop")

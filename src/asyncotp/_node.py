@@ -262,6 +262,9 @@ class Process:
     def exit_future(self) -> asyncio.Future[object]:
         """A future resolved with this actor's exit reason."""
         fut: asyncio.Future[object] = self.node.loop.create_future()
+        if self.state == _DEAD:
+            fut.set_result(NOPROC)  # already gone: its reason is not kept
+            return fut
 
         def resolve(reason: object) -> None:
             if not fut.done():
