@@ -5,10 +5,11 @@ a list owned by the test, so a test asserts the exact order of starts and
 stops. Tests synchronise on monitors (``Down``, through ``watch``), on
 ``ServerExited`` from a crashing call, on events and on call round trips to
 the supervisor, not on sleeps: a supervisor handles the ``Exited`` of a
-child before any call queued after that child's death. Two kinds of test
-need time itself: backoff tests poll ``which_children`` in a bounded loop
-until the delayed restart has happened, and the ``INFINITY`` test checks
-that nothing is killed while it waits. Restart windows run on a fake clock.
+child before any call queued after that child's death. Tests that need
+time itself (restart windows, backoff) run on ``asyncotp.testing``'s virtual
+clock and wait for restarts with ``wait_for_restart``, so delays are exact
+and cost no real time; only the ``INFINITY`` test checks in real time that
+nothing is killed while it waits.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ from asyncotp import (
     Stop,
     Strategy,
     Supervisor,
-    _supervisor,
     call,
     count_children,
     delete_child,
@@ -71,6 +71,7 @@ from asyncotp import (
     whereis,
     which_children,
 )
+from asyncotp.testing import VirtualClock, wait_for_restart
 
 Log = list[tuple[object, ...]]
 
@@ -202,16 +203,6 @@ async def end_with(sup: Pid | str, child_id: Hashable, reason: object) -> Pid:
     assert await ended == reason
     await count_children(sup)  # queued behind the child's Exited
     return pid
-
-
-async def wait_until_running(sup: Pid | str, child_id: Hashable, *, within: float = 5.0) -> Pid:
-    """Poll ``which_children`` (call round trips) until the child has a pid."""
-    with anyio.fail_after(within):
-        while True:
-            pid = (await children(sup)).get(child_id)
-            if pid is not None:
-                return pid
-            await asyncio.sleep(0.005)
 
 
 def reports(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
@@ -435,19 +426,17 @@ async def test_a_one_for_all_restart_of_three_children_counts_as_one_restart(
 
 
 async def test_restarts_older_than_max_seconds_no_longer_count(
-    node: asyncotp.Node, monkeypatch: pytest.MonkeyPatch
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(_supervisor, "now", lambda: clock[0])
     log: Log = []
     sup = await Supervisor.start([worker(log, "a")], max_restarts=1, max_seconds=5.0)
     ended = await watch(sup)
 
     await crash(sup, "a")
-    clock[0] += 5.0  # the first restart leaves the window
+    await virtual_clock.advance(5.0)  # the first restart leaves the window
     await crash(sup, "a")
     assert is_alive(sup)
-    clock[0] += 4.9  # the second one is still in it
+    await virtual_clock.advance(4.9)  # the second one is still in it
     await crash(sup, "a", settle=False)
 
     assert await ended == GAVE_UP
@@ -901,50 +890,46 @@ async def test_supervisor_start_refuses_two_children_with_the_same_id(
 
 
 async def test_a_child_with_backoff_is_not_running_until_its_delay_has_passed(
-    node: asyncotp.Node,
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
 ) -> None:
     log: Log = []
     backoff = Backoff(initial=0.05, max=0.2, jitter=0)
     sup = await Supervisor.start([worker(log, "a"), worker(log, "b", backoff=backoff)])
     a = await child_pid(sup, "a")
     log.clear()
-    loop = asyncio.get_running_loop()
 
-    crashed_at = loop.time()
+    crashed_at = virtual_clock.elapsed
     old = await crash(sup, "b")
     assert await children(sup) == {"a": a, "b": None}
     health = await supervisor_health(sup)
     assert [c["state"] for c in health["children"]] == ["running", "restarting"]
 
-    new = await wait_until_running(sup, "b")
-    assert loop.time() - crashed_at >= 0.05 - 0.005
-    assert new is not old
+    new = await wait_for_restart(sup, "b", old)
+    assert virtual_clock.elapsed - crashed_at == pytest.approx(0.05)
     assert log == [crashed("b"), ("init", "b")]
+    assert (await children(sup))["b"] is new
 
 
-async def test_backoff_delay_grows_with_each_restart(node: asyncotp.Node) -> None:
+async def test_backoff_delay_grows_with_each_restart(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
     log: Log = []
     backoff = Backoff(initial=0.03, max=0.2, multiplier=3.0, jitter=0)
     sup = await Supervisor.start([worker(log, "b", backoff=backoff)], max_restarts=10)
-    loop = asyncio.get_running_loop()
 
-    first = loop.time()
-    await crash(sup, "b")
-    await wait_until_running(sup, "b")
-    first = loop.time() - first
+    delays = []
+    for _ in range(3):
+        start = virtual_clock.elapsed
+        old = await crash(sup, "b")
+        assert (await children(sup))["b"] is None
+        await wait_for_restart(sup, "b", old)
+        delays.append(virtual_clock.elapsed - start)
 
-    second = loop.time()
-    await crash(sup, "b")
-    assert (await children(sup))["b"] is None
-    await wait_until_running(sup, "b")
-    second = loop.time() - second
-
-    assert first >= 0.03 - 0.005
-    assert second >= 0.09 - 0.005
+    assert delays == pytest.approx([0.03, 0.09, 0.2])  # x3 each time, capped at max
 
 
 async def test_backoff_of_a_group_restart_holds_every_affected_child(
-    node: asyncotp.Node,
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
 ) -> None:
     log: Log = []
     backoff = Backoff(initial=0.05, max=0.2, jitter=0)
@@ -953,12 +938,13 @@ async def test_backoff_of_a_group_restart_holds_every_affected_child(
         Strategy.REST_FOR_ONE,
     )
     a = await child_pid(sup, "a")
+    old_c = await child_pid(sup, "c")
     log.clear()
 
     await crash(sup, "b")
     assert await children(sup) == {"a": a, "b": None, "c": None}
 
-    await wait_until_running(sup, "c")
+    await wait_for_restart(sup, "c", old_c)
     assert log == [crashed("b"), *stops("c"), *inits("b", "c")]
 
 
