@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -383,3 +384,27 @@ async def test_the_exit_future_of_an_actor_already_gone_resolves_at_once(
     proc = node.procs[pid]
     await proc.exit_future()  # it ends normally
     assert await asyncio.wait_for(proc.exit_future(), 1.0) is asyncotp.NOPROC
+
+
+async def test_a_task_that_did_not_inherit_the_node_context_still_finds_the_node_of_its_loop(
+    node: asyncotp.Node,
+) -> None:
+    # As a web framework's request task does when the node runs in the app's
+    # lifespan task: a fresh context, same event loop.
+    class Named(asyncotp.GenServer):
+        async def handle_call(self, request: object, caller: asyncotp.Caller) -> object:
+            return ("pong", request)
+
+    await Named.start(name="named")
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(asyncotp.call("named", 1), context=contextvars.Context())
+    assert await task == ("pong", 1)
+
+
+async def test_outside_any_node_a_fresh_context_still_raises_no_node_error() -> None:
+    async def orphan() -> None:
+        asyncotp.whereis("anything")
+
+    loop = asyncio.get_running_loop()
+    with pytest.raises(asyncotp.NoNodeError, match=r"asyncotp\.run"):
+        await loop.create_task(orphan(), context=contextvars.Context())

@@ -680,8 +680,27 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
 def current_node() -> Node:
     node = _node_var.get()
     if node is None or node.closed:
-        raise NoNodeError(f"no asyncotp node is running here; {_NO_NODE_HINT}")
+        node = _loop_node()
+        if node is None:
+            raise NoNodeError(f"no asyncotp node is running here; {_NO_NODE_HINT}")
     return node
+
+
+# The nodes running on each event loop. A task that did not inherit a node's
+# context (a web framework's request task, when the node runs in the app's
+# lifespan task) still finds the node of its loop, if there is exactly one.
+_loop_nodes: dict[asyncio.AbstractEventLoop, list[Node]] = {}
+
+
+def _loop_node() -> Node | None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    nodes = _loop_nodes.get(loop)
+    if nodes is None or len(nodes) != 1 or nodes[0].closed:
+        return None
+    return nodes[0]
 
 
 def current_process(operation: str) -> Process:
@@ -1210,12 +1229,19 @@ async def node(*, shutdown_timeout: float = 5.0) -> AsyncIterator[Node]:
         raise ValueError(f"node: shutdown_timeout must be > 0, not {shutdown_timeout!r}")
     the_node = Node(shutdown_timeout)
     token = _node_var.set(the_node)
+    on_loop = _loop_nodes.setdefault(the_node.loop, [])
+    on_loop.append(the_node)
     try:
         yield the_node
     finally:
-        with anyio.CancelScope(shield=True):
-            await the_node.shutdown()
-        _node_var.reset(token)
+        try:
+            with anyio.CancelScope(shield=True):
+                await the_node.shutdown()
+        finally:
+            _node_var.reset(token)
+            on_loop.remove(the_node)
+            if not on_loop:
+                _loop_nodes.pop(the_node.loop, None)
 
 
 def run(
