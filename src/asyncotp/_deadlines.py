@@ -53,9 +53,10 @@ class Deadlines:
         self._handle = None
         self._armed_at = math.inf
         now = self._loop.time()
-        earliest = math.inf
         for timeout in list(self._queues):
-            queue = self._queues[timeout]
+            queue = self._queues.get(timeout)
+            if queue is None:
+                continue
             while queue:
                 when, item = queue[0]
                 if item.done():
@@ -64,11 +65,12 @@ class Deadlines:
                     queue.popleft()
                     item.expire()
                 else:
-                    earliest = min(earliest, when)
                     break
             if not queue:
                 del self._queues[timeout]
-        if earliest < math.inf:
+        # Computed afresh, so a deadline added while expiring others is kept.
+        earliest = min((queue[0][0] for queue in self._queues.values()), default=math.inf)
+        if earliest < self._armed_at:
             self._arm(earliest)
 
     def close(self) -> None:
