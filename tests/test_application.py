@@ -465,3 +465,23 @@ def test_a_child_that_fails_to_start_makes_the_program_exit_1(launch: Any) -> No
     assert code == 1, app.stderr()
     assert app.lines == ["ready a", "terminated a SHUTDOWN"]
     assert "b cannot start" in app.stderr()
+
+
+def test_run_without_exit_restores_the_signal_handlers_the_program_had() -> None:
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not expected to be called")
+
+    old_int = signal.signal(signal.SIGINT, mine)
+    old_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        app = Application("restores", [ChildSpec("bad", _never_starts)])
+        assert app.run(exit=False, configure_logging=False) == 1  # it fails to start
+        assert signal.getsignal(signal.SIGINT) is mine
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+async def _never_starts() -> Pid:
+    raise OSError("no database")

@@ -133,18 +133,21 @@ class Application:
                     )
                     force_requested.set()
 
-            installed: list[signal.Signals] = []
+            installed: list[tuple[signal.Signals, Any]] = []
             for signum in (signal.SIGINT, signal.SIGTERM):
                 try:
+                    previous = signal.getsignal(signum)
                     loop.add_signal_handler(signum, on_signal, signum)
-                    installed.append(signum)
+                    installed.append((signum, previous))
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass  # not the main thread, or a platform without them
             try:
                 return await self._supervise(the_node, stop_requested, force_requested)
             finally:
-                for signum in installed:
+                for signum, previous in installed:
                     loop.remove_signal_handler(signum)
+                    if previous is not None:
+                        signal.signal(signum, previous)  # as the program had it
 
     async def _supervise(
         self, the_node: Any, stop_requested: asyncio.Event, force_requested: asyncio.Event
