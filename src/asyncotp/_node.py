@@ -22,6 +22,7 @@ import contextlib
 import enum
 import functools
 import inspect
+import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -909,7 +910,9 @@ async def _receive_slow(
                     evicted = proc.evicted
                     start = 0
                 index = start
-                for message in list(mailbox)[start:] if start else list(mailbox):
+                # Only the messages not yet looked at (a copy: ``match`` may
+                # send to this very mailbox).
+                for message in list(itertools.islice(mailbox, start, None)):
                     if match(message):
                         del mailbox[index]
                         return message
