@@ -125,3 +125,20 @@ def test_graceful_shutdown_example_loses_nothing_and_exits_zero() -> None:
     assert "closing the door" in out
     assert "exactly the done ones" in out
     assert "lost: 0; application exit code 0" in out
+
+
+@pytest.mark.timeout(90)
+def test_web_lifespan_example_serves_requests_through_a_restart() -> None:
+    result = run_example("web_lifespan.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "lifespan node and supervision tree started" in out
+    assert "GET /hit   -> 200 {'visits': 2}" in out
+    assert "GET /crash -> 202" in out
+    # The restarted counter starts afresh, and the request rode out the restart.
+    assert out.index("visits   stopping (the visit counter") < out.rindex(
+        "GET /hit   -> 200 {'visits': 1}"
+    )
+    assert out.index("lifespan shutting the node down") < out.index("visits   stopping (SHUTDOWN)")
+    assert out.rstrip().endswith("done: the web server and the node have stopped")
+    assert "handling Cast('crash')" in result.stderr  # the crash report names the request

@@ -522,7 +522,8 @@ async def _serve(
             reason = stop.reason
             break
         except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
-            exc.add_note(f"in {cls.__qualname__} {proc.pid!r} handling {message!r}")
+            shown = Cast(message[1]) if kind is tuple and message[0] is _CAST_TAG else message
+            exc.add_note(f"in {cls.__qualname__} {proc.pid!r} handling {shown!r}")
             reason = exc
             break
     proc.state = _EXITING

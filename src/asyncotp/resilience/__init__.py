@@ -6,8 +6,39 @@ dead-letter queue; observing undeliverable messages.
 """
 
 from .._resilience_a import *  # noqa: F403 - thin public namespace
-from .._resilience_a import __all__ as _a_all
 from .._resilience_b import *  # noqa: F403
-from .._resilience_b import __all__ as _b_all
 
-__all__ = tuple(sorted({*_a_all, *_b_all}))
+__all__ = (
+    "DEFAULT_RETRY_ON",
+    "BreakerState",
+    "BreakerStateChanged",
+    "BreakerStats",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "DeadLetter",
+    "DeadLetterNotFound",
+    "DeadLetterQueue",
+    "DeadLetterStats",
+    "IdempotencyKeyReused",
+    "IdempotencyStats",
+    "IdempotencyStore",
+    "JobFailed",
+    "Overloaded",
+    "PoolStats",
+    "RequestEnvelope",
+    "RetryAttempt",
+    "RetryDeadlineExceeded",
+    "RetryError",
+    "RetryPolicy",
+    "ShedReason",
+    "SheddingServer",
+    "SheddingStats",
+    "Undeliverable",
+    "UndeliverableObserver",
+    "WorkerPool",
+    "call_with_deadline",
+    "observe_undeliverable",
+    "retry",
+    "retrying",
+    "shedding_stats",
+)

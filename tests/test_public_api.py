@@ -1,0 +1,61 @@
+"""The public API: every name has exactly one public home, and the top level
+re-exports them all (statically, so type checkers see them)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import asyncotp
+
+NAMESPACES = ("actors", "supervision", "health", "resilience")
+
+
+def namespace(name: str) -> object:
+    return importlib.import_module(f"asyncotp.{name}")
+
+
+def test_the_top_level_exports_exactly_the_names_of_the_public_namespaces() -> None:
+    union: set[str] = set()
+    for name in NAMESPACES:
+        union |= set(namespace(name).__all__)  # type: ignore[attr-defined]
+    assert set(asyncotp.__all__) == union
+    assert len(asyncotp.__all__) == len(set(asyncotp.__all__))
+
+
+def test_every_public_name_has_exactly_one_public_home() -> None:
+    homes: dict[str, list[str]] = {}
+    for name in NAMESPACES:
+        for public in namespace(name).__all__:  # type: ignore[attr-defined]
+            homes.setdefault(public, []).append(name)
+    assert {n: h for n, h in homes.items() if len(h) > 1} == {}
+
+
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_every_name_of_a_namespace_is_the_same_object_at_the_top_level(name: str) -> None:
+    module = namespace(name)
+    for public in module.__all__:  # type: ignore[attr-defined]
+        assert getattr(asyncotp, public) is getattr(module, public), public
+
+
+def test_resilience_exports_every_name_of_its_private_modules() -> None:
+    a = importlib.import_module("asyncotp._resilience_a")
+    b = importlib.import_module("asyncotp._resilience_b")
+    resilience = namespace("resilience")
+    assert set(resilience.__all__) == set(a.__all__) | set(b.__all__)  # type: ignore[attr-defined]
+
+
+def test_importing_asyncotp_does_not_import_the_testing_kit_or_its_dependencies() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, asyncotp; "
+        "print(sorted(m for m in ('asyncotp.testing', 'hypothesis', 'pytest', 'uvicorn', "
+        "'httpx') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
