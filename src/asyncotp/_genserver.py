@@ -154,7 +154,7 @@ class Caller(Droppable):
         if not fut.done():
             fut.set_exception(
                 MailboxFull(
-                    f"call to {proc.pid!r}: its mailbox is full ({proc.maxlen} messages, "
+                    f"call to {proc.pid!r}: its mailbox is full (mailbox_size={proc.maxlen}, "
                     f"{proc.overflow!r}) and the request {self.request!r} was not queued; "
                     "retry later or give the server a larger mailbox_size",
                     proc.pid,

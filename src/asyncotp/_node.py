@@ -236,7 +236,7 @@ class Process:
                 message.dropped(self)
                 return False
             raise MailboxFull(
-                f"the mailbox of {self.pid!r} is full ({self.maxlen} messages) and refuses "
+                f"the mailbox of {self.pid!r} is full (mailbox_size={self.maxlen}) and refuses "
                 "more (Overflow.REJECT); slow down, retry later, or give it a larger "
                 "mailbox_size",
                 self.pid,
