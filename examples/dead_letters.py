@@ -33,7 +33,7 @@ from asyncotp import (
     send,
     spawn,
 )
-from asyncotp._deadletter import (
+from asyncotp.resilience import (
     DeadLetterQueue,
     WorkerPool,
     observe_undeliverable,

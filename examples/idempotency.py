@@ -36,7 +36,7 @@ from asyncotp import (
     run,
     spawn,
 )
-from asyncotp._idempotency import IdempotencyKeyReused, IdempotencyStore
+from asyncotp.resilience import IdempotencyKeyReused, IdempotencyStore
 
 TTL = 1.5  # seconds a receipt is remembered (short, for the demonstration)
 

@@ -39,7 +39,7 @@ from asyncotp import (
     run,
     spawn,
 )
-from asyncotp._shedding import (
+from asyncotp.resilience import (
     Overloaded,
     SheddingServer,
     ShedReason,

@@ -35,18 +35,18 @@ from asyncotp import (
     spawn,
     stop,
 )
-from asyncotp._deadletter import (
+from asyncotp.resilience import (
     DeadLetter,
     DeadLetterNotFound,
     DeadLetterQueue,
     DeadLetterStats,
     JobFailed,
+    Overloaded,
     PoolStats,
     Undeliverable,
     WorkerPool,
     observe_undeliverable,
 )
-from asyncotp._shedding import Overloaded
 from asyncotp.testing import VirtualClock, wait_for_exit
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

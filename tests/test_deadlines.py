@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from asyncotp._deadlines import Deadlines
+from asyncotp._core._deadlines import Deadlines
 from asyncotp.testing import VirtualClock
 
 

@@ -31,7 +31,7 @@ from asyncotp import (
     spawn,
     whereis,
 )
-from asyncotp._idempotency import IdempotencyKeyReused, IdempotencyStats, IdempotencyStore
+from asyncotp.resilience import IdempotencyKeyReused, IdempotencyStats, IdempotencyStore
 from asyncotp.testing import VirtualClock, wait_for_restart
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -40,8 +40,8 @@ def test_every_name_of_a_namespace_is_the_same_object_at_the_top_level(name: str
 
 
 def test_resilience_exports_every_name_of_its_private_modules() -> None:
-    a = importlib.import_module("asyncotp._resilience_a")
-    b = importlib.import_module("asyncotp._resilience_b")
+    a = importlib.import_module("asyncotp.resilience._a")
+    b = importlib.import_module("asyncotp.resilience._b")
     resilience = namespace("resilience")
     assert set(resilience.__all__) == set(a.__all__) | set(b.__all__)  # type: ignore[attr-defined]
 

@@ -1,7 +1,7 @@
 """The pure rules of supervision: restart intensity, who restarts, in what order.
 
 No event loop and no clock: each expected value comes from a small model
-written here, independently of ``asyncotp._restart_rules``.
+written here, independently of ``asyncotp.supervision._rules``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from asyncotp import KILLED, NOPROC, NORMAL, SHUTDOWN, Restart, Shutdown, Stop, Strategy
-from asyncotp._restart_rules import (
+from asyncotp.supervision._rules import (
     RestartPlan,
     RestartWindow,
     add_restart,

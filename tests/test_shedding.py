@@ -34,7 +34,7 @@ from asyncotp import (
     cast,
     is_alive,
 )
-from asyncotp._shedding import (
+from asyncotp.resilience import (
     Overloaded,
     RequestEnvelope,
     SheddingServer,

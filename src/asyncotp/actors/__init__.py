@@ -1,7 +1,6 @@
 """Actors: processes, mailboxes, links, monitors, registry, timers, GenServer, Agent."""
 
-from .._agent import Agent
-from .._errors import (
+from .._core._errors import (
     ActorError,
     CallTimeout,
     MailboxFull,
@@ -13,8 +12,7 @@ from .._errors import (
     ServerExited,
     StartError,
 )
-from .._genserver import NOREPLY, Caller, Cast, GenServer, call, cast, stop
-from .._node import (
+from .._core._node import (
     Node,
     Overflow,
     ProcessInfo,
@@ -42,8 +40,8 @@ from .._node import (
     unregister,
     whereis,
 )
-from .._pid import Pid
-from .._reasons import (
+from .._core._pid import Pid
+from .._core._reasons import (
     KILL,
     KILLED,
     NOPROC,
@@ -57,6 +55,8 @@ from .._reasons import (
     Stop,
     is_clean_exit,
 )
+from ._agent import Agent
+from ._genserver import NOREPLY, Caller, Cast, GenServer, call, cast, stop
 
 __all__ = (
     "KILL",

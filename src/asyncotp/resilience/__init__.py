@@ -5,8 +5,8 @@ shedding by age and priority; idempotency keys; worker pools with a
 dead-letter queue; observing undeliverable messages.
 """
 
-from .._resilience_a import *  # noqa: F403 - thin public namespace
-from .._resilience_b import *  # noqa: F403
+from ._a import *  # noqa: F403 - thin public namespace
+from ._b import *  # noqa: F403
 
 __all__ = (
     "DEFAULT_RETRY_ON",

@@ -1,7 +1,6 @@
 """Supervision: child specs, Supervisor, DynamicSupervisor, Application."""
 
-from .._application import Application
-from .._childspec import (
+from .._core._childspec import (
     BRUTAL_KILL,
     INFINITY,
     Backoff,
@@ -11,8 +10,9 @@ from .._childspec import (
     ShutdownMode,
     Strategy,
 )
-from .._errors import DuplicateChild, MaxChildren
-from .._supervisor import (
+from .._core._errors import DuplicateChild, MaxChildren
+from ._application import Application
+from ._supervisor import (
     GAVE_UP,
     ChildCounts,
     ChildInfo,

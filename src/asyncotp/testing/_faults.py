@@ -12,13 +12,13 @@ from typing import Any, final
 
 import attrs
 
-from .. import _genserver
-from .._childspec import ChildSpec
-from .._errors import MailboxFull, StartError
-from .._genserver import Cast
-from .._node import Node, current_node, process_info
-from .._pid import Pid
-from .._reasons import NOPROC
+from .._core._childspec import ChildSpec
+from .._core._errors import MailboxFull, StartError
+from .._core._node import Node, current_node, process_info
+from .._core._pid import Pid
+from .._core._reasons import NOPROC
+from ..actors import _genserver
+from ..actors._genserver import Cast
 from ._waits import WaitTimeout
 
 __all__ = [

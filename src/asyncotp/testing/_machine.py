@@ -21,10 +21,10 @@ from typing import Any, ClassVar, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from .._node import Node
-from .._node import node as node_context
-from .._pid import Pid
-from .._supervisor import Supervisor
+from .._core._node import Node
+from .._core._node import node as node_context
+from .._core._pid import Pid
+from ..supervision._supervisor import Supervisor
 from ._clock import VirtualClock
 from ._model import TreeHarness
 from ._snapshot import SupervisorState

@@ -24,14 +24,14 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 import anyio
 import attrs
 
-from .._childspec import Restart, Strategy
-from .._errors import ActorError
-from .._node import current_node, process_info
-from .._node import node as node_context
-from .._pid import Pid
-from .._reasons import KILLED
-from .._restart_rules import needs_restart
-from .._supervisor import GAVE_UP, Supervisor
+from .._core._childspec import Restart, Strategy
+from .._core._errors import ActorError
+from .._core._node import current_node, process_info
+from .._core._node import node as node_context
+from .._core._pid import Pid
+from .._core._reasons import KILLED
+from ..supervision._rules import needs_restart
+from ..supervision._supervisor import GAVE_UP, Supervisor
 from ._clock import VirtualClock, current_clock
 from ._faults import FailingStart, crash, failing_start_of, kill
 from ._snapshot import SupervisorState, snapshot

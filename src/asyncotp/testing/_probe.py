@@ -13,9 +13,9 @@ import pprint
 from collections.abc import Callable
 from typing import Any, final
 
-from .._node import _EXITING, Process, link, monitor, receive, spawn
-from .._pid import Pid
-from .._reasons import NORMAL, Exited, MonitorRef
+from .._core._node import _EXITING, Process, link, monitor, receive, spawn
+from .._core._pid import Pid
+from .._core._reasons import NORMAL, Exited, MonitorRef
 from ._waits import WaitTimeout
 
 __all__ = ["Probe"]

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import attrs
 
-from .._pid import Pid
+from .._core._pid import Pid
 
 __all__ = ["Report", "ReportCapture", "capture_reports"]
 

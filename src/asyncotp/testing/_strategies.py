@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from .._childspec import BRUTAL_KILL, INFINITY, Restart, ShutdownSetting, Strategy
-from .._reasons import NORMAL, SHUTDOWN, Shutdown
+from .._core._childspec import BRUTAL_KILL, INFINITY, Restart, ShutdownSetting, Strategy
+from .._core._reasons import NORMAL, SHUTDOWN, Shutdown
 from ._faults import InjectedFault
 from ._trees import Crash, FailInit, Fault, Kill, PassTime, Path, SupervisorSpec, WorkerSpec
 

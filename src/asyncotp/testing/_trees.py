@@ -15,10 +15,10 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from .._childspec import INFINITY, ChildSpec, Restart, ShutdownSetting, Strategy
-from .._genserver import Caller, GenServer
-from .._pid import Pid
-from .._supervisor import Supervisor
+from .._core._childspec import INFINITY, ChildSpec, Restart, ShutdownSetting, Strategy
+from .._core._pid import Pid
+from ..actors._genserver import Caller, GenServer
+from ..supervision._supervisor import Supervisor
 from ._faults import InjectedFault, fail_init
 
 __all__ = [

@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import Hashable
 
-from .._node import Node, _proc_var, current_node, process_info
-from .._pid import Pid
-from .._reasons import NOPROC
-from .._supervisor import ChildInfo, which_children
+from .._core._node import Node, _proc_var, current_node, process_info
+from .._core._pid import Pid
+from .._core._reasons import NOPROC
+from ..supervision._supervisor import ChildInfo, which_children
 from ._clock import current_clock
 from ._reports import Report, listen
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from .._node import Node, node
+from .._core._node import Node, node
 from ._clock import VirtualClock
 from ._reports import ReportCapture
 

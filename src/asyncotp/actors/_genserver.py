@@ -17,9 +17,16 @@ import logging
 from collections.abc import Hashable
 from typing import Any, ClassVar, Final, final
 
-from ._childspec import ChildSpec, ChildType, Restart, ShutdownSetting
-from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
-from ._node import (
+from .._core._childspec import ChildSpec, ChildType, Restart, ShutdownSetting
+from .._core._errors import (
+    ActorError,
+    CallTimeout,
+    MailboxFull,
+    NoProcess,
+    ServerExited,
+    StartError,
+)
+from .._core._node import (
     _BUDGET,
     _EXITING,
     _UNSET,
@@ -36,8 +43,8 @@ from ._node import (
     intercepted,
     resolve,
 )
-from ._pid import Pid
-from ._reasons import KILLED, NORMAL, Stop
+from .._core._pid import Pid
+from .._core._reasons import KILLED, NORMAL, Stop
 
 __all__ = ["NOREPLY", "Caller", "GenServer", "call", "cast", "stop"]
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from ._childspec import (
+from .._core._childspec import (
     BRUTAL_KILL,
     INFINITY,
     ChildSpec,
@@ -20,13 +20,13 @@ from ._childspec import (
     ShutdownSetting,
     Strategy,
 )
-from ._clock import now
-from ._errors import ActorError, DuplicateChild, MaxChildren, NoProcess, StartError
-from ._genserver import Caller, GenServer, call
-from ._node import _DEAD, Process, _proc_var, send_after
-from ._pid import Pid
-from ._reasons import KILLED, NOPROC, SHUTDOWN, Exited, Shutdown, Stop, is_clean_exit
-from ._restart_rules import RestartWindow, needs_restart, plan_restart
+from .._core._clock import now
+from .._core._errors import ActorError, DuplicateChild, MaxChildren, NoProcess, StartError
+from .._core._node import _DEAD, Process, _proc_var, send_after
+from .._core._pid import Pid
+from .._core._reasons import KILLED, NOPROC, SHUTDOWN, Exited, Shutdown, Stop, is_clean_exit
+from ..actors._genserver import Caller, GenServer, call
+from ._rules import RestartWindow, needs_restart, plan_restart
 
 __all__ = [
     "ChildCounts",

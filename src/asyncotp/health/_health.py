@@ -60,16 +60,16 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 import anyio
 import attrs
 
-from ._childspec import ChildType, Restart, Strategy
-from ._errors import CallTimeout, NoNodeError, NoProcess, ServerExited
-from ._genserver import Caller, GenServer, call
-from ._node import _DEAD, Node, Process, _node_var, current_node
-from ._pid import Pid
-from ._reasons import Stop, is_clean_exit
-from ._supervisor import GAVE_UP, supervisor_health
+from .._core._childspec import ChildType, Restart, Strategy
+from .._core._errors import CallTimeout, NoNodeError, NoProcess, ServerExited
+from .._core._node import _DEAD, Node, Process, _node_var, current_node
+from .._core._pid import Pid
+from .._core._reasons import Stop, is_clean_exit
+from ..actors._genserver import Caller, GenServer, call
+from ..supervision._supervisor import GAVE_UP, supervisor_health
 
 if TYPE_CHECKING:
-    from ._breaker import BreakerStats
+    from ..resilience._breaker import BreakerStats
 
 __all__ = [
     "CheckResult",
@@ -788,7 +788,7 @@ async def _run_function_check(
 async def _read_breakers(
     registry: _Registry, deadline: float, breakers: list[BreakerStats]
 ) -> None:
-    from ._breaker import CircuitBreaker
+    from ..resilience._breaker import CircuitBreaker
 
     found = [
         entry.pid

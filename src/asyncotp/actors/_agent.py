@@ -7,9 +7,9 @@ import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from ._childspec import ChildSpec, Restart, ShutdownSetting
+from .._core._childspec import ChildSpec, Restart, ShutdownSetting
+from .._core._pid import Pid
 from ._genserver import Caller, GenServer, call, cast
-from ._pid import Pid
 
 __all__ = ["Agent"]
 

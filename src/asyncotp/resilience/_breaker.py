@@ -20,14 +20,14 @@ from typing import Any, Final, TypeVar, TypeVarTuple
 
 import attrs
 
-from ._clock import now
-from ._errors import ActorError, MailboxFull
-from ._genserver import Caller, cast
-from ._genserver import call as gen_call
-from ._health import ReadinessServer
-from ._node import _proc_var, current_process, monitor, send, send_after
-from ._pid import Pid
-from ._reasons import Down, MonitorRef
+from .._core._clock import now
+from .._core._errors import ActorError, MailboxFull
+from .._core._node import _proc_var, current_process, monitor, send, send_after
+from .._core._pid import Pid
+from .._core._reasons import Down, MonitorRef
+from ..actors._genserver import Caller, cast
+from ..actors._genserver import call as gen_call
+from ..health._health import ReadinessServer
 
 __all__ = [
     "BreakerState",

@@ -11,11 +11,11 @@ from typing import Any
 
 import anyio
 
-from ._childspec import ChildSpec, Strategy
-from ._errors import StartError
-from ._node import node
-from ._pid import Pid
-from ._reasons import NORMAL, SHUTDOWN, is_clean_exit
+from .._core._childspec import ChildSpec, Strategy
+from .._core._errors import StartError
+from .._core._node import node
+from .._core._pid import Pid
+from .._core._reasons import NORMAL, SHUTDOWN, is_clean_exit
 from ._supervisor import GAVE_UP, Supervisor, _check_settings, _check_specs
 
 __all__ = ["Application"]

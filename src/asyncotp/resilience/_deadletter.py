@@ -36,11 +36,10 @@ from typing import Any, Final
 
 import attrs
 
-from ._childspec import Backoff, ChildSpec, Restart
-from ._clock import now
-from ._errors import ActorError, MailboxFull, NoNodeError, NoProcess
-from ._genserver import NOREPLY, Caller, GenServer, call, stop
-from ._node import (
+from .._core._childspec import Backoff, ChildSpec, Restart
+from .._core._clock import now
+from .._core._errors import ActorError, MailboxFull, NoNodeError, NoProcess
+from .._core._node import (
     Node,
     _is_async_callable,
     current_node,
@@ -54,10 +53,11 @@ from ._node import (
     spawn,
     whereis,
 )
-from ._pid import Pid
-from ._reasons import SHUTDOWN, Down, MonitorRef
+from .._core._pid import Pid
+from .._core._reasons import SHUTDOWN, Down, MonitorRef
+from ..actors._genserver import NOREPLY, Caller, GenServer, call, stop
+from ..supervision._supervisor import DynamicSupervisor, start_child
 from ._shedding import Overloaded, ShedReason
-from ._supervisor import DynamicSupervisor, start_child
 
 __all__ = [
     "DeadLetter",

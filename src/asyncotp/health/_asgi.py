@@ -25,10 +25,10 @@ from typing import Any, Final, TypeAlias
 import anyio
 from anyio.abc import TaskStatus
 
+from .._core._node import Node, _node_var
+from .._core._pid import Pid
 from ._health import _registry, _report
 from ._health import _watch as watch_supervisor
-from ._node import Node, _node_var
-from ._pid import Pid
 
 __all__ = ["HealthApp", "serve_health"]
 

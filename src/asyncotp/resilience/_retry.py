@@ -20,8 +20,8 @@ from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple
 
 import attrs
 
-from ._clock import now
-from ._errors import ActorError, MailboxFull, NoProcess, ServerExited
+from .._core._clock import now
+from .._core._errors import ActorError, MailboxFull, NoProcess, ServerExited
 
 __all__ = [
     "DEFAULT_RETRY_ON",

@@ -27,12 +27,12 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
-from ._clock import now
-from ._errors import ActorError, MailboxFull, NoNodeError, NoProcess, ServerExited
-from ._genserver import NOREPLY, Caller, Cast, GenServer, call, cast
-from ._node import demonitor, monitor, resolve
-from ._pid import Pid
-from ._reasons import Down, MonitorRef
+from .._core._clock import now
+from .._core._errors import ActorError, MailboxFull, NoNodeError, NoProcess, ServerExited
+from .._core._node import demonitor, monitor, resolve
+from .._core._pid import Pid
+from .._core._reasons import Down, MonitorRef
+from ..actors._genserver import NOREPLY, Caller, Cast, GenServer, call, cast
 
 __all__ = ["IdempotencyKeyReused", "IdempotencyStats", "IdempotencyStore"]
 

@@ -12,8 +12,8 @@ from collections.abc import Hashable, Sequence
 
 import attrs
 
-from ._childspec import Restart, Strategy
-from ._reasons import is_clean_exit
+from .._core._childspec import Restart, Strategy
+from .._core._reasons import is_clean_exit
 
 __all__ = ["RestartPlan", "RestartWindow", "add_restart", "needs_restart", "plan_restart"]
 

@@ -37,12 +37,12 @@ from typing import Any, Final
 
 import attrs
 
-from ._clock import now
-from ._errors import ActorError
-from ._genserver import NOREPLY, Caller, GenServer, call
-from ._node import Process, current_process
-from ._pid import Pid
-from ._reasons import Stop
+from .._core._clock import now
+from .._core._errors import ActorError
+from .._core._node import Process, current_process
+from .._core._pid import Pid
+from .._core._reasons import Stop
+from ..actors._genserver import NOREPLY, Caller, GenServer, call
 
 __all__ = [
     "Overloaded",
