@@ -25,6 +25,7 @@ from typing import Any, Final, TypeAlias
 import anyio
 from anyio.abc import TaskStatus
 
+from .._core import _validate as validate
 from .._core._node import Node, _node_var
 from .._core._pid import Pid
 from ._health import _registry, _report
@@ -87,18 +88,15 @@ class HealthApp:
         health_path: str = "/health",
         ready_path: str = "/ready",
     ) -> None:
-        if type(root) is not Pid and not (isinstance(root, str) and root):
-            raise TypeError(
-                f"HealthApp: root must be the root supervisor's Pid or registered name, "
-                f"not {root!r}"
-            )
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-            raise ValueError(f"HealthApp: timeout must be seconds > 0, not {timeout!r}")
+        validate.pid_or_name(
+            root, "root", where="HealthApp", expected="the root supervisor's Pid or registered name"
+        )
+        seconds = validate.seconds(timeout, "timeout", where="HealthApp")
         for label, path in (("health_path", health_path), ("ready_path", ready_path)):
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ValueError(f"HealthApp: {label} must start with '/', not {path!r}")
         self.root = root
-        self.timeout = float(timeout)
+        self.timeout = seconds
         self.health_path = health_path
         self.ready_path = ready_path
         self._node: Node | None = root._node if type(root) is Pid else _node_var.get()
@@ -110,8 +108,7 @@ class HealthApp:
 
     def bind(self, node: Node) -> HealthApp:
         """Use ``node`` to look up the root; returns the app itself."""
-        if not isinstance(node, Node):
-            raise TypeError(f"HealthApp.bind: expected a Node, not {node!r}")
+        validate.instance(node, Node, "node", where="HealthApp.bind")
         self._node = node
         self._watch()
         return self

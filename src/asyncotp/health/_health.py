@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 import anyio
 import attrs
 
+from .._core import _validate as validate
 from .._core._childspec import ChildType, Restart, Strategy
 from .._core._errors import CallTimeout, NoNodeError, NoProcess, ServerExited
 from .._core._node import _DEAD, Node, Process, _node_var, current_node
@@ -342,20 +343,15 @@ def ready_when(name: str, check: CheckFn) -> None:
     The check stays until ``remove_ready_check(name)`` or until the node
     stops. A name already taken raises ``ValueError``.
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"ready_when: name must be a non-empty str, not {name!r}")
-    given: object = check
-    if inspect.iscoroutine(given):
-        given.close()
-        raise TypeError(
-            f"ready_when({name!r}): pass the function (ready_when(name, is_up)), not a "
-            "coroutine (is_up()): the check is called again at every report"
-        )
-    if not callable(check):
-        raise TypeError(
-            f"ready_when({name!r}): check must be a callable taking no argument that "
-            f"returns a bool (or an awaitable of one), not {check!r}"
-        )
+    validate.text(name, "name", where="ready_when")
+    validate.function(
+        check,
+        "check",
+        where=f"ready_when({name!r})",
+        expected="a callable taking no argument that returns a bool (or an awaitable of one)",
+        usage="the function (ready_when(name, is_up))",
+        coroutine=" (is_up()): the check is called again at every report",
+    )
     registry = _registry(current_node())
     if name in registry.checks or name == TREE_CHECK:
         raise ValueError(
@@ -502,8 +498,7 @@ async def health_report(
     ``checks=False`` makes the cheaper liveness report (``ready`` is None).
     Raises ``TypeError`` when ``root`` is alive but not a supervisor.
     """
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-        raise ValueError(f"health_report: timeout must be seconds > 0, not {timeout!r}")
+    seconds = validate.seconds(timeout, "timeout", where="health_report")
     if type(root) is Pid:
         node = root._node
         if node.closed:
@@ -518,7 +513,7 @@ async def health_report(
             f"health_report: root must be the root supervisor's Pid or registered name, "
             f"not {root!r}"
         )
-    return await _report(node, root, checks=checks, timeout=float(timeout))
+    return await _report(node, root, checks=checks, timeout=seconds)
 
 
 async def _report(node: Node, root: Pid | str, *, checks: bool, timeout: float) -> HealthReport:

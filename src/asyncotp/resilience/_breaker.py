@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar, TypeVarTuple
 
 import attrs
 
+from .._core import _validate as validate
 from .._core._clock import now
 from .._core._errors import ActorError, MailboxFull
 from .._core._node import _proc_var, current_process, monitor, send, send_after
@@ -193,31 +194,6 @@ class _NoFallback(enum.Enum):
 _NO_FALLBACK: Final = _NoFallback.TOKEN
 
 
-def _seconds(value: object, field: str, *, allow_none: bool = False, zero: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not (value >= 0 if zero else value > 0)
-    ):
-        expected = "None or seconds > 0" if allow_none else "seconds > 0"
-        raise ValueError(f"CircuitBreaker.start: {field} must be {expected}, not {value!r}")
-
-
-def _exceptions(value: object, field: str) -> tuple[type[BaseException], ...]:
-    if isinstance(value, type):
-        value = (value,)
-    if not isinstance(value, tuple) or not all(
-        isinstance(c, type) and issubclass(c, BaseException) for c in value
-    ):
-        raise TypeError(
-            f"CircuitBreaker.start: {field} must be an exception class or a tuple of them, "
-            f"not {value!r}"
-        )
-    return value
-
-
 class CircuitBreaker(ReadinessServer):
     """A circuit breaker: an actor that guards one dependency.
 
@@ -310,30 +286,15 @@ class CircuitBreaker(ReadinessServer):
         failures. ``required=True`` makes the service unready (in
         ``health_report``) while the breaker is not closed.
         """
-        if (
-            not isinstance(failure_threshold, int)
-            or isinstance(failure_threshold, bool)
-            or failure_threshold < 1
-        ):
-            raise ValueError(
-                f"CircuitBreaker.start: failure_threshold must be an int >= 1, "
-                f"not {failure_threshold!r}"
-            )
-        if not isinstance(trial_calls, int) or isinstance(trial_calls, bool) or trial_calls < 1:
-            raise ValueError(
-                f"CircuitBreaker.start: trial_calls must be an int >= 1, not {trial_calls!r}"
-            )
-        _seconds(window, "window")
-        _seconds(cool_down, "cool_down")
-        _seconds(call_timeout, "call_timeout", allow_none=True)
+        where = "CircuitBreaker.start"
         config = _Config(
-            failure_threshold=failure_threshold,
-            window=float(window),
-            cool_down=float(cool_down),
-            trial_calls=trial_calls,
-            call_timeout=None if call_timeout is None else float(call_timeout),
-            failure_on=_exceptions(failure_on, "failure_on"),
-            ignore=_exceptions(ignore, "ignore"),
+            failure_threshold=validate.count(failure_threshold, "failure_threshold", where=where),
+            window=validate.seconds(window, "window", where=where),
+            cool_down=validate.seconds(cool_down, "cool_down", where=where),
+            trial_calls=validate.count(trial_calls, "trial_calls", where=where),
+            call_timeout=validate.seconds(call_timeout, "call_timeout", where=where, optional=True),
+            failure_on=validate.exception_classes(failure_on, "failure_on", where=where),
+            ignore=validate.exception_classes(ignore, "ignore", where=where),
             required=bool(required),
         )
         return await super().start(config, name=name, link=link, timeout=timeout)
@@ -356,15 +317,14 @@ class CircuitBreaker(ReadinessServer):
         else raises ``CircuitOpen``. Raises ``NoProcess`` when the breaker
         itself is not running.
         """
-        given: object = fn
-        if inspect.iscoroutine(given):
-            given.close()
-            raise TypeError(
-                "CircuitBreaker.call: pass the function and its arguments "
-                "(CircuitBreaker.call(breaker, fetch, url)), not a coroutine (fetch(url))"
-            )
-        if not callable(fn):
-            raise TypeError(f"CircuitBreaker.call: fn must be an async callable, not {fn!r}")
+        validate.function(
+            fn,
+            "fn",
+            where="CircuitBreaker.call",
+            expected="an async callable",
+            usage="the function and its arguments (CircuitBreaker.call(breaker, fetch, url))",
+            coroutine=" (fetch(url))",
+        )
         answer = await gen_call(breaker, _Request.ACQUIRE)
         if type(answer) is _Rejected:
             error = CircuitOpen(answer.detail, answer.breaker, answer.state, answer.retry_in)

@@ -36,12 +36,12 @@ from typing import Any, Final
 
 import attrs
 
+from .._core import _validate as validate
 from .._core._childspec import Backoff, ChildSpec, Restart
 from .._core._clock import now
 from .._core._errors import ActorError, MailboxFull, NoNodeError, NoProcess
 from .._core._node import (
     Node,
-    _is_async_callable,
     current_node,
     demonitor,
     is_alive,
@@ -219,11 +219,6 @@ def _unwrap(reply: object) -> Any:
     return reply
 
 
-def _check_count(value: object, name: str, where: str, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{where}: {name} must be an int >= {minimum}, not {value!r}")
-
-
 class DeadLetterQueue(GenServer):
     """Keeps the jobs that failed every attempt, to inspect, replay or discard.
 
@@ -255,9 +250,8 @@ class DeadLetterQueue(GenServer):
     """
 
     async def init(self, max_letters: int = 10_000, max_undeliverable: int = 1_000) -> None:
-        _check_count(max_letters, "max_letters", "DeadLetterQueue")
-        _check_count(max_undeliverable, "max_undeliverable", "DeadLetterQueue")
-        self.max_letters = max_letters
+        self.max_letters = validate.count(max_letters, "max_letters", where="DeadLetterQueue")
+        validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue")
         self._letters: dict[int, DeadLetter] = {}
         self._undeliverable: deque[Undeliverable] = deque(maxlen=max_undeliverable)
         self._next_id = 0
@@ -276,8 +270,8 @@ class DeadLetterQueue(GenServer):
         **opts: Any,
     ) -> Pid:
         """Start an empty dead-letter queue; ``opts`` are ``GenServer.start``'s."""
-        _check_count(max_letters, "max_letters", "DeadLetterQueue.start")
-        _check_count(max_undeliverable, "max_undeliverable", "DeadLetterQueue.start")
+        validate.count(max_letters, "max_letters", where="DeadLetterQueue.start")
+        validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue.start")
         return await super().start(
             max_letters=max_letters, max_undeliverable=max_undeliverable, name=name, **opts
         )
@@ -517,24 +511,19 @@ def _check_pool_settings(
     worker_shutdown: object,
     where: str,
 ) -> None:
-    if not _is_async_callable(handler):
-        raise TypeError(f"{where}: handler must be an async function of the job, not {handler!r}")
-    if type(dead_letters) is not Pid and not (isinstance(dead_letters, str) and dead_letters):
-        raise TypeError(
-            f"{where}: dead_letters must be the pid or name of a DeadLetterQueue, "
-            f"not {dead_letters!r}"
-        )
-    _check_count(size, "size", where)
-    _check_count(max_attempts, "max_attempts", where)
-    if not isinstance(backoff, Backoff):
-        raise TypeError(f"{where}: backoff must be a Backoff, not {backoff!r}")
-    for name, value in (("attempt_timeout", attempt_timeout), ("worker_shutdown", worker_shutdown)):
-        if value is not None and (
-            not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
-        ):
-            raise ValueError(f"{where}: {name} must be None or seconds > 0, not {value!r}")
+    validate.async_function(
+        handler, "handler", where=where, expected="an async function of the job"
+    )
+    validate.pid_or_name(
+        dead_letters, "dead_letters", where=where, expected="the pid or name of a DeadLetterQueue"
+    )
+    validate.count(size, "size", where=where)
+    validate.count(max_attempts, "max_attempts", where=where)
+    validate.instance(backoff, Backoff, "backoff", where=where)
+    validate.seconds(attempt_timeout, "attempt_timeout", where=where, optional=True)
+    validate.seconds(worker_shutdown, "worker_shutdown", where=where, optional=True)
     if max_pending is not None:
-        _check_count(max_pending, "max_pending", where, minimum=0)
+        validate.count(max_pending, "max_pending", where=where, minimum=0)
 
 
 class WorkerPool(GenServer):
@@ -991,10 +980,7 @@ def observe_undeliverable(dest: Pid | str) -> UndeliverableObserver:
     undeliverable: it raises ``NoProcess`` in the caller.
     """
     node = current_node()
-    if type(dest) is not Pid and not (isinstance(dest, str) and dest):
-        raise TypeError(
-            f"observe_undeliverable: dest must be a pid or a registered name, not {dest!r}"
-        )
+    validate.pid_or_name(dest, "dest", where="observe_undeliverable")
     observer = UndeliverableObserver(dest, node, node.on_dead_letter)
     node.on_dead_letter = observer
     return observer

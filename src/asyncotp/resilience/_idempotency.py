@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from .._core import _validate as validate
 from .._core._clock import now
 from .._core._errors import ActorError, MailboxFull, NoNodeError, NoProcess, ServerExited
 from .._core._node import demonitor, monitor, resolve
@@ -172,15 +173,6 @@ class _Remembered:
     expires_at: float
 
 
-def _check_ttl(ttl: object, max_entries: object, where: str) -> None:
-    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not ttl > 0:
-        raise ValueError(f"{where}: ttl must be seconds > 0, not {ttl!r}")
-    if max_entries is not None and (
-        not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1
-    ):
-        raise ValueError(f"{where}: max_entries must be None or an int >= 1, not {max_entries!r}")
-
-
 class IdempotencyStore(GenServer):
     """Remembers key -> result for a time, so that work runs once per key.
 
@@ -234,9 +226,10 @@ class IdempotencyStore(GenServer):
     max_entries: int | None
 
     async def init(self, ttl: float = 300.0, max_entries: int | None = None) -> None:
-        _check_ttl(ttl, max_entries, "IdempotencyStore")
-        self.ttl = float(ttl)
-        self.max_entries = max_entries
+        self.ttl = validate.seconds(ttl, "ttl", where="IdempotencyStore")
+        self.max_entries = validate.count(
+            max_entries, "max_entries", where="IdempotencyStore", optional=True
+        )
         self._book: dict[Hashable, _Running | _Remembered] = {}
         self._order: deque[tuple[float, Hashable, _Remembered]] = deque()
         self._remembered = 0
@@ -260,7 +253,8 @@ class IdempotencyStore(GenServer):
 
         ``opts`` are ``GenServer.start``'s (``link``, ``mailbox_size``, ...).
         """
-        _check_ttl(ttl, max_entries, "IdempotencyStore.start")
+        validate.seconds(ttl, "ttl", where="IdempotencyStore.start")
+        validate.count(max_entries, "max_entries", where="IdempotencyStore.start", optional=True)
         return await super().start(ttl=ttl, max_entries=max_entries, name=name, **opts)
 
     # -- client API ----------------------------------------------------------

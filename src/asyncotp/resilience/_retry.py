@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import math
 import random
@@ -20,6 +19,7 @@ from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple
 
 import attrs
 
+from .._core import _validate as validate
 from .._core._clock import now
 from .._core._errors import ActorError, MailboxFull, NoProcess, ServerExited
 
@@ -80,53 +80,10 @@ class RetryDeadlineExceeded(RetryError, TimeoutError):
         self.deadline = deadline
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_attempts(_inst: object, _attr: object, value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"RetryPolicy.max_attempts must be None or an int >= 1, not {value!r}")
-
-
-def _at_least(bound: float, *, allow_none: bool = False) -> Callable[[object, Any, object], None]:
-    def check(_inst: object, attr: Any, value: object) -> None:
-        if value is None and allow_none:
-            return
-        if not _number(value) or not value >= bound:  # type: ignore[operator]
-            wanted = f"a number >= {bound:g}" + (" or None" if allow_none else "")
-            raise ValueError(f"RetryPolicy.{attr.name} must be {wanted}, not {value!r}")
-
-    return check
-
-
-def _positive_or_none(_inst: object, attr: Any, value: object) -> None:
-    if value is None:
-        return
-    if not _number(value) or not value > 0:  # type: ignore[operator]
-        raise ValueError(f"RetryPolicy.{attr.name} must be None or seconds > 0, not {value!r}")
-
-
-def _check_jitter(_inst: object, _attr: object, value: object) -> None:
-    if not _number(value) or not 0 <= value <= 1:  # type: ignore[operator]
-        raise ValueError(f"RetryPolicy.jitter must be a fraction in [0, 1], not {value!r}")
-
-
-def _to_classes(
+def _retry_on(
     value: type[BaseException] | tuple[type[BaseException], ...],
 ) -> tuple[type[BaseException], ...]:
-    given: object = value
-    if isinstance(given, type):
-        given = (given,)
-    if not isinstance(given, (tuple, list, frozenset, set)) or not all(
-        isinstance(c, type) and issubclass(c, BaseException) for c in given
-    ):
-        raise TypeError(
-            f"RetryPolicy.retry_on must be an exception class or a tuple of them, not {value!r}"
-        )
-    return tuple(given)
+    return validate.exception_classes(value, "RetryPolicy.retry_on")
 
 
 def _classes_repr(classes: tuple[type[BaseException], ...]) -> str:
@@ -166,15 +123,27 @@ class RetryPolicy:
     ``attrs.evolve(policy, deadline=2.0)``.
     """
 
-    max_attempts: int | None = attrs.field(default=3, validator=_check_attempts)
-    initial: float = attrs.field(default=0.1, validator=_at_least(0))
-    multiplier: float = attrs.field(default=2.0, validator=_at_least(1))
-    max_delay: float = attrs.field(default=5.0, validator=_at_least(0))
-    jitter: float = attrs.field(default=0.5, validator=_check_jitter)
-    deadline: float | None = attrs.field(default=None, validator=_positive_or_none)
-    attempt_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    max_attempts: int | None = attrs.field(
+        default=3, validator=validate.attribute(validate.count, optional=True)
+    )
+    initial: float = attrs.field(
+        default=0.1, validator=validate.attribute(validate.number, minimum=0)
+    )
+    multiplier: float = attrs.field(
+        default=2.0, validator=validate.attribute(validate.number, minimum=1)
+    )
+    max_delay: float = attrs.field(
+        default=5.0, validator=validate.attribute(validate.number, minimum=0)
+    )
+    jitter: float = attrs.field(default=0.5, validator=validate.attribute(validate.fraction))
+    deadline: float | None = attrs.field(
+        default=None, validator=validate.attribute(validate.seconds, optional=True)
+    )
+    attempt_timeout: float | None = attrs.field(
+        default=None, validator=validate.attribute(validate.seconds, optional=True)
+    )
     retry_on: tuple[type[BaseException], ...] = attrs.field(
-        default=DEFAULT_RETRY_ON, converter=_to_classes, repr=_classes_repr
+        default=DEFAULT_RETRY_ON, converter=_retry_on, repr=_classes_repr
     )
 
     def delay(self, retry: int, unit_random: float) -> float:
@@ -251,17 +220,15 @@ async def retry(
     ``retry_gave_up``), ``operation``, ``attempt``, ``delay``, ``error``.
     All waits are loop timers, and all times the loop's clock.
     """
-    given: object = fn
-    if inspect.iscoroutine(given):
-        given.close()
-        raise TypeError(
-            "retry: pass the function and its arguments (retry(fetch, url)), not a coroutine "
-            "(fetch(url)): a coroutine can only be awaited once, so it cannot be retried"
-        )
-    if not callable(fn):
-        raise TypeError(f"retry: fn must be an async callable, not {fn!r}")
-    if not isinstance(policy, RetryPolicy):
-        raise TypeError(f"retry: policy must be a RetryPolicy, not {policy!r}")
+    validate.function(
+        fn,
+        "fn",
+        where="retry",
+        expected="an async callable",
+        usage="the function and its arguments (retry(fetch, url))",
+        coroutine=" (fetch(url)): a coroutine can only be awaited once, so it cannot be retried",
+    )
+    validate.instance(policy, RetryPolicy, "policy", where="retry")
     source = rng if rng is not None else _RNG
     started = now()
     deadline_at = None if policy.deadline is None else started + policy.deadline
@@ -377,11 +344,13 @@ def retrying(
         async def balance(user: str) -> int:
             return await call("accounts", ("balance", user))
     """
-    if not isinstance(policy, RetryPolicy):
-        raise TypeError(
-            f"retrying: policy must be a RetryPolicy, not {policy!r} (write @retrying() or "
-            "@retrying(RetryPolicy(...)))"
-        )
+    validate.instance(
+        policy,
+        RetryPolicy,
+        "policy",
+        where="retrying",
+        hint=" (write @retrying() or @retrying(RetryPolicy(...)))",
+    )
 
     def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(fn)

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 import attrs
 
+from .._core import _validate as validate
 from .._core._clock import now
 from .._core._errors import ActorError
 from .._core._node import Process, current_process
@@ -98,20 +99,6 @@ class Overloaded(ActorError):
         self.retry_after = retry_after
 
 
-def _check_deadline(_inst: Any, _attr: Any, value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(
-            f"RequestEnvelope.deadline must be None (no limit) or seconds > 0, not {value!r}"
-        )
-
-
-def _check_priority(_inst: Any, _attr: Any, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"RequestEnvelope.priority must be an int, not {value!r}")
-
-
 @attrs.frozen
 class RequestEnvelope:
     """A request with its priority, the time it was made and its deadline.
@@ -124,9 +111,11 @@ class RequestEnvelope:
     """
 
     request: object
-    priority: int = attrs.field(default=0, validator=_check_priority)
+    priority: int = attrs.field(default=0, validator=validate.attribute(validate.integer))
     sent_at: float = 0.0
-    deadline: float | None = attrs.field(default=None, validator=_check_deadline)
+    deadline: float | None = attrs.field(
+        default=None, validator=validate.attribute(validate.seconds, optional=True)
+    )
 
     @property
     def expires_at(self) -> float:

@@ -1,0 +1,203 @@
+"""Validators for the arguments of the public API, written once.
+
+Each one checks one argument and, when it is wrong, raises an error whose
+message names the argument, says what was expected and shows the value::
+
+    CircuitBreaker.start: window must be seconds > 0, not 0
+    RetryPolicy.jitter must be a fraction in [0, 1], not 1.5
+
+``name`` is the argument and ``where`` the function or class it was given to
+(left out when ``name`` already says it, as in ``RetryPolicy.jitter``; see
+``attribute`` for attrs fields). Each returns the value it accepted, so that
+checking and keeping it is one line.
+
+Numbers (``seconds``, ``count``, ``number``, ``fraction``) are refused with
+``ValueError`` whatever is wrong with them, their type or their value, so
+that one ``except ValueError`` catches every bad setting. Everything else
+that has the wrong type is refused with ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Literal, NoReturn, TypeVar, overload
+
+import attrs
+
+from ._pid import Pid
+
+T = TypeVar("T")
+
+
+def fail(
+    error: type[Exception], value: object, name: str, expected: str, *, where: str = ""
+) -> NoReturn:
+    """Raise ``error`` saying that ``name`` (given to ``where``) must be
+    ``expected``, not ``value``."""
+    prefix = f"{where}: " if where else ""
+    raise error(f"{prefix}{name} must be {expected}, not {value!r}")
+
+
+def is_number(value: object) -> bool:
+    """An int or a float, but not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_async_callable(fn: object) -> bool:
+    """An async function, a partial of one, or an object with an async ``__call__``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - an object with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+@overload
+def seconds(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    optional: Literal[False] = False,
+    zero: bool = False,
+) -> float: ...
+@overload
+def seconds(
+    value: object, name: str, *, where: str = "", optional: bool, zero: bool = False
+) -> float | None: ...
+def seconds(
+    value: object, name: str, *, where: str = "", optional: bool = False, zero: bool = False
+) -> float | None:
+    """A duration in seconds: a number > 0 (>= 0 with ``zero=True``), or None
+    with ``optional=True``. Returns it as a float."""
+    if value is None and optional:
+        return None
+    if not is_number(value) or not (value >= 0 if zero else value > 0):  # type: ignore[operator]
+        expected = "seconds >= 0" if zero else "seconds > 0"
+        fail(ValueError, value, name, f"None or {expected}" if optional else expected, where=where)
+    return float(value)  # type: ignore[arg-type]
+
+
+@overload
+def count(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    minimum: int = 1,
+    optional: Literal[False] = False,
+) -> int: ...
+@overload
+def count(
+    value: object, name: str, *, where: str = "", minimum: int = 1, optional: bool
+) -> int | None: ...
+def count(
+    value: object, name: str, *, where: str = "", minimum: int = 1, optional: bool = False
+) -> int | None:
+    """An int (not a bool) >= ``minimum``, or None with ``optional=True``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        expected = f"an int >= {minimum}"
+        fail(ValueError, value, name, f"None or {expected}" if optional else expected, where=where)
+    return value
+
+
+def number(value: object, name: str, *, where: str = "", minimum: float) -> float:
+    """A number (int or float, not a bool, not NaN) >= ``minimum``."""
+    if not is_number(value) or not value >= minimum:  # type: ignore[operator]
+        fail(ValueError, value, name, f"a number >= {minimum:g}", where=where)
+    return value  # type: ignore[return-value]
+
+
+def fraction(value: object, name: str, *, where: str = "") -> float:
+    """A number in [0, 1]."""
+    if not is_number(value) or not 0 <= value <= 1:  # type: ignore[operator]
+        fail(ValueError, value, name, "a fraction in [0, 1]", where=where)
+    return value  # type: ignore[return-value]
+
+
+def integer(value: object, name: str, *, where: str = "") -> int:
+    """An int, not a bool (``TypeError`` otherwise)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        fail(TypeError, value, name, "an int", where=where)
+    return value
+
+
+def instance(value: object, cls: type[T], name: str, *, where: str = "", hint: str = "") -> T:
+    """An instance of ``cls`` (``TypeError`` otherwise, followed by ``hint``)."""
+    if not isinstance(value, cls):
+        article = "an" if cls.__name__[:1] in "AEIOU" else "a"
+        prefix = f"{where}: " if where else ""
+        raise TypeError(f"{prefix}{name} must be {article} {cls.__name__}, not {value!r}{hint}")
+    return value
+
+
+def text(value: object, name: str, *, where: str = "") -> str:
+    """A non-empty str."""
+    if not isinstance(value, str) or not value:
+        fail(TypeError, value, name, "a non-empty str", where=where)
+    return value
+
+
+def pid_or_name(
+    value: object, name: str, *, where: str = "", expected: str = "a pid or a registered name"
+) -> Pid | str:
+    """A ``Pid`` or a non-empty str (a registered name); ``expected`` says
+    what the pid or name is of."""
+    if type(value) is not Pid and not (isinstance(value, str) and value):
+        fail(TypeError, value, name, expected, where=where)
+    return value
+
+
+def exception_classes(
+    value: object, name: str, *, where: str = ""
+) -> tuple[type[BaseException], ...]:
+    """An exception class, or a tuple (list, set) of them; returns a tuple."""
+    given = (value,) if isinstance(value, type) else value
+    if not isinstance(given, (tuple, list, frozenset, set)) or not all(
+        isinstance(c, type) and issubclass(c, BaseException) for c in given
+    ):
+        fail(TypeError, value, name, "an exception class or a tuple of them", where=where)
+    return tuple(given)
+
+
+def function(
+    value: object,
+    name: str,
+    *,
+    where: str,
+    expected: str = "a callable",
+    usage: str = "the function",
+    coroutine: str = "",
+) -> None:
+    """A callable. A coroutine object (the result of calling an async
+    function, which can be awaited only once) is closed and refused with a
+    message that says to ``pass {usage}``; ``coroutine`` follows it."""
+    if inspect.iscoroutine(value):
+        value.close()
+        raise TypeError(f"{where}: pass {usage}, not a coroutine{coroutine}")
+    if not callable(value):
+        fail(TypeError, value, name, expected, where=where)
+
+
+def async_function(
+    value: object, name: str, *, where: str, expected: str = "an async function"
+) -> None:
+    """An async function (see ``is_async_callable``)."""
+    if not is_async_callable(value):
+        fail(TypeError, value, name, expected, where=where)
+
+
+def attribute(
+    check: Callable[..., object], **options: Any
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """An attrs validator running ``check(value, "Class.field", **options)``."""
+
+    def validate(instance: object, field: attrs.Attribute[Any], value: object) -> None:
+        check(value, f"{type(instance).__name__}.{field.name}", **options)
+
+    return validate
