@@ -31,8 +31,6 @@ from .._core._pid import Pid
 from ._health import _registry, _report
 from ._health import _watch as watch_supervisor
 
-__all__ = ["HealthApp", "serve_health"]
-
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]

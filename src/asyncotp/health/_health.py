@@ -72,16 +72,6 @@ from ..supervision._supervisor import GAVE_UP, supervisor_health
 if TYPE_CHECKING:
     from ..resilience._breaker import BreakerStats
 
-__all__ = [
-    "CheckResult",
-    "ChildHealth",
-    "HealthReport",
-    "ReadinessServer",
-    "SupervisorHealth",
-    "health_report",
-    "ready_when",
-    "remove_ready_check",
-]
 
 logger = logging.getLogger("asyncotp")
 

@@ -30,14 +30,6 @@ from ..actors._genserver import Caller, cast
 from ..actors._genserver import call as gen_call
 from ..health._health import ReadinessServer
 
-__all__ = [
-    "BreakerState",
-    "BreakerStateChanged",
-    "BreakerStats",
-    "CircuitBreaker",
-    "CircuitOpen",
-]
-
 logger = logging.getLogger("asyncotp")
 
 T = TypeVar("T")

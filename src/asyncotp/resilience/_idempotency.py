@@ -35,8 +35,6 @@ from .._core._pid import Pid
 from .._core._reasons import Down, MonitorRef
 from ..actors._genserver import NOREPLY, Caller, Cast, GenServer, call, cast
 
-__all__ = ["IdempotencyKeyReused", "IdempotencyStats", "IdempotencyStore"]
-
 logger = logging.getLogger("asyncotp")
 
 R = TypeVar("R")

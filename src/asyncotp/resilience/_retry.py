@@ -23,16 +23,6 @@ from .._core import _validate as validate
 from .._core._clock import now
 from .._core._errors import ActorError, MailboxFull, NoProcess, ServerExited
 
-__all__ = [
-    "DEFAULT_RETRY_ON",
-    "RetryAttempt",
-    "RetryDeadlineExceeded",
-    "RetryError",
-    "RetryPolicy",
-    "retry",
-    "retrying",
-]
-
 logger = logging.getLogger("asyncotp")
 
 T = TypeVar("T")

@@ -45,16 +45,6 @@ from .._core._pid import Pid
 from .._core._reasons import Stop
 from ..actors._genserver import NOREPLY, Caller, GenServer, call
 
-__all__ = [
-    "Overloaded",
-    "RequestEnvelope",
-    "ShedReason",
-    "SheddingServer",
-    "SheddingStats",
-    "call_with_deadline",
-    "shedding_stats",
-]
-
 _HANDLING_GRACE: Final = 5.0
 """Seconds ``call_with_deadline`` waits, by default, beyond the deadline."""
 

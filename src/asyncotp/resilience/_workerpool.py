@@ -1,13 +1,13 @@
-"""Dead letters and poison messages: a retrying worker pool and a dead-letter queue.
+"""A worker pool: runs jobs in worker actors, retries failures, dead-letters
+poison jobs.
 
 A job that fails now and then should be tried again; a job that fails every
 time (a "poison message": bad data, a bug) must not be retried forever, nor
 crash its way up the supervision tree, nor vanish. ``WorkerPool`` runs jobs
 in worker actors under its own ``DynamicSupervisor``, retries a failed job
 up to ``max_attempts`` times with a growing delay (a ``Backoff``), and then
-moves it to a ``DeadLetterQueue``: an actor that keeps failed jobs with
-their attempts and last error, to be inspected, replayed once the cause is
-fixed, or discarded.
+moves it to a ``DeadLetterQueue``, to be inspected, replayed once the cause
+is fixed, or discarded.
 
 Why the pool, not the supervisor, retries: a supervisor restarts children
 to recover from *transient* faults, and gives up (taking its siblings down)
@@ -15,10 +15,6 @@ past its restart intensity. A poison job would exhaust that intensity and
 bring the whole pool down. So each attempt runs as a ``TEMPORARY`` child
 (the supervisor owns its process, its shutdown and its crash report), and
 the pool decides about retries, job by job.
-
-Messages sent to actors that are no longer alive are "undeliverable" and
-dropped silently, as in Erlang. ``observe_undeliverable(dlq)`` opts in to
-seeing them: they are counted and recorded by the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -38,39 +34,14 @@ import attrs
 
 from .._core import _validate as validate
 from .._core._childspec import Backoff, ChildSpec, Restart
-from .._core._clock import now
-from .._core._errors import ActorError, MailboxFull, NoNodeError, NoProcess
-from .._core._node import (
-    Node,
-    current_node,
-    demonitor,
-    is_alive,
-    monitor,
-    process_info,
-    self_pid,
-    send,
-    send_after,
-    spawn,
-    whereis,
-)
+from .._core._errors import ActorError, NoNodeError, NoProcess
+from .._core._node import demonitor, monitor, process_info, self_pid, send, send_after, spawn
 from .._core._pid import Pid
 from .._core._reasons import SHUTDOWN, Down, MonitorRef
 from ..actors._genserver import NOREPLY, Caller, GenServer, call, stop
 from ..supervision._supervisor import DynamicSupervisor, start_child
+from ._deadletters import _Bury, _Resubmit
 from ._shedding import Overloaded, ShedReason
-
-__all__ = [
-    "DeadLetter",
-    "DeadLetterNotFound",
-    "DeadLetterQueue",
-    "DeadLetterStats",
-    "JobFailed",
-    "PoolStats",
-    "Undeliverable",
-    "UndeliverableObserver",
-    "WorkerPool",
-    "observe_undeliverable",
-]
 
 logger = logging.getLogger("asyncotp")
 
@@ -79,60 +50,6 @@ _DLQ_TIMEOUT: Final = 5.0
 
 _DEFAULT_BACKOFF: Final = Backoff(initial=0.1, max=5.0)
 """The delays between attempts at a job when the pool is given none."""
-
-
-# -- values and errors ---------------------------------------------------------
-
-
-@attrs.frozen
-class DeadLetter:
-    """A job that failed every attempt, as the dead-letter queue keeps it.
-
-    ``id`` numbers the letter in its queue; ``pool`` is where the job ran
-    (its registered name, or its pid) and where ``replay`` sends it back;
-    ``attempts`` is how many times it ran; ``error`` and ``traceback`` are
-    the ``repr`` and the formatted traceback of the last error, and
-    ``errors`` the ``repr`` of the error of every attempt, in order.
-    ``dead_at`` is the loop time it was buried at.
-    """
-
-    id: int
-    job: object
-    pool: Pid | str
-    attempts: int
-    error: str
-    traceback: str
-    errors: tuple[str, ...] = ()
-    dead_at: float = 0.0
-
-
-@attrs.frozen
-class Undeliverable:
-    """A message that was sent to an actor no longer alive.
-
-    ``pid`` is the dead destination, ``message`` what was sent (a ``Cast``
-    for a cast), ``at`` the loop time. See ``observe_undeliverable``.
-    """
-
-    pid: Pid
-    message: object
-    at: float
-
-
-@attrs.frozen
-class DeadLetterStats:
-    """``DeadLetterQueue.stats``: ``letters`` kept now; ``buried`` ever
-    received; ``replayed`` and ``discarded`` taken out; ``dropped`` letters
-    forgotten because the queue was full (oldest first); ``undeliverable``
-    messages recorded now and ``undeliverable_seen`` ever received."""
-
-    letters: int
-    buried: int
-    replayed: int
-    discarded: int
-    dropped: int
-    undeliverable: int
-    undeliverable_seen: int
 
 
 @attrs.frozen
@@ -172,255 +89,6 @@ class JobFailed(ActorError):
         self.job_id = job_id
         self.attempts = attempts
         self.letter_id = letter_id
-
-
-class DeadLetterNotFound(ActorError, LookupError):
-    """The dead-letter queue has no letter with that id (replayed, discarded,
-    dropped, or never there). ``letter_id`` is the id asked for."""
-
-    def __init__(self, message: str, letter_id: int | None = None) -> None:
-        super().__init__(message)
-        self.letter_id = letter_id
-
-
-# -- the dead-letter queue ---------------------------------------------------------------
-
-
-class _Op(enum.Enum):
-    LIST = "letters"
-    GET = "inspect"
-    TAKE = "take"
-    RESTORE = "restore"
-    DISCARD = "discard"
-    UNDELIVERABLE = "undeliverable"
-    STATS = "stats"
-
-
-@attrs.frozen
-class _Bury:
-    job: object
-    pool: Pid | str
-    attempts: int
-    error: str
-    traceback: str
-    errors: tuple[str, ...]
-
-
-@attrs.frozen
-class _Refusal:
-    """A reply that carries an error for the client function to raise."""
-
-    error: BaseException
-
-
-def _unwrap(reply: object) -> Any:
-    if type(reply) is _Refusal:
-        raise reply.error
-    return reply
-
-
-class DeadLetterQueue(GenServer):
-    """Keeps the jobs that failed every attempt, to inspect, replay or discard.
-
-    Example::
-
-        dlq = await DeadLetterQueue.start(name="dead_letters")
-        pool = await WorkerPool.start(send_mail, dead_letters="dead_letters", name="mail")
-        ...
-        for letter in await DeadLetterQueue.letters("dead_letters"):
-            print(letter.id, letter.job, letter.attempts, letter.error)
-            print(letter.traceback)
-        await DeadLetterQueue.replay("dead_letters", letter.id)   # once fixed
-
-    Client API (static methods, like ``Agent``'s): ``letters`` (all, oldest
-    first), ``inspect`` (one, by id), ``replay`` (send a job back to its pool
-    for a fresh set of attempts; the letter leaves the queue), ``replay_all``,
-    ``discard``, ``undeliverable`` (messages recorded by
-    ``observe_undeliverable``) and ``stats``.
-
-    Settings: ``max_letters`` (default 10 000; beyond it the oldest letter
-    is dropped and counted) and ``max_undeliverable`` (default 1 000, the
-    same for undeliverable messages).
-
-    How to supervise it: ``DeadLetterQueue.child_spec(name=...)``, started
-    *before* the pools that use it, so that it outlives them at shutdown (a
-    pool hands its unfinished jobs to it when it stops). The letters live in
-    memory: a restarted queue is empty, so write them somewhere durable
-    (from ``letters``) if they must survive the program.
-    """
-
-    async def init(self, max_letters: int = 10_000, max_undeliverable: int = 1_000) -> None:
-        self.max_letters = validate.count(max_letters, "max_letters", where="DeadLetterQueue")
-        validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue")
-        self._letters: dict[int, DeadLetter] = {}
-        self._undeliverable: deque[Undeliverable] = deque(maxlen=max_undeliverable)
-        self._next_id = 0
-        self._buried = 0
-        self._replayed = 0
-        self._discarded = 0
-        self._dropped = 0
-        self._seen = 0
-
-    @classmethod
-    async def start(  # type: ignore[override]
-        cls,
-        max_letters: int = 10_000,
-        max_undeliverable: int = 1_000,
-        name: str | None = None,
-        **opts: Any,
-    ) -> Pid:
-        """Start an empty dead-letter queue; ``opts`` are ``GenServer.start``'s."""
-        validate.count(max_letters, "max_letters", where="DeadLetterQueue.start")
-        validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue.start")
-        return await super().start(
-            max_letters=max_letters, max_undeliverable=max_undeliverable, name=name, **opts
-        )
-
-    # -- client API ----------------------------------------------------------
-
-    @staticmethod
-    async def letters(dlq: Pid | str, timeout: float | None = 5.0) -> list[DeadLetter]:
-        """Every letter, oldest first."""
-        result: list[DeadLetter] = _unwrap(await call(dlq, (_Op.LIST,), timeout))
-        return result
-
-    @staticmethod
-    async def inspect(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
-        """One letter; ``DeadLetterNotFound`` if it is not there."""
-        result: DeadLetter = _unwrap(await call(dlq, (_Op.GET, letter_id), timeout))
-        return result
-
-    @staticmethod
-    async def replay(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> int:
-        """Send the letter's job back to its pool; return its new job id.
-
-        The job gets a fresh set of attempts, and the letter leaves the
-        queue. If the pool refuses it or is gone, the letter stays (and the
-        pool's error is raised). ``DeadLetterNotFound`` for an unknown id.
-        """
-        letter: DeadLetter = _unwrap(await call(dlq, (_Op.TAKE, letter_id), timeout))
-        try:
-            job_id = await WorkerPool.submit(letter.pool, letter.job, timeout=timeout)
-        except BaseException:
-            await call(dlq, (_Op.RESTORE, letter), timeout)
-            raise
-        return job_id
-
-    @staticmethod
-    async def replay_all(dlq: Pid | str, timeout: float | None = 5.0) -> list[int]:
-        """Replay every letter, oldest first; return the new job ids.
-
-        Stops at the first letter its pool refuses (that letter and the
-        later ones stay) and raises the pool's error.
-        """
-        return [
-            await DeadLetterQueue.replay(dlq, letter.id, timeout)
-            for letter in await DeadLetterQueue.letters(dlq, timeout)
-        ]
-
-    @staticmethod
-    async def discard(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
-        """Remove a letter for good and return it."""
-        result: DeadLetter = _unwrap(await call(dlq, (_Op.DISCARD, letter_id), timeout))
-        return result
-
-    @staticmethod
-    async def undeliverable(dlq: Pid | str, timeout: float | None = 5.0) -> list[Undeliverable]:
-        """The undeliverable messages recorded (see ``observe_undeliverable``)."""
-        result: list[Undeliverable] = _unwrap(await call(dlq, (_Op.UNDELIVERABLE,), timeout))
-        return result
-
-    @staticmethod
-    async def stats(dlq: Pid | str, timeout: float | None = 5.0) -> DeadLetterStats:
-        """Counts of letters and undeliverable messages."""
-        result: DeadLetterStats = _unwrap(await call(dlq, (_Op.STATS,), timeout))
-        return result
-
-    # -- callbacks -----------------------------------------------------------
-
-    async def handle_call(self, request: Any, caller: Caller) -> Any:
-        if type(request) is _Bury:
-            return self._bury(request)
-        if not (isinstance(request, tuple) and request and isinstance(request[0], _Op)):
-            raise TypeError(
-                f"DeadLetterQueue does not understand the call {request!r}; use its static "
-                "methods (letters, inspect, replay, discard, undeliverable, stats)"
-            )
-        op = request[0]
-        if op is _Op.LIST:
-            return list(self._letters.values())
-        if op is _Op.UNDELIVERABLE:
-            return list(self._undeliverable)
-        if op is _Op.STATS:
-            return DeadLetterStats(
-                letters=len(self._letters),
-                buried=self._buried,
-                replayed=self._replayed,
-                discarded=self._discarded,
-                dropped=self._dropped,
-                undeliverable=len(self._undeliverable),
-                undeliverable_seen=self._seen,
-            )
-        if op is _Op.RESTORE:
-            letter: DeadLetter = request[1]
-            self._letters[letter.id] = letter
-            self._letters = dict(sorted(self._letters.items()))
-            self._replayed -= 1
-            return None
-        letter_id = request[1]
-        found = self._letters.get(letter_id)
-        if found is None:
-            return _Refusal(
-                DeadLetterNotFound(
-                    f"dead-letter queue {self_pid()!r} has no letter {letter_id!r} (it was "
-                    "replayed, discarded or dropped); DeadLetterQueue.letters lists those kept",
-                    letter_id,
-                )
-            )
-        if op is _Op.GET:
-            return found
-        del self._letters[letter_id]
-        if op is _Op.TAKE:
-            self._replayed += 1
-        else:
-            self._discarded += 1
-        return found
-
-    async def handle_info(self, message: Any) -> None:
-        if type(message) is Undeliverable:
-            self._seen += 1
-            self._undeliverable.append(message)
-            return
-        await super().handle_info(message)
-
-    def _bury(self, request: _Bury) -> int:
-        self._next_id += 1
-        letter = DeadLetter(
-            id=self._next_id,
-            job=request.job,
-            pool=request.pool,
-            attempts=request.attempts,
-            error=request.error,
-            traceback=request.traceback,
-            errors=request.errors,
-            dead_at=now(),
-        )
-        self._letters[letter.id] = letter
-        self._buried += 1
-        while len(self._letters) > self.max_letters:
-            oldest = next(iter(self._letters))
-            dropped = self._letters.pop(oldest)
-            self._dropped += 1
-            logger.error(
-                "dead-letter queue %r is full (%d letters); dropped the oldest: %r",
-                self_pid(),
-                self.max_letters,
-                dropped,
-            )
-        return letter.id
-
-
-# -- the worker pool ----------------------------------------------------------------
 
 
 @attrs.frozen
@@ -664,7 +332,7 @@ class WorkerPool(GenServer):
     @staticmethod
     async def submit(pool: Pid | str, job: object, timeout: float | None = 5.0) -> int:
         """Queue ``job`` and return its id at once; ``Overloaded`` past ``max_pending``."""
-        job_id: int = _unwrap(await call(pool, _Submit(job, wait=False), timeout))
+        job_id: int = await call(pool, _Submit(job, wait=False), timeout)
         return job_id
 
     @staticmethod
@@ -677,21 +345,23 @@ class WorkerPool(GenServer):
         their backoff delays take; past ``timeout``: ``CallTimeout`` (the
         job goes on).
         """
-        return _unwrap(await call(pool, _Submit(job, wait=True), timeout))
+        return await call(pool, _Submit(job, wait=True), timeout)
 
     @staticmethod
     async def stats(pool: Pid | str, timeout: float | None = 5.0) -> PoolStats:
         """Counts of the pool's jobs."""
-        result: PoolStats = _unwrap(await call(pool, _PoolOp.STATS, timeout))
+        result: PoolStats = await call(pool, _PoolOp.STATS, timeout)
         return result
 
     # -- callbacks -----------------------------------------------------------
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
+        if type(request) is _Resubmit:  # from DeadLetterQueue.replay
+            request = _Submit(request.job, wait=False)
         if type(request) is _Submit:
             waiting = len(self._pending) + len(self._retrying)
             if self.max_pending is not None and waiting >= self.max_pending:
-                return _Refusal(
+                caller.fail(
                     Overloaded(
                         f"worker pool {self_pid()!r} already has {waiting} jobs waiting "
                         f"(max_pending={self.max_pending}); the job {request.job!r} was not "
@@ -700,6 +370,7 @@ class WorkerPool(GenServer):
                         ShedReason.QUEUE_FULL,
                     )
                 )
+                return NOREPLY
             self._next_id += 1
             self._submitted += 1
             job = _Job(self._next_id, request.job, waiter=caller if request.wait else None)
@@ -902,85 +573,4 @@ class WorkerPool(GenServer):
                 letter_id,
             )
             error.__cause__ = job.last_error
-            job.waiter.reply(_Refusal(error))
-
-
-# -- undeliverable messages ----------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class UndeliverableObserver:
-    """An installed ``observe_undeliverable``: counts, and ``close()`` to stop.
-
-    ``forwarded`` messages reached the destination; ``lost`` ones could not
-    (the destination was dead, unknown or full). Usable as a context
-    manager.
-    """
-
-    dest: Pid | str
-    node: Node
-    previous: Callable[[Pid, object], None] | None
-    forwarded: int = 0
-    lost: int = 0
-    closed: bool = False
-    _busy: bool = False
-
-    @property
-    def seen(self) -> int:
-        """Every undeliverable message observed."""
-        return self.forwarded + self.lost
-
-    def __call__(self, pid: Pid, message: object) -> None:
-        previous = self.previous
-        if previous is not None:
-            previous(pid, message)
-        if self.closed:
-            return
-        if self._busy:  # the destination itself is dead: do not recurse
-            self.lost += 1
-            return
-        dest = self.dest
-        target = dest if type(dest) is Pid else whereis(dest)
-        if target is None or not is_alive(target):
-            self.lost += 1
-            return
-        self._busy = True
-        try:
-            send(target, Undeliverable(pid, message, now()))
-        except (MailboxFull, NoProcess, NoNodeError):
-            self.lost += 1
-        else:
-            self.forwarded += 1
-        finally:
-            self._busy = False
-
-    def close(self) -> None:
-        """Stop observing (and restore the hook that was there before)."""
-        self.closed = True
-        if self.node.on_dead_letter is self:
-            self.node.on_dead_letter = self.previous
-
-    def __enter__(self) -> UndeliverableObserver:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def observe_undeliverable(dest: Pid | str) -> UndeliverableObserver:
-    """Opt in to seeing messages sent to actors that are no longer alive.
-
-    Every such message (from ``send``, ``cast`` or a timer) is forwarded to
-    ``dest`` as an ``Undeliverable(pid, message, at)``: give a
-    ``DeadLetterQueue`` (which records them, see
-    ``DeadLetterQueue.undeliverable``) or any actor. Returns the installed
-    observer, which counts what it forwarded and lost; ``close()`` it (or use
-    it as a context manager) to stop. Observers chain: one installed later
-    also calls the earlier one. A ``call`` to a dead actor is not
-    undeliverable: it raises ``NoProcess`` in the caller.
-    """
-    node = current_node()
-    validate.pid_or_name(dest, "dest", where="observe_undeliverable")
-    observer = UndeliverableObserver(dest, node, node.on_dead_letter)
-    node.on_dead_letter = observer
-    return observer
+            job.waiter.fail(error)

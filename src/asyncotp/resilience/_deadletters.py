@@ -1,0 +1,317 @@
+"""Dead letters: a queue that keeps the jobs that failed every attempt.
+
+A job that fails every time (a "poison message": bad data, a bug) must not
+be retried forever, nor crash its way up the supervision tree, nor vanish.
+A ``WorkerPool`` moves it, after its last attempt, to a ``DeadLetterQueue``:
+an actor that keeps failed jobs with their attempts and last error, to be
+inspected, replayed once the cause is fixed, or discarded. The queue also
+records the undeliverable messages that ``observe_undeliverable`` forwards
+to it.
+
+The queue knows nothing of pools. Whoever buries a job calls the queue with
+a ``_Bury``; ``replay`` calls the letter's ``pool`` with a ``_Resubmit`` of the
+job, which a ``WorkerPool`` answers with the job's new id.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import deque
+from typing import Any
+
+import attrs
+
+from .._core import _validate as validate
+from .._core._clock import now
+from .._core._errors import ActorError
+from .._core._node import self_pid
+from .._core._pid import Pid
+from ..actors._genserver import NOREPLY, Caller, GenServer, call
+from ._undeliverable import Undeliverable
+
+logger = logging.getLogger("asyncotp")
+
+
+@attrs.frozen
+class DeadLetter:
+    """A job that failed every attempt, as the dead-letter queue keeps it.
+
+    ``id`` numbers the letter in its queue; ``pool`` is where the job ran
+    (its registered name, or its pid) and where ``replay`` sends it back;
+    ``attempts`` is how many times it ran; ``error`` and ``traceback`` are
+    the ``repr`` and the formatted traceback of the last error, and
+    ``errors`` the ``repr`` of the error of every attempt, in order.
+    ``dead_at`` is the loop time it was buried at.
+    """
+
+    id: int
+    job: object
+    pool: Pid | str
+    attempts: int
+    error: str
+    traceback: str
+    errors: tuple[str, ...] = ()
+    dead_at: float = 0.0
+
+
+@attrs.frozen
+class DeadLetterStats:
+    """``DeadLetterQueue.stats``: ``letters`` kept now; ``buried`` ever
+    received; ``replayed`` and ``discarded`` taken out; ``dropped`` letters
+    forgotten because the queue was full (oldest first); ``undeliverable``
+    messages recorded now and ``undeliverable_seen`` ever received."""
+
+    letters: int
+    buried: int
+    replayed: int
+    discarded: int
+    dropped: int
+    undeliverable: int
+    undeliverable_seen: int
+
+
+class DeadLetterNotFound(ActorError, LookupError):
+    """The dead-letter queue has no letter with that id (replayed, discarded,
+    dropped, or never there). ``letter_id`` is the id asked for."""
+
+    def __init__(self, message: str, letter_id: int | None = None) -> None:
+        super().__init__(message)
+        self.letter_id = letter_id
+
+
+# -- the dead-letter queue ---------------------------------------------------------------
+
+
+class _Op(enum.Enum):
+    LIST = "letters"
+    GET = "inspect"
+    TAKE = "take"
+    RESTORE = "restore"
+    DISCARD = "discard"
+    UNDELIVERABLE = "undeliverable"
+    STATS = "stats"
+
+
+@attrs.frozen
+class _Bury:
+    """The call that puts a job in a dead-letter queue; answered with the
+    letter's id. ``pool`` is where ``replay`` sends the job back."""
+
+    job: object
+    pool: Pid | str
+    attempts: int
+    error: str
+    traceback: str
+    errors: tuple[str, ...]
+
+
+@attrs.frozen
+class _Resubmit:
+    """The call that ``DeadLetterQueue.replay`` makes to a letter's ``pool``:
+    run ``job`` again, with a fresh set of attempts; answered with the new
+    job id (or failed with the pool's refusal)."""
+
+    job: object
+
+
+class DeadLetterQueue(GenServer):
+    """Keeps the jobs that failed every attempt, to inspect, replay or discard.
+
+    Example::
+
+        dlq = await DeadLetterQueue.start(name="dead_letters")
+        pool = await WorkerPool.start(send_mail, dead_letters="dead_letters", name="mail")
+        ...
+        for letter in await DeadLetterQueue.letters("dead_letters"):
+            print(letter.id, letter.job, letter.attempts, letter.error)
+            print(letter.traceback)
+        await DeadLetterQueue.replay("dead_letters", letter.id)   # once fixed
+
+    Client API (static methods, like ``Agent``'s): ``letters`` (all, oldest
+    first), ``inspect`` (one, by id), ``replay`` (send a job back to its pool
+    for a fresh set of attempts; the letter leaves the queue), ``replay_all``,
+    ``discard``, ``undeliverable`` (messages recorded by
+    ``observe_undeliverable``) and ``stats``.
+
+    Settings: ``max_letters`` (default 10 000; beyond it the oldest letter
+    is dropped and counted) and ``max_undeliverable`` (default 1 000, the
+    same for undeliverable messages).
+
+    How to supervise it: ``DeadLetterQueue.child_spec(name=...)``, started
+    *before* the pools that use it, so that it outlives them at shutdown (a
+    pool hands its unfinished jobs to it when it stops). The letters live in
+    memory: a restarted queue is empty, so write them somewhere durable
+    (from ``letters``) if they must survive the program.
+    """
+
+    async def init(self, max_letters: int = 10_000, max_undeliverable: int = 1_000) -> None:
+        self.max_letters = validate.count(max_letters, "max_letters", where="DeadLetterQueue")
+        validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue")
+        self._letters: dict[int, DeadLetter] = {}
+        self._undeliverable: deque[Undeliverable] = deque(maxlen=max_undeliverable)
+        self._next_id = 0
+        self._buried = 0
+        self._replayed = 0
+        self._discarded = 0
+        self._dropped = 0
+        self._seen = 0
+
+    @classmethod
+    async def start(  # type: ignore[override]
+        cls,
+        max_letters: int = 10_000,
+        max_undeliverable: int = 1_000,
+        name: str | None = None,
+        **opts: Any,
+    ) -> Pid:
+        """Start an empty dead-letter queue; ``opts`` are ``GenServer.start``'s."""
+        validate.count(max_letters, "max_letters", where="DeadLetterQueue.start")
+        validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue.start")
+        return await super().start(
+            max_letters=max_letters, max_undeliverable=max_undeliverable, name=name, **opts
+        )
+
+    # -- client API ----------------------------------------------------------
+
+    @staticmethod
+    async def letters(dlq: Pid | str, timeout: float | None = 5.0) -> list[DeadLetter]:
+        """Every letter, oldest first."""
+        result: list[DeadLetter] = await call(dlq, (_Op.LIST,), timeout)
+        return result
+
+    @staticmethod
+    async def inspect(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
+        """One letter; ``DeadLetterNotFound`` if it is not there."""
+        result: DeadLetter = await call(dlq, (_Op.GET, letter_id), timeout)
+        return result
+
+    @staticmethod
+    async def replay(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> int:
+        """Send the letter's job back to its pool; return its new job id.
+
+        The job gets a fresh set of attempts, and the letter leaves the
+        queue. If the pool refuses it or is gone, the letter stays (and the
+        pool's error is raised). ``DeadLetterNotFound`` for an unknown id.
+        """
+        letter: DeadLetter = await call(dlq, (_Op.TAKE, letter_id), timeout)
+        try:
+            job_id: int = await call(letter.pool, _Resubmit(letter.job), timeout)
+        except BaseException:
+            await call(dlq, (_Op.RESTORE, letter), timeout)
+            raise
+        return job_id
+
+    @staticmethod
+    async def replay_all(dlq: Pid | str, timeout: float | None = 5.0) -> list[int]:
+        """Replay every letter, oldest first; return the new job ids.
+
+        Stops at the first letter its pool refuses (that letter and the
+        later ones stay) and raises the pool's error.
+        """
+        return [
+            await DeadLetterQueue.replay(dlq, letter.id, timeout)
+            for letter in await DeadLetterQueue.letters(dlq, timeout)
+        ]
+
+    @staticmethod
+    async def discard(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
+        """Remove a letter for good and return it."""
+        result: DeadLetter = await call(dlq, (_Op.DISCARD, letter_id), timeout)
+        return result
+
+    @staticmethod
+    async def undeliverable(dlq: Pid | str, timeout: float | None = 5.0) -> list[Undeliverable]:
+        """The undeliverable messages recorded (see ``observe_undeliverable``)."""
+        result: list[Undeliverable] = await call(dlq, (_Op.UNDELIVERABLE,), timeout)
+        return result
+
+    @staticmethod
+    async def stats(dlq: Pid | str, timeout: float | None = 5.0) -> DeadLetterStats:
+        """Counts of letters and undeliverable messages."""
+        result: DeadLetterStats = await call(dlq, (_Op.STATS,), timeout)
+        return result
+
+    # -- callbacks -----------------------------------------------------------
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        if type(request) is _Bury:
+            return self._bury(request)
+        if not (isinstance(request, tuple) and request and isinstance(request[0], _Op)):
+            raise TypeError(
+                f"DeadLetterQueue does not understand the call {request!r}; use its static "
+                "methods (letters, inspect, replay, discard, undeliverable, stats)"
+            )
+        op = request[0]
+        if op is _Op.LIST:
+            return list(self._letters.values())
+        if op is _Op.UNDELIVERABLE:
+            return list(self._undeliverable)
+        if op is _Op.STATS:
+            return DeadLetterStats(
+                letters=len(self._letters),
+                buried=self._buried,
+                replayed=self._replayed,
+                discarded=self._discarded,
+                dropped=self._dropped,
+                undeliverable=len(self._undeliverable),
+                undeliverable_seen=self._seen,
+            )
+        if op is _Op.RESTORE:
+            letter: DeadLetter = request[1]
+            self._letters[letter.id] = letter
+            self._letters = dict(sorted(self._letters.items()))
+            self._replayed -= 1
+            return None
+        letter_id = request[1]
+        found = self._letters.get(letter_id)
+        if found is None:
+            caller.fail(
+                DeadLetterNotFound(
+                    f"dead-letter queue {self_pid()!r} has no letter {letter_id!r} (it was "
+                    "replayed, discarded or dropped); DeadLetterQueue.letters lists those kept",
+                    letter_id,
+                )
+            )
+            return NOREPLY
+        if op is _Op.GET:
+            return found
+        del self._letters[letter_id]
+        if op is _Op.TAKE:
+            self._replayed += 1
+        else:
+            self._discarded += 1
+        return found
+
+    async def handle_info(self, message: Any) -> None:
+        if type(message) is Undeliverable:
+            self._seen += 1
+            self._undeliverable.append(message)
+            return
+        await super().handle_info(message)
+
+    def _bury(self, request: _Bury) -> int:
+        self._next_id += 1
+        letter = DeadLetter(
+            id=self._next_id,
+            job=request.job,
+            pool=request.pool,
+            attempts=request.attempts,
+            error=request.error,
+            traceback=request.traceback,
+            errors=request.errors,
+            dead_at=now(),
+        )
+        self._letters[letter.id] = letter
+        self._buried += 1
+        while len(self._letters) > self.max_letters:
+            oldest = next(iter(self._letters))
+            dropped = self._letters.pop(oldest)
+            self._dropped += 1
+            logger.error(
+                "dead-letter queue %r is full (%d letters); dropped the oldest: %r",
+                self_pid(),
+                self.max_letters,
+                dropped,
+            )
+        return letter.id
