@@ -128,3 +128,167 @@ class DuplicateChild(ActorError, ValueError):
 
 class MaxChildren(ActorError):
     """A dynamic supervisor already runs its ``max_children``."""
+
+
+# -- resilience ----
+# The errors of asyncotp.resilience (public there), and the states and
+# reasons they carry. The imports stay in this block for now, so that it
+# merges apart from the rest of the file; they belong at the top.
+
+import enum  # noqa: E402 - see above
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+
+class BreakerState(enum.Enum):
+    """The three states of a circuit breaker."""
+
+    CLOSED = "closed"
+    """Calls go through; failures are counted."""
+    OPEN = "open"
+    """Calls are refused at once (``CircuitOpen``, or the fallback)."""
+    HALF_OPEN = "half_open"
+    """A limited number of trial calls go through; the rest are refused."""
+
+    def __repr__(self) -> str:
+        return f"BreakerState.{self.name}"
+
+
+class CircuitOpen(ActorError):
+    """A circuit breaker refused a call: it is open, or half-open with all its
+    trial calls taken.
+
+    ``breaker`` is the breaker's pid, ``state`` its state and ``retry_in``
+    the seconds until it lets a trial call through (None when half-open).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        breaker: Pid | None = None,
+        state: BreakerState | None = None,
+        retry_in: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.breaker = breaker
+        self.state = state
+        self.retry_in = retry_in
+
+
+class ShedReason(enum.Enum):
+    """Why a ``SheddingServer`` dropped a request instead of handling it."""
+
+    EXPIRED = "expired"
+    """It waited in the queue past its deadline."""
+    EVICTED = "evicted"
+    """A more important request took its place in the full queue."""
+    QUEUE_FULL = "queue_full"
+    """The queue was full of requests at least as important."""
+
+    def __repr__(self) -> str:
+        return f"ShedReason.{self.name}"
+
+
+class Overloaded(ActorError):
+    """A server shed the request instead of handling it; nothing was done.
+
+    ``pid`` is the server, ``reason`` a ``ShedReason``, ``waited`` the seconds
+    the request spent queued, and ``retry_after`` (or None) the server's
+    estimate of when it will have room again: the time to work through its
+    queue. The request had no effect, so retrying it is always safe. A front
+    end answers ``503 Service Unavailable`` (``EXPIRED``) or ``429 Too Many
+    Requests`` (``QUEUE_FULL``, ``EVICTED``) with a ``Retry-After`` header.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        pid: Pid | None = None,
+        reason: ShedReason = ShedReason.QUEUE_FULL,
+        waited: float = 0.0,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.reason = reason
+        self.waited = waited
+        self.retry_after = retry_after
+
+
+class RetryError(ActorError):
+    """``retry`` used up its attempts; ``__cause__`` and ``last_error`` are the
+    last attempt's error, ``attempts`` how many were made."""
+
+    def __init__(
+        self, message: str, attempts: int = 0, last_error: BaseException | None = None
+    ) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class RetryDeadlineExceeded(RetryError, TimeoutError):
+    """``retry`` reached its deadline (also a ``TimeoutError``).
+
+    Raised when the deadline cuts an attempt short, and as soon as the next
+    attempt could not start before it (``retry`` does not sleep for nothing).
+    ``last_error`` is the last attempt's error (None when the very first one
+    was cut short); ``deadline`` the policy's deadline in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        attempts: int = 0,
+        last_error: BaseException | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__(message, attempts, last_error)
+        self.deadline = deadline
+
+
+class IdempotencyKeyReused(ActorError, ValueError):
+    """An idempotency key came back with a different request.
+
+    Raised by ``IdempotencyStore.run_once`` when both requests gave a
+    ``fingerprint`` (a digest of the request) and they differ: the client
+    reused a key for another request, which is a bug on its side (answer
+    ``422 Unprocessable Entity``). ``key`` is the key, ``store`` the store.
+    """
+
+    def __init__(self, message: str, key: Hashable = None, store: Pid | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.store = store
+
+
+class JobFailed(ActorError):
+    """A job failed every attempt and was moved to the dead-letter queue.
+
+    Raised by ``WorkerPool.run``. ``job_id`` is the job's number in the pool,
+    ``attempts`` how many times it ran, ``letter_id`` its id in the
+    dead-letter queue (None if the queue could not take it); ``__cause__``
+    is the last attempt's error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        job_id: int | None = None,
+        attempts: int = 0,
+        letter_id: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.attempts = attempts
+        self.letter_id = letter_id
+
+
+class DeadLetterNotFound(ActorError, LookupError):
+    """The dead-letter queue has no letter with that id (replayed, discarded,
+    dropped, or never there). ``letter_id`` is the id asked for."""
+
+    def __init__(self, message: str, letter_id: int | None = None) -> None:
+        super().__init__(message)
+        self.letter_id = letter_id

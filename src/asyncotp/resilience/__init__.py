@@ -5,35 +5,35 @@ shedding by age and priority; idempotency keys; worker pools with a
 dead-letter queue; observing undeliverable messages.
 """
 
-from ._breaker import BreakerState as BreakerState
+from .._core._errors import BreakerState as BreakerState
+from .._core._errors import CircuitOpen as CircuitOpen
+from .._core._errors import DeadLetterNotFound as DeadLetterNotFound
+from .._core._errors import IdempotencyKeyReused as IdempotencyKeyReused
+from .._core._errors import JobFailed as JobFailed
+from .._core._errors import Overloaded as Overloaded
+from .._core._errors import RetryDeadlineExceeded as RetryDeadlineExceeded
+from .._core._errors import RetryError as RetryError
+from .._core._errors import ShedReason as ShedReason
 from ._breaker import BreakerStateChanged as BreakerStateChanged
 from ._breaker import BreakerStats as BreakerStats
 from ._breaker import CircuitBreaker as CircuitBreaker
-from ._breaker import CircuitOpen as CircuitOpen
 from ._deadletters import DeadLetter as DeadLetter
-from ._deadletters import DeadLetterNotFound as DeadLetterNotFound
 from ._deadletters import DeadLetterQueue as DeadLetterQueue
 from ._deadletters import DeadLetterStats as DeadLetterStats
-from ._idempotency import IdempotencyKeyReused as IdempotencyKeyReused
 from ._idempotency import IdempotencyStats as IdempotencyStats
 from ._idempotency import IdempotencyStore as IdempotencyStore
 from ._retry import DEFAULT_RETRY_ON as DEFAULT_RETRY_ON
 from ._retry import RetryAttempt as RetryAttempt
-from ._retry import RetryDeadlineExceeded as RetryDeadlineExceeded
-from ._retry import RetryError as RetryError
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import retry as retry
 from ._retry import retrying as retrying
-from ._shedding import Overloaded as Overloaded
 from ._shedding import RequestEnvelope as RequestEnvelope
 from ._shedding import SheddingServer as SheddingServer
 from ._shedding import SheddingStats as SheddingStats
-from ._shedding import ShedReason as ShedReason
 from ._shedding import call_with_deadline as call_with_deadline
 from ._shedding import shedding_stats as shedding_stats
 from ._undeliverable import Undeliverable as Undeliverable
 from ._undeliverable import UndeliverableObserver as UndeliverableObserver
 from ._undeliverable import observe_undeliverable as observe_undeliverable
-from ._workerpool import JobFailed as JobFailed
 from ._workerpool import PoolStats as PoolStats
 from ._workerpool import WorkerPool as WorkerPool

@@ -22,7 +22,7 @@ import attrs
 
 from .._core import _validate as validate
 from .._core._clock import now
-from .._core._errors import ActorError, MailboxFull
+from .._core._errors import ActorError, BreakerState, CircuitOpen, MailboxFull
 from .._core._node import _proc_var, current_process, monitor, send, send_after
 from .._core._pid import Pid
 from .._core._reasons import Down, MonitorRef
@@ -34,41 +34,6 @@ logger = logging.getLogger("asyncotp")
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-
-
-class BreakerState(enum.Enum):
-    """The three states of a circuit breaker."""
-
-    CLOSED = "closed"
-    """Calls go through; failures are counted."""
-    OPEN = "open"
-    """Calls are refused at once (``CircuitOpen``, or the fallback)."""
-    HALF_OPEN = "half_open"
-    """A limited number of trial calls go through; the rest are refused."""
-
-    def __repr__(self) -> str:
-        return f"BreakerState.{self.name}"
-
-
-class CircuitOpen(ActorError):
-    """A circuit breaker refused a call: it is open, or half-open with all its
-    trial calls taken.
-
-    ``breaker`` is the breaker's pid, ``state`` its state and ``retry_in``
-    the seconds until it lets a trial call through (None when half-open).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        breaker: Pid | None = None,
-        state: BreakerState | None = None,
-        retry_in: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.breaker = breaker
-        self.state = state
-        self.retry_in = retry_in
 
 
 @attrs.frozen

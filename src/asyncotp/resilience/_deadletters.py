@@ -24,7 +24,7 @@ import attrs
 
 from .._core import _validate as validate
 from .._core._clock import now
-from .._core._errors import ActorError
+from .._core._errors import DeadLetterNotFound
 from .._core._node import self_pid
 from .._core._pid import Pid
 from ..actors._genserver import NOREPLY, Caller, GenServer, call
@@ -69,15 +69,6 @@ class DeadLetterStats:
     dropped: int
     undeliverable: int
     undeliverable_seen: int
-
-
-class DeadLetterNotFound(ActorError, LookupError):
-    """The dead-letter queue has no letter with that id (replayed, discarded,
-    dropped, or never there). ``letter_id`` is the id asked for."""
-
-    def __init__(self, message: str, letter_id: int | None = None) -> None:
-        super().__init__(message)
-        self.letter_id = letter_id
 
 
 # -- the dead-letter queue ---------------------------------------------------------------

@@ -29,7 +29,13 @@ import attrs
 
 from .._core import _validate as validate
 from .._core._clock import now
-from .._core._errors import ActorError, MailboxFull, NoNodeError, NoProcess, ServerExited
+from .._core._errors import (
+    IdempotencyKeyReused,
+    MailboxFull,
+    NoNodeError,
+    NoProcess,
+    ServerExited,
+)
 from .._core._node import demonitor, monitor, resolve
 from .._core._pid import Pid
 from .._core._reasons import Down, MonitorRef
@@ -41,21 +47,6 @@ R = TypeVar("R")
 
 _claims = itertools.count(1)
 """Claim numbers, unique in the process (so across restarts of a store)."""
-
-
-class IdempotencyKeyReused(ActorError, ValueError):
-    """An idempotency key came back with a different request.
-
-    Raised by ``IdempotencyStore.run_once`` when both requests gave a
-    ``fingerprint`` (a digest of the request) and they differ: the client
-    reused a key for another request, which is a bug on its side (answer
-    ``422 Unprocessable Entity``). ``key`` is the key, ``store`` the store.
-    """
-
-    def __init__(self, message: str, key: Hashable = None, store: Pid | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-        self.store = store
 
 
 @attrs.frozen

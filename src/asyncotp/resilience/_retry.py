@@ -21,7 +21,13 @@ import attrs
 
 from .._core import _validate as validate
 from .._core._clock import now
-from .._core._errors import ActorError, MailboxFull, NoProcess, ServerExited
+from .._core._errors import (
+    MailboxFull,
+    NoProcess,
+    RetryDeadlineExceeded,
+    RetryError,
+    ServerExited,
+)
 
 logger = logging.getLogger("asyncotp")
 
@@ -36,38 +42,6 @@ server ended mid-call: its supervisor is restarting it) and ``NoProcess``
 (nobody holds the name yet)."""
 
 _RNG: Final = random.Random()
-
-
-class RetryError(ActorError):
-    """``retry`` used up its attempts; ``__cause__`` and ``last_error`` are the
-    last attempt's error, ``attempts`` how many were made."""
-
-    def __init__(
-        self, message: str, attempts: int = 0, last_error: BaseException | None = None
-    ) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-        self.last_error = last_error
-
-
-class RetryDeadlineExceeded(RetryError, TimeoutError):
-    """``retry`` reached its deadline (also a ``TimeoutError``).
-
-    Raised when the deadline cuts an attempt short, and as soon as the next
-    attempt could not start before it (``retry`` does not sleep for nothing).
-    ``last_error`` is the last attempt's error (None when the very first one
-    was cut short); ``deadline`` the policy's deadline in seconds.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        attempts: int = 0,
-        last_error: BaseException | None = None,
-        deadline: float | None = None,
-    ) -> None:
-        super().__init__(message, attempts, last_error)
-        self.deadline = deadline
 
 
 def _retry_on(

@@ -39,7 +39,7 @@ import attrs
 
 from .._core import _validate as validate
 from .._core._clock import now
-from .._core._errors import ActorError
+from .._core._errors import Overloaded, ShedReason
 from .._core._node import Process, current_process
 from .._core._pid import Pid
 from .._core._reasons import Stop
@@ -47,46 +47,6 @@ from ..actors._genserver import NOREPLY, Caller, GenServer, call
 
 _HANDLING_GRACE: Final = 5.0
 """Seconds ``call_with_deadline`` waits, by default, beyond the deadline."""
-
-
-class ShedReason(enum.Enum):
-    """Why a ``SheddingServer`` dropped a request instead of handling it."""
-
-    EXPIRED = "expired"
-    """It waited in the queue past its deadline."""
-    EVICTED = "evicted"
-    """A more important request took its place in the full queue."""
-    QUEUE_FULL = "queue_full"
-    """The queue was full of requests at least as important."""
-
-    def __repr__(self) -> str:
-        return f"ShedReason.{self.name}"
-
-
-class Overloaded(ActorError):
-    """A server shed the request instead of handling it; nothing was done.
-
-    ``pid`` is the server, ``reason`` a ``ShedReason``, ``waited`` the seconds
-    the request spent queued, and ``retry_after`` (or None) the server's
-    estimate of when it will have room again: the time to work through its
-    queue. The request had no effect, so retrying it is always safe. A front
-    end answers ``503 Service Unavailable`` (``EXPIRED``) or ``429 Too Many
-    Requests`` (``QUEUE_FULL``, ``EVICTED``) with a ``Retry-After`` header.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        pid: Pid | None = None,
-        reason: ShedReason = ShedReason.QUEUE_FULL,
-        waited: float = 0.0,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.pid = pid
-        self.reason = reason
-        self.waited = waited
-        self.retry_after = retry_after
 
 
 @attrs.frozen

@@ -34,14 +34,13 @@ import attrs
 
 from .._core import _validate as validate
 from .._core._childspec import Backoff, ChildSpec, Restart
-from .._core._errors import ActorError, NoNodeError, NoProcess
+from .._core._errors import ActorError, JobFailed, NoNodeError, NoProcess, Overloaded, ShedReason
 from .._core._node import demonitor, monitor, process_info, self_pid, send, send_after, spawn
 from .._core._pid import Pid
 from .._core._reasons import SHUTDOWN, Down, MonitorRef
 from ..actors._genserver import NOREPLY, Caller, GenServer, call, stop
 from ..supervision._supervisor import DynamicSupervisor, start_child
 from ._deadletters import _Bury, _Resubmit
-from ._shedding import Overloaded, ShedReason
 
 logger = logging.getLogger("asyncotp")
 
@@ -67,28 +66,6 @@ class PoolStats:
     failed_attempts: int
     retried: int
     dead: int
-
-
-class JobFailed(ActorError):
-    """A job failed every attempt and was moved to the dead-letter queue.
-
-    Raised by ``WorkerPool.run``. ``job_id`` is the job's number in the pool,
-    ``attempts`` how many times it ran, ``letter_id`` its id in the
-    dead-letter queue (None if the queue could not take it); ``__cause__``
-    is the last attempt's error.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        job_id: int | None = None,
-        attempts: int = 0,
-        letter_id: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-        self.attempts = attempts
-        self.letter_id = letter_id
 
 
 @attrs.frozen
