@@ -28,8 +28,7 @@ from anyio.abc import TaskStatus
 from .._core import _validate as validate
 from .._core._node import Node, _node_var
 from .._core._pid import Pid
-from ._health import _registry, _report
-from ._health import _watch as watch_supervisor
+from ._report import _report, _watch_supervisor
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -120,7 +119,7 @@ class HealthApp:
         pid = self.root if type(self.root) is Pid else node.names.get(self.root)
         proc = node.procs.get(pid) if pid is not None else None
         if proc is not None and proc.is_supervisor:
-            watch_supervisor(_registry(node), proc)
+            _watch_supervisor(proc)
 
     def _current_node(self) -> Node | None:
         bound = self._node

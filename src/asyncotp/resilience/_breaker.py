@@ -28,7 +28,7 @@ from .._core._pid import Pid
 from .._core._reasons import Down, MonitorRef
 from ..actors._genserver import Caller, cast
 from ..actors._genserver import call as gen_call
-from ..health._health import ReadinessServer
+from ..health._readiness import ReadinessServer, add_reporter
 
 logger = logging.getLogger("asyncotp")
 
@@ -254,7 +254,9 @@ class CircuitBreaker(ReadinessServer):
             ignore=validate.exception_classes(ignore, "ignore", where=where),
             required=bool(required),
         )
-        return await super().start(config, name=name, link=link, timeout=timeout)
+        pid = await super().start(config, name=name, link=link, timeout=timeout)
+        add_reporter(pid, cls.stats)  # health_report lists it until it ends
+        return pid
 
     @classmethod
     async def call(
