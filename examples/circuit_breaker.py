@@ -126,7 +126,7 @@ async def main() -> None:
     await pay(gateway, 9)  # the trial call
     await wait_for(BreakerState.CLOSED)
     await pay(gateway, 10)
-    stats = await CircuitBreaker.stats("payments")
+    stats = await CircuitBreaker.statistics("payments")
     say(
         "shop",
         f"breaker stats: {stats.calls} calls let through, {stats.rejected} refused, "

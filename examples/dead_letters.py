@@ -107,7 +107,7 @@ async def main() -> None:
         outcome = f"failed: {type(result).__name__}" if isinstance(result, Exception) else result
         say("client", f"{address:<18} -> {outcome}")
 
-    stats = await WorkerPool.stats("mailer")
+    stats = await WorkerPool.statistics("mailer")
     say("mailer", f"{stats!r}")
 
     [letter] = await DeadLetterQueue.letters("dead_letters")

@@ -139,13 +139,13 @@ async def main() -> None:
     say("client", f"   -> {await pay('k-1001', 'order-1', 300)}")
 
     charges = await call("gateway", "charges")
-    stats = await IdempotencyStore.stats("payments.idem")
+    stats = await IdempotencyStore.statistics("payments.idem")
     say("summary", f"the card was charged {len(charges)} times for 3 distinct keys: {charges}")
     say("summary", f"store: {stats!r}")
     assert len(charges) == 3, charges
 
     await asyncio.sleep(TTL)
-    stats = await IdempotencyStore.stats("payments.idem")
+    stats = await IdempotencyStore.statistics("payments.idem")
     say(
         "summary",
         f"after the {TTL} s time-to-live: {stats.remembered} receipts remembered, "

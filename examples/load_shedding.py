@@ -44,7 +44,6 @@ from asyncotp.resilience import (
     SheddingServer,
     ShedReason,
     call_with_deadline,
-    shedding_stats,
 )
 
 PRIORITY = {"health": 9, "customer": 1, "anonymous": 0}
@@ -130,7 +129,7 @@ async def main() -> None:
     print("-- the burst's answers: " + ", ".join(f"{n} x {s}" for s, n in counts.items()))
     slowest = max(ms for *_, ms in results)
     print(f"-- every request was answered within {slowest:.0f} ms")
-    print(f"-- renderer: {await shedding_stats(renderer)!r}")
+    print(f"-- renderer: {await SheddingServer.statistics(renderer)!r}")
 
     result = await get(front, "/after", "anonymous", clock())
     show("after", result)

@@ -117,7 +117,7 @@ async def test_a_closed_breaker_runs_the_call_in_the_calling_task(node: asyncotp
 
     assert await CircuitBreaker.call(breaker, work, 2, 3) == 5
     assert ran_in == [me]
-    stats = await CircuitBreaker.stats(breaker)
+    stats = await CircuitBreaker.statistics(breaker)
     assert (stats.state, stats.calls, stats.failed) == (CLOSED, 1, 0)
 
 
@@ -154,7 +154,7 @@ async def test_failures_within_the_window_open_the_breaker_which_then_refuses_at
     assert error.retry_in == pytest.approx(30.0)
     assert "'payments' is open" in str(error)
     assert "fallback=" in str(error)
-    stats = await CircuitBreaker.stats(breaker)
+    stats = await CircuitBreaker.statistics(breaker)
     assert (stats.state, stats.rejected, stats.failed, stats.times_opened) == (OPEN, 1, 3, 1)
     assert stats.last_error is not None
     assert "ConnectionError" in stats.last_error
@@ -168,7 +168,7 @@ async def test_failures_spread_over_more_than_the_window_do_not_open_it(
     await fail(breaker, dep, 2)
     await advance(10.0)  # both failures leave the window
     await fail(breaker, dep, 2)
-    stats = await CircuitBreaker.stats(breaker)
+    stats = await CircuitBreaker.statistics(breaker)
     assert (stats.state, stats.failures, stats.failed) == (CLOSED, 2, 4)
 
 
@@ -185,7 +185,7 @@ async def test_ignored_exceptions_and_those_outside_failure_on_do_not_count(
     for error in (ValueError("refused, rightly"), RuntimeError("a bug, not an outage")):
         with pytest.raises(type(error)):
             await CircuitBreaker.call(breaker, raises, error)
-    stats = await CircuitBreaker.stats(breaker)
+    stats = await CircuitBreaker.statistics(breaker)
     assert (stats.state, stats.failures, stats.failed) == (CLOSED, 0, 0)
 
 
@@ -199,7 +199,7 @@ async def test_call_timeout_bounds_a_guarded_call_and_counts_as_a_failure(
     with pytest.raises(TimeoutError, match=r"call_timeout of 1\.5 s"):
         await CircuitBreaker.call(breaker, dep.fetch, "k")
     assert clock() - start == pytest.approx(1.5)
-    assert (await CircuitBreaker.stats(breaker)).failures == 1
+    assert (await CircuitBreaker.statistics(breaker)).failures == 1
 
 
 # -- open, half-open -----------------------------------------------------------------------
@@ -226,7 +226,7 @@ async def test_a_failed_trial_opens_it_again_for_another_cool_down(node: asyncot
         await CircuitBreaker.call(breaker, dep.fetch, "k")
     reopened_at = clock()
     assert (await changes.get()).state is OPEN
-    stats = await CircuitBreaker.stats(breaker)
+    stats = await CircuitBreaker.statistics(breaker)
     assert stats.times_opened == 2
     assert stats.retry_in == pytest.approx(30.0)
     assert (await changes.get()).state is HALF_OPEN
@@ -286,7 +286,7 @@ async def test_an_outcome_from_before_the_last_state_change_is_not_counted(
     slow.gate.set()  # the call let through while closed fails now, during half-open
     with pytest.raises(ConnectionError):
         await late
-    assert (await CircuitBreaker.stats(breaker)).state is HALF_OPEN
+    assert (await CircuitBreaker.statistics(breaker)).state is HALF_OPEN
     assert await CircuitBreaker.call(breaker, Dependency().fetch, "k") == "value of k"
     assert (await changes.get()).state is CLOSED
 
@@ -317,7 +317,7 @@ async def test_a_refused_call_returns_the_fallback_value_or_the_fallback_functio
     )
     assert seen[0].state is OPEN
     assert dep.calls == calls
-    assert (await CircuitBreaker.stats(breaker)).rejected == 3
+    assert (await CircuitBreaker.statistics(breaker)).rejected == 3
 
 
 async def test_a_failing_call_raises_its_own_error_even_with_a_fallback(

@@ -119,7 +119,7 @@ async def test_a_job_that_succeeds_runs_once_and_returns_its_result(node: Node) 
     _dlq, pool = await pool_with(jobs)
     assert await WorkerPool.run(pool, ("ok", 42)) == 42
     assert jobs.attempts[("ok", 42)] == 1
-    stats = await WorkerPool.stats(pool)
+    stats = await WorkerPool.statistics(pool)
     assert (stats.submitted, stats.succeeded, stats.failed_attempts) == (1, 1, 0)
 
 
@@ -128,7 +128,7 @@ async def test_a_failing_job_is_retried_and_succeeds_on_a_later_attempt(node: No
     dlq, pool = await pool_with(jobs, max_attempts=3)
     assert await WorkerPool.run(pool, ("flaky", 2, "sent")) == "sent"
     assert jobs.attempts[("flaky", 2, "sent")] == 3
-    stats = await WorkerPool.stats(pool)
+    stats = await WorkerPool.statistics(pool)
     assert (stats.failed_attempts, stats.retried, stats.dead) == (2, 2, 0)
     assert await DeadLetterQueue.letters(dlq) == []
 
@@ -155,7 +155,7 @@ async def test_a_poison_job_lands_in_the_dead_letter_queue_after_exactly_n_attem
     assert "Traceback (most recent call last)" in letter.traceback
     assert "raise ValueError" in letter.traceback
     assert await DeadLetterQueue.inspect(dlq, letter.id) == letter
-    stats = await WorkerPool.stats(pool)
+    stats = await WorkerPool.statistics(pool)
     assert (stats.failed_attempts, stats.retried, stats.dead) == (4, 3, 1)
     assert any(getattr(r, "event", None) == "job_dead" for r in caplog.records)
 
@@ -170,7 +170,7 @@ async def test_a_submitted_poison_job_is_dead_lettered_without_anybody_waiting(
     await jobs.started(("poison", 1), 2).wait()
     # The second (last) attempt has run; the letter is buried before the next
     # message to the pool is handled.
-    assert (await WorkerPool.stats(pool)).dead == 1
+    assert (await WorkerPool.statistics(pool)).dead == 1
     [letter] = await DeadLetterQueue.letters(dlq)
     assert letter.attempts == 2
 
@@ -182,13 +182,13 @@ async def test_retries_wait_for_the_growing_backoff_delay(node: Node, clock: Vir
     job = ("flaky", 2, "done")
     result = asyncio.ensure_future(WorkerPool.run(pool, job))
     await jobs.started(job, 1).wait()
-    assert (await WorkerPool.stats(pool)).retrying == 1
+    assert (await WorkerPool.statistics(pool)).retrying == 1
     await clock.advance(9.0)
-    assert (await WorkerPool.stats(pool)).retrying == 1  # not yet: 10 s after attempt 1
+    assert (await WorkerPool.statistics(pool)).retrying == 1  # not yet: 10 s after attempt 1
     await clock.advance(1.5)
     await jobs.started(job, 2).wait()
     await clock.advance(15.0)
-    assert (await WorkerPool.stats(pool)).retrying == 1  # not yet: 20 s after attempt 2
+    assert (await WorkerPool.statistics(pool)).retrying == 1  # not yet: 20 s after attempt 2
     await clock.advance(5.5)
     assert await result == "done"
 
@@ -203,7 +203,7 @@ async def test_a_worker_that_is_killed_counts_as_a_failed_attempt(node: Node) ->
     send_exit(jobs.workers[job], KILL)
     assert await result == "x"
     assert jobs.attempts[job] == 2
-    assert (await WorkerPool.stats(pool)).failed_attempts == 1
+    assert (await WorkerPool.statistics(pool)).failed_attempts == 1
 
 
 async def test_an_attempt_that_hangs_past_attempt_timeout_fails(
@@ -229,7 +229,7 @@ async def test_at_most_size_jobs_run_at_once_and_the_rest_wait_in_order(node: No
     results = [asyncio.ensure_future(WorkerPool.run(pool, job)) for job in held]
     await jobs.started(held[0], 1).wait()
     await jobs.started(held[1], 1).wait()
-    stats = await WorkerPool.stats(pool)
+    stats = await WorkerPool.statistics(pool)
     assert (stats.running, stats.pending) == (2, 2)
     jobs.release(held[0])
     await jobs.started(held[2], 1).wait()
@@ -266,9 +266,9 @@ async def test_a_replayed_letter_runs_again_with_fresh_attempts_and_leaves_the_q
     assert new_id == 2
     await jobs.started(job, 4).wait()
     assert await DeadLetterQueue.letters(dlq) == []
-    stats = await DeadLetterQueue.stats(dlq)
+    stats = await DeadLetterQueue.statistics(dlq)
     assert (stats.buried, stats.replayed, stats.letters) == (1, 1, 0)
-    assert (await WorkerPool.stats(pool)).succeeded == 1
+    assert (await WorkerPool.statistics(pool)).succeeded == 1
 
 
 async def test_replay_all_sends_every_letter_back_oldest_first(node: Node) -> None:
@@ -292,7 +292,7 @@ async def test_replaying_to_a_pool_that_is_gone_keeps_the_letter(node: Node) -> 
     with pytest.raises(NoProcess):
         await DeadLetterQueue.replay(dlq, letter.id)
     assert await DeadLetterQueue.letters(dlq) == [letter]
-    assert (await DeadLetterQueue.stats(dlq)).replayed == 0
+    assert (await DeadLetterQueue.statistics(dlq)).replayed == 0
 
 
 async def test_discard_removes_a_letter_and_unknown_ids_raise_dead_letter_not_found(
@@ -310,7 +310,7 @@ async def test_discard_removes_a_letter_and_unknown_ids_raise_dead_letter_not_fo
     assert info.value.letter_id == letter.id
     with pytest.raises(DeadLetterNotFound):
         await DeadLetterQueue.replay(dlq, letter.id)
-    assert (await DeadLetterQueue.stats(dlq)).discarded == 1
+    assert (await DeadLetterQueue.statistics(dlq)).discarded == 1
 
 
 async def test_a_full_dead_letter_queue_drops_its_oldest_letters_and_counts_them(
@@ -324,7 +324,7 @@ async def test_a_full_dead_letter_queue_drops_its_oldest_letters_and_counts_them
             await WorkerPool.run(pool, ("poison", x))
     letters = await DeadLetterQueue.letters("dead_letters")
     assert [letter.job for letter in letters] == [("poison", 1), ("poison", 2)]
-    assert (await DeadLetterQueue.stats("dead_letters")).dropped == 1
+    assert (await DeadLetterQueue.statistics("dead_letters")).dropped == 1
 
 
 async def test_a_stopping_pool_hands_its_unfinished_jobs_to_the_dead_letter_queue(
@@ -445,7 +445,7 @@ async def test_observed_undeliverable_messages_are_counted_and_recorded(node: No
     ]
     assert all(isinstance(r, Undeliverable) for r in records)
     assert (observer.forwarded, observer.lost, observer.seen) == (3, 0, 3)
-    assert (await DeadLetterQueue.stats(dlq)).undeliverable_seen == 3
+    assert (await DeadLetterQueue.statistics(dlq)).undeliverable_seen == 3
     send(dead, "after close")
     assert observer.seen == 3
 

@@ -79,7 +79,7 @@ async def started(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 
 async def settled(store: Any) -> IdempotencyStats:
     """The store's stats, once every message sent to it before has been handled."""
-    return await IdempotencyStore.stats(store)
+    return await IdempotencyStore.statistics(store)
 
 
 # -- once per key ----------------------------------------------------------------

@@ -41,7 +41,6 @@ from asyncotp.resilience import (
     SheddingStats,
     ShedReason,
     call_with_deadline,
-    shedding_stats,
 )
 from asyncotp.testing import VirtualClock
 
@@ -196,7 +195,7 @@ async def test_a_request_whose_caller_gave_up_is_dropped_without_being_handled(
         await impatient
     gate.opened.set()
     await held
-    stats = await shedding_stats(server)
+    stats = await SheddingServer.statistics(server)
     assert stats.abandoned == 1
     assert stats.expired == 0
     assert await call(server, "handled") == ["hold"]
@@ -339,7 +338,7 @@ async def test_an_unbounded_queue_never_refuses(node: Node) -> None:
     gate.opened.set()
     assert await asyncio.gather(*tasks) == [("done", i) for i in range(50)]
     await held
-    stats = await shedding_stats(server)
+    stats = await SheddingServer.statistics(server)
     assert (stats.handled, stats.shed, stats.queued) == (51, 0, 0)
 
 
@@ -386,7 +385,7 @@ async def test_a_crash_in_handle_request_ends_the_server_and_fails_queued_caller
     assert not is_alive(server)
 
 
-async def test_shedding_stats_count_what_was_handled_and_shed(node: Node) -> None:
+async def test_statistics_count_what_was_handled_and_shed(node: Node) -> None:
     server = await Worker.start(max_queue=1)
     gate, held = await busy(server)
     kept = await started(call_with_deadline(server, "kept", None, priority=0))
@@ -396,7 +395,7 @@ async def test_shedding_stats_count_what_was_handled_and_shed(node: Node) -> Non
     assert (await overloaded(refused)).reason is ShedReason.QUEUE_FULL
     assert (await overloaded(kept)).reason is ShedReason.EVICTED
     await asyncio.gather(held, evicting)
-    stats = await shedding_stats(server)
+    stats = await SheddingServer.statistics(server)
     assert stats == SheddingStats(
         queued=0,
         max_queue=1,
@@ -437,10 +436,10 @@ class Echo(GenServer):
         return request
 
 
-async def test_shedding_stats_of_a_plain_server_is_a_type_error(node: Node) -> None:
+async def test_statistics_of_a_plain_server_is_a_type_error(node: Node) -> None:
     echo = await Echo.start()
     with pytest.raises(TypeError, match="not a SheddingServer"):
-        await shedding_stats(echo)
+        await SheddingServer.statistics(echo)
 
 
 def test_request_envelopes_are_validated_and_repr_as_python() -> None:

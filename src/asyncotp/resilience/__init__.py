@@ -31,7 +31,6 @@ from ._shedding import RequestEnvelope as RequestEnvelope
 from ._shedding import SheddingServer as SheddingServer
 from ._shedding import SheddingStats as SheddingStats
 from ._shedding import call_with_deadline as call_with_deadline
-from ._shedding import shedding_stats as shedding_stats
 from ._undeliverable import Undeliverable as Undeliverable
 from ._undeliverable import UndeliverableObserver as UndeliverableObserver
 from ._undeliverable import observe_undeliverable as observe_undeliverable

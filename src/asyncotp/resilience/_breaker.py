@@ -38,7 +38,7 @@ Ts = TypeVarTuple("Ts")
 
 @attrs.frozen
 class BreakerStats:
-    """A snapshot of a circuit breaker, from ``CircuitBreaker.stats``.
+    """A snapshot of a circuit breaker, from ``CircuitBreaker.statistics``.
 
     ``failures`` counts the failures inside the current window (while
     closed); ``retry_in`` is the time left before a trial call is let
@@ -87,7 +87,7 @@ class BreakerStateChanged:
 
 class _Request(enum.Enum):
     ACQUIRE = "acquire"
-    STATS = "stats"
+    STATISTICS = "statistics"
     RESET = "reset"
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
@@ -196,7 +196,7 @@ class CircuitBreaker(ReadinessServer):
     WARNING, ``breaker_half_open`` and ``breaker_closed`` at INFO),
     ``breaker``, ``breaker_name``, ``previous_state``, ``state``,
     ``failures`` and ``last_error``. Actors can ``subscribe`` to receive
-    ``BreakerStateChanged`` messages. ``stats`` returns a ``BreakerStats``.
+    ``BreakerStateChanged`` messages. ``statistics`` returns a ``BreakerStats``.
     A breaker is a ``ReadinessServer``: ``health_report`` lists every
     breaker of the node, and shows it as a readiness check that passes
     unless ``required=True`` and the breaker is not closed (by default an
@@ -255,7 +255,7 @@ class CircuitBreaker(ReadinessServer):
             required=bool(required),
         )
         pid = await super().start(config, name=name, link=link, timeout=timeout)
-        add_reporter(pid, cls.stats)  # health_report lists it until it ends
+        add_reporter(pid, cls.statistics)  # health_report lists it until it ends
         return pid
 
     @classmethod
@@ -318,9 +318,9 @@ class CircuitBreaker(ReadinessServer):
         return value
 
     @classmethod
-    async def stats(cls, breaker: Pid | str, timeout: float | None = 5.0) -> BreakerStats:
+    async def statistics(cls, breaker: Pid | str, timeout: float | None = 5.0) -> BreakerStats:
         """A snapshot of the breaker: state, counts, settings."""
-        result: BreakerStats = await gen_call(breaker, _Request.STATS, timeout)
+        result: BreakerStats = await gen_call(breaker, _Request.STATISTICS, timeout)
         return result
 
     @classmethod
@@ -367,8 +367,8 @@ class CircuitBreaker(ReadinessServer):
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         if request is _Request.ACQUIRE:
             return self._acquire()
-        if request is _Request.STATS:
-            return self._stats()
+        if request is _Request.STATISTICS:
+            return self._statistics()
         if request is _Request.RESET:
             if self._state is not BreakerState.CLOSED:
                 self._change(BreakerState.CLOSED, "reset by hand")
@@ -385,7 +385,7 @@ class CircuitBreaker(ReadinessServer):
                 return None
         raise ValueError(
             f"circuit breaker {self._me!r} does not understand the call {request!r}; use "
-            "CircuitBreaker.call, stats, reset, subscribe or unsubscribe"
+            "CircuitBreaker.call, statistics, reset, subscribe or unsubscribe"
         )
 
     async def handle_cast(self, request: Any) -> None:
@@ -547,7 +547,7 @@ class CircuitBreaker(ReadinessServer):
             with contextlib.suppress(MailboxFull):  # a full subscriber misses this one
                 send(pid, notice)
 
-    def _stats(self) -> BreakerStats:
+    def _statistics(self) -> BreakerStats:
         config = self._config
         return BreakerStats(
             pid=self._me,

@@ -57,7 +57,7 @@ class DeadLetter:
 
 @attrs.frozen
 class DeadLetterStats:
-    """``DeadLetterQueue.stats``: ``letters`` kept now; ``buried`` ever
+    """``DeadLetterQueue.statistics``: ``letters`` kept now; ``buried`` ever
     received; ``replayed`` and ``discarded`` taken out; ``dropped`` letters
     forgotten because the queue was full (oldest first); ``undeliverable``
     messages recorded now and ``undeliverable_seen`` ever received."""
@@ -81,7 +81,7 @@ class _Op(enum.Enum):
     RESTORE = "restore"
     DISCARD = "discard"
     UNDELIVERABLE = "undeliverable"
-    STATS = "stats"
+    STATISTICS = "statistics"
 
 
 @attrs.frozen
@@ -123,7 +123,7 @@ class DeadLetterQueue(GenServer):
     first), ``inspect`` (one, by id), ``replay`` (send a job back to its pool
     for a fresh set of attempts; the letter leaves the queue), ``replay_all``,
     ``discard``, ``undeliverable`` (messages recorded by
-    ``observe_undeliverable``) and ``stats``.
+    ``observe_undeliverable``) and ``statistics``.
 
     Settings: ``max_letters`` (default 10 000; beyond it the oldest letter
     is dropped and counted) and ``max_undeliverable`` (default 1 000, the
@@ -218,9 +218,9 @@ class DeadLetterQueue(GenServer):
         return result
 
     @staticmethod
-    async def stats(dlq: Pid | str, timeout: float | None = 5.0) -> DeadLetterStats:
+    async def statistics(dlq: Pid | str, timeout: float | None = 5.0) -> DeadLetterStats:
         """Counts of letters and undeliverable messages."""
-        result: DeadLetterStats = await call(dlq, (_Op.STATS,), timeout)
+        result: DeadLetterStats = await call(dlq, (_Op.STATISTICS,), timeout)
         return result
 
     # -- callbacks -----------------------------------------------------------
@@ -231,14 +231,14 @@ class DeadLetterQueue(GenServer):
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Op)):
             raise TypeError(
                 f"DeadLetterQueue does not understand the call {request!r}; use its static "
-                "methods (letters, inspect, replay, discard, undeliverable, stats)"
+                "methods (letters, inspect, replay, discard, undeliverable, statistics)"
             )
         op = request[0]
         if op is _Op.LIST:
             return list(self._letters.values())
         if op is _Op.UNDELIVERABLE:
             return list(self._undeliverable)
-        if op is _Op.STATS:
+        if op is _Op.STATISTICS:
             return DeadLetterStats(
                 letters=len(self._letters),
                 buried=self._buried,

@@ -51,7 +51,7 @@ _claims = itertools.count(1)
 
 @attrs.frozen
 class IdempotencyStats:
-    """What an ``IdempotencyStore`` holds and did, from ``IdempotencyStore.stats``.
+    """What an ``IdempotencyStore`` holds and did, from ``IdempotencyStore.statistics``.
 
     ``remembered`` results are kept now and ``running`` keys have their work
     under way. ``runs`` counts the times the work was started; ``hits`` the
@@ -109,11 +109,11 @@ class _Forget:
     key: Hashable
 
 
-class _StatsRequest:
+class _StatisticsRequest:
     __slots__ = ()
 
 
-_STATS: Final = _StatsRequest()
+_STATISTICS: Final = _StatisticsRequest()
 
 
 @attrs.frozen
@@ -315,12 +315,12 @@ class IdempotencyStore(GenServer):
         return forgotten
 
     @staticmethod
-    async def stats(store: Pid | str, timeout: float | None = 5.0) -> IdempotencyStats:
+    async def statistics(store: Pid | str, timeout: float | None = 5.0) -> IdempotencyStats:
         """A snapshot of what the store holds and did."""
-        stats = await call(store, _STATS, timeout)
-        if type(stats) is not IdempotencyStats:
-            raise TypeError(f"IdempotencyStore.stats: {store!r} is not an IdempotencyStore")
-        return stats
+        statistics = await call(store, _STATISTICS, timeout)
+        if type(statistics) is not IdempotencyStats:
+            raise TypeError(f"IdempotencyStore.statistics: {store!r} is not an IdempotencyStore")
+        return statistics
 
     # -- callbacks -----------------------------------------------------------
 
@@ -336,7 +336,7 @@ class IdempotencyStore(GenServer):
                 self._remembered -= 1
                 return True
             return False
-        if request is _STATS:
+        if request is _STATISTICS:
             return IdempotencyStats(
                 remembered=self._remembered,
                 running=len(self._book) - self._remembered,
@@ -349,7 +349,7 @@ class IdempotencyStore(GenServer):
             )
         raise TypeError(
             f"IdempotencyStore does not understand the call {request!r}; use "
-            "IdempotencyStore.run_once, forget or stats"
+            "IdempotencyStore.run_once, forget or statistics"
         )
 
     async def handle_cast(self, request: Any) -> None:

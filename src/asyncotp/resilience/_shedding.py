@@ -75,7 +75,7 @@ class RequestEnvelope:
 
 @attrs.frozen
 class SheddingStats:
-    """What a ``SheddingServer`` did, from ``shedding_stats(server)``.
+    """What a ``SheddingServer`` did, from ``SheddingServer.statistics(server)``.
 
     ``queued`` requests wait now (at most ``max_queue``); ``handled`` were
     handled; ``expired``, ``evicted`` and ``rejected`` were shed (their
@@ -101,7 +101,7 @@ class SheddingStats:
 
 class _Token(enum.Enum):
     NEXT = "next"
-    STATS = "stats"
+    STATISTICS = "statistics"
 
     def __repr__(self) -> str:
         return f"<SheddingServer {self.value}>"
@@ -166,7 +166,7 @@ class SheddingServer(GenServer):
       arrival order.
 
     The caller of a shed request gets ``Overloaded`` (from ``call`` as much as
-    from ``call_with_deadline``). ``shedding_stats(server)`` counts what was
+    from ``call_with_deadline``). ``SheddingServer.statistics(server)`` counts what was
     handled and shed. Requests queued when the server stops get
     ``ServerExited``, like any call to a server that ends.
 
@@ -216,14 +216,30 @@ class SheddingServer(GenServer):
             "handle_request; define `async def handle_request(self, request, caller)`"
         )
 
+    # -- client API ----------------------------------------------------------
+
+    @staticmethod
+    async def statistics(server: Pid | str, timeout: float | None = 5.0) -> SheddingStats:
+        """A snapshot of what a ``SheddingServer`` queued, handled and shed.
+
+        Answered as soon as the running request returns, ahead of the queued ones.
+        """
+        statistics = await call(server, _Token.STATISTICS, timeout)
+        if type(statistics) is not SheddingStats:
+            raise TypeError(
+                f"SheddingServer.statistics: {server!r} is not a SheddingServer (it answered "
+                f"{statistics!r})"
+            )
+        return statistics
+
     # -- the queue (GenServer callbacks) ------------------------------------
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         if request is _Token.NEXT:
             await self._handle_next()
             return NOREPLY
-        if request is _Token.STATS:
-            return self._stats()
+        if request is _Token.STATISTICS:
+            return self._statistics()
         t = now()
         timeout = caller._timeout
         if type(request) is RequestEnvelope:
@@ -413,7 +429,7 @@ class SheddingServer(GenServer):
             caller.reply(result)
         self._post_next()
 
-    def _stats(self) -> SheddingStats:
+    def _statistics(self) -> SheddingStats:
         return SheddingStats(
             queued=self._size,
             max_queue=self.max_queue,
@@ -461,16 +477,3 @@ async def call_with_deadline(
     if timeout is _AUTO:
         timeout = _HANDLING_GRACE if deadline is None else deadline + _HANDLING_GRACE
     return await call(dest, envelope, timeout)
-
-
-async def shedding_stats(server: Pid | str, timeout: float | None = 5.0) -> SheddingStats:
-    """A snapshot of what a ``SheddingServer`` queued, handled and shed.
-
-    Answered as soon as the running request returns, ahead of the queued ones.
-    """
-    stats = await call(server, _Token.STATS, timeout)
-    if type(stats) is not SheddingStats:
-        raise TypeError(
-            f"shedding_stats: {server!r} is not a SheddingServer (it answered {stats!r})"
-        )
-    return stats

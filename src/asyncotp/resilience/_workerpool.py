@@ -53,7 +53,7 @@ _DEFAULT_BACKOFF: Final = Backoff(initial=0.1, max=5.0)
 
 @attrs.frozen
 class PoolStats:
-    """``WorkerPool.stats``: jobs ``pending`` (waiting for a worker),
+    """``WorkerPool.statistics``: jobs ``pending`` (waiting for a worker),
     ``running`` and ``retrying`` (waiting out a backoff delay) now; and
     ``submitted``, ``succeeded``, ``failed_attempts``, ``retried`` and
     ``dead`` (moved to the dead-letter queue) since the pool started."""
@@ -95,7 +95,7 @@ class _Retry:
 
 
 class _PoolOp(enum.Enum):
-    STATS = "stats"
+    STATISTICS = "statistics"
 
 
 @attrs.define(eq=False)
@@ -202,7 +202,7 @@ class WorkerPool(GenServer):
     WARNING). ``WorkerPool.run`` then raises ``JobFailed``.
 
     Client API (static methods): ``submit`` (returns the job id at once),
-    ``run`` (waits for the result), ``stats``. Beyond ``max_pending`` jobs
+    ``run`` (waits for the result), ``statistics``. Beyond ``max_pending`` jobs
     waiting or retrying, ``submit`` and ``run`` raise ``Overloaded``.
 
     Shutdown: the pool stops its workers (each within ``worker_shutdown``
@@ -325,9 +325,9 @@ class WorkerPool(GenServer):
         return await call(pool, _Submit(job, wait=True), timeout)
 
     @staticmethod
-    async def stats(pool: Pid | str, timeout: float | None = 5.0) -> PoolStats:
+    async def statistics(pool: Pid | str, timeout: float | None = 5.0) -> PoolStats:
         """Counts of the pool's jobs."""
-        result: PoolStats = await call(pool, _PoolOp.STATS, timeout)
+        result: PoolStats = await call(pool, _PoolOp.STATISTICS, timeout)
         return result
 
     # -- callbacks -----------------------------------------------------------
@@ -354,7 +354,7 @@ class WorkerPool(GenServer):
             self._pending.append(job)
             await self._dispatch()
             return NOREPLY if request.wait else job.id
-        if request is _PoolOp.STATS:
+        if request is _PoolOp.STATISTICS:
             return PoolStats(
                 pending=len(self._pending),
                 running=len(self._running),
@@ -367,7 +367,7 @@ class WorkerPool(GenServer):
             )
         raise TypeError(
             f"WorkerPool does not understand the call {request!r}; use WorkerPool.submit, "
-            "run or stats"
+            "run or statistics"
         )
 
     async def handle_info(self, message: Any) -> None:
