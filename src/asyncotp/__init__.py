@@ -132,7 +132,6 @@ __all__ = (
     "send_exit",
     "serve_health",
     "set_trap_exits",
-    "shedding_stats",
     "spawn",
     "start_child",
     "stop",
