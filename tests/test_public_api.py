@@ -4,6 +4,7 @@ re-exports them all (statically, so type checkers see them)."""
 from __future__ import annotations
 
 import importlib
+import types
 
 import pytest
 
@@ -12,22 +13,31 @@ import asyncotp
 NAMESPACES = ("actors", "supervision", "health", "resilience")
 
 
-def namespace(name: str) -> object:
+def namespace(name: str) -> types.ModuleType:
     return importlib.import_module(f"asyncotp.{name}")
+
+
+def public_names(module: types.ModuleType) -> set[str]:
+    """What a public module offers: its names without a leading underscore,
+    but the subpackages themselves."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
 
 
 def test_the_top_level_exports_exactly_the_names_of_the_public_namespaces() -> None:
     union: set[str] = set()
     for name in NAMESPACES:
-        union |= set(namespace(name).__all__)  # type: ignore[attr-defined]
-    assert set(asyncotp.__all__) == union
-    assert len(asyncotp.__all__) == len(set(asyncotp.__all__))
+        union |= public_names(namespace(name))
+    assert public_names(asyncotp) == union
 
 
 def test_every_public_name_has_exactly_one_public_home() -> None:
     homes: dict[str, list[str]] = {}
     for name in NAMESPACES:
-        for public in namespace(name).__all__:  # type: ignore[attr-defined]
+        for public in public_names(namespace(name)):
             homes.setdefault(public, []).append(name)
     assert {n: h for n, h in homes.items() if len(h) > 1} == {}
 
@@ -35,15 +45,25 @@ def test_every_public_name_has_exactly_one_public_home() -> None:
 @pytest.mark.parametrize("name", NAMESPACES)
 def test_every_name_of_a_namespace_is_the_same_object_at_the_top_level(name: str) -> None:
     module = namespace(name)
-    for public in module.__all__:  # type: ignore[attr-defined]
+    for public in public_names(module):
         assert getattr(asyncotp, public) is getattr(module, public), public
 
 
-def test_resilience_exports_every_name_of_its_private_modules() -> None:
-    a = importlib.import_module("asyncotp.resilience._a")
-    b = importlib.import_module("asyncotp.resilience._b")
-    resilience = namespace("resilience")
-    assert set(resilience.__all__) == set(a.__all__) | set(b.__all__)  # type: ignore[attr-defined]
+@pytest.mark.parametrize("name", NAMESPACES)
+def test_public_classes_and_functions_report_the_public_module(name: str) -> None:
+    # asyncotp.CallTimeout in reprs and tracebacks, not asyncotp._core._errors.CallTimeout.
+    for public in public_names(namespace(name)):
+        value = getattr(asyncotp, public)
+        if isinstance(value, type) or callable(value):
+            module = getattr(value, "__module__", "asyncotp")
+            assert not any(part.startswith("_") for part in module.split(".")), (public, module)
+
+
+def test_a_public_error_shows_its_public_name() -> None:
+    assert repr(asyncotp.CallTimeout("late")) == "CallTimeout('late')"
+    assert f"{asyncotp.CallTimeout.__module__}.{asyncotp.CallTimeout.__qualname__}" == (
+        "asyncotp.CallTimeout"
+    )
 
 
 def test_importing_asyncotp_does_not_import_the_testing_kit_or_its_dependencies() -> None:

@@ -25,12 +25,17 @@ from typing import Any, Final, TypeAlias
 import anyio
 from anyio.abc import TaskStatus
 
-from .._core._node import Node, _node_var
-from .._core._pid import Pid
+from .._core import (
+    Node,
+    Pid,
+    is_supervisor,
+    node_of,
+    node_running,
+    running_node,
+    whereis_on,
+)
 from ._health import _registry, _report
 from ._health import _watch as watch_supervisor
-
-__all__ = ["HealthApp", "serve_health"]
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -101,7 +106,7 @@ class HealthApp:
         self.timeout = float(timeout)
         self.health_path = health_path
         self.ready_path = ready_path
-        self._node: Node | None = root._node if type(root) is Pid else _node_var.get()
+        self._node: Node | None = node_of(root) if type(root) is Pid else running_node()
         if self._node is not None:
             self._watch()
 
@@ -120,19 +125,18 @@ class HealthApp:
         """Learn the root's pid now, so that a root that ends before the first
         request is still reported as "gave up" rather than just "down"."""
         node = self._node
-        if node is None or node.closed:
+        if node is None or not node_running(node):
             return
-        pid = self.root if type(self.root) is Pid else node.names.get(self.root)
-        proc = node.procs.get(pid) if pid is not None else None
-        if proc is not None and proc.is_supervisor:
-            watch_supervisor(_registry(node), proc)
+        pid = self.root if type(self.root) is Pid else whereis_on(node, self.root)
+        if pid is not None and is_supervisor(pid):
+            watch_supervisor(_registry(node), pid)
 
     def _current_node(self) -> Node | None:
         bound = self._node
-        if bound is not None and not bound.closed:
+        if bound is not None and node_running(bound):
             return bound
-        running = _node_var.get()
-        if running is not None and not running.closed:
+        running = running_node()
+        if running is not None:
             self._node = running
             return running
         return None

@@ -60,27 +60,42 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 import anyio
 import attrs
 
-from .._core._childspec import ChildType, Restart, Strategy
-from .._core._errors import CallTimeout, NoNodeError, NoProcess, ServerExited
-from .._core._node import _DEAD, Node, Process, _node_var, current_node
-from .._core._pid import Pid
-from .._core._reasons import Stop, is_clean_exit
-from ..actors._genserver import Caller, GenServer, call
-from ..supervision._supervisor import GAVE_UP, supervisor_health
+from .._core import (
+    Caller,
+    CallTimeout,
+    ChildType,
+    Node,
+    NoNodeError,
+    NoProcess,
+    Pid,
+    Restart,
+    ServerExited,
+    Stop,
+    Strategy,
+    call,
+    current_node,
+    is_alive,
+    is_clean_exit,
+    is_supervisor,
+    node_of,
+    node_running,
+    now,
+    on_exit,
+    registered_name,
+    using_node,
+    whereis_on,
+)
+from ..actors import (
+    GenServer,
+)
+from ..supervision import (
+    GAVE_UP,
+    supervisor_health,
+)
 
 if TYPE_CHECKING:
     from ..resilience._breaker import BreakerStats
 
-__all__ = [
-    "CheckResult",
-    "ChildHealth",
-    "HealthReport",
-    "ReadinessServer",
-    "SupervisorHealth",
-    "health_report",
-    "ready_when",
-    "remove_ready_check",
-]
 
 logger = logging.getLogger("asyncotp")
 
@@ -286,16 +301,15 @@ def _registry(node: Node) -> _Registry:
 
 
 def _register_server(pid: Pid, cls: type[ReadinessServer]) -> None:
-    node = pid._node
-    proc = node.procs.get(pid)
-    if proc is None or proc.state == _DEAD:
+    if not is_alive(pid):
         return
-    registry = _registry(node)
-    key: object = proc.name if proc.name is not None else pid
-    entry = _ServerEntry(pid, cls, proc.name)
+    registry = _registry(node_of(pid))
+    name = registered_name(pid)
+    key: object = name if name is not None else pid
+    entry = _ServerEntry(pid, cls, name)
     registry.servers[key] = entry
 
-    def on_exit(reason: object) -> None:
+    def exited(reason: object) -> None:
         if registry.servers.get(key) is not entry:
             return  # replaced by a newer server under the same name
         if key is pid or is_clean_exit(reason):
@@ -303,23 +317,23 @@ def _register_server(pid: Pid, cls: type[ReadinessServer]) -> None:
         else:
             entry.down_reason = reason
 
-    proc.add_on_exit(on_exit)
+    on_exit(pid, exited)
 
 
-def _watch(registry: _Registry, proc: Process) -> None:
+def _watch(registry: _Registry, pid: Pid) -> None:
     """Remember how this supervisor ends, to report it afterwards."""
-    if proc.pid in registry.watched:
+    if pid in registry.watched:
         return
-    registry.watched.add(proc.pid)
-    name = proc.name
+    registry.watched.add(pid)
+    name = registered_name(pid)
 
-    def on_exit(reason: object) -> None:
-        registry.watched.discard(proc.pid)
-        registry.fates[proc.pid] = reason
+    def exited(reason: object) -> None:
+        registry.watched.discard(pid)
+        registry.fates[pid] = reason
         if name is not None:
             registry.fates[name] = reason
 
-    proc.add_on_exit(on_exit)
+    on_exit(pid, exited)
 
 
 # -- readiness: functions ------------------------------------------------------------
@@ -505,8 +519,8 @@ async def health_report(
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
         raise ValueError(f"health_report: timeout must be seconds > 0, not {timeout!r}")
     if type(root) is Pid:
-        node = root._node
-        if node.closed:
+        node = node_of(root)
+        if not node_running(node):
             raise NoNodeError(
                 f"health_report: the node of {root!r} has stopped; start one with "
                 "asyncotp.run(main) or `async with asyncotp.node():`"
@@ -522,31 +536,26 @@ async def health_report(
 
 
 async def _report(node: Node, root: Pid | str, *, checks: bool, timeout: float) -> HealthReport:
-    token = _node_var.set(node) if _node_var.get() is not node else None
-    try:
+    with using_node(node):
         return await _make_report(node, root, checks=checks, timeout=timeout)
-    finally:
-        if token is not None:
-            _node_var.reset(token)
 
 
 async def _make_report(
     node: Node, root: Pid | str, *, checks: bool, timeout: float
 ) -> HealthReport:
     registry = _registry(node)
-    deadline = node.loop.time() + timeout
-    pid = root if type(root) is Pid else node.names.get(root)
-    proc = node.procs.get(pid) if pid is not None else None
-    if proc is None or proc.state == _DEAD:
+    deadline = now() + timeout
+    pid = root if type(root) is Pid else whereis_on(node, root)
+    if pid is None or not is_alive(pid):
         tree = _down(registry, pid, root if isinstance(root, str) else None)
     else:
-        if not proc.is_supervisor:
+        if not is_supervisor(pid):
             raise TypeError(
-                f"health_report: {proc.pid!r} is not a supervisor; pass the pid or name of "
+                f"health_report: {pid!r} is not a supervisor; pass the pid or name of "
                 "the root supervisor (Application.start and Supervisor.start return it)"
             )
-        _watch(registry, proc)
-        tree = await _walk(node, registry, proc.pid, deadline)
+        _watch(registry, pid)
+        tree = await _walk(node, registry, pid, deadline)
     live = tree.state in ("running", "unresponsive")
 
     breakers: list[BreakerStats] = []
@@ -578,12 +587,11 @@ def _down(registry: _Registry, pid: Pid | None, name: str | None) -> SupervisorH
 
 
 def _left(node: Node, deadline: float) -> float:
-    return max(_MIN_WAIT, deadline - node.loop.time())
+    return max(_MIN_WAIT, deadline - now())
 
 
 async def _walk(node: Node, registry: _Registry, pid: Pid, deadline: float) -> SupervisorHealth:
-    proc = node.procs.get(pid)
-    name = proc.name if proc is not None else None
+    name = registered_name(pid)
     try:
         snapshot = await supervisor_health(pid, timeout=_left(node, deadline))
     except CallTimeout:
@@ -603,18 +611,16 @@ async def _walk(node: Node, registry: _Registry, pid: Pid, deadline: float) -> S
             child_pid = raw["pid"]
             if child_pid is None or raw["type"] is not ChildType.SUPERVISOR:
                 continue
-            child_proc = node.procs.get(child_pid)
-            if child_proc is not None and child_proc.is_supervisor:
+            if is_supervisor(child_pid):
                 tg.start_soon(fill, index, child_pid)
     children = []
     for index, raw in enumerate(raw_children):
         child_pid = raw["pid"]
-        child_proc = node.procs.get(child_pid) if child_pid is not None else None
         children.append(
             ChildHealth(
                 id=raw["id"],
                 pid=child_pid,
-                name=child_proc.name if child_proc is not None else None,
+                name=registered_name(child_pid) if child_pid is not None else None,
                 type=raw["type"],
                 restart=raw["restart"],
                 restarts=raw["restarts"],
@@ -797,7 +803,7 @@ async def _read_breakers(
     ]
     if not found:
         return
-    node = found[0]._node
+    node = node_of(found[0])
 
     async def read(pid: Pid) -> None:
         # A breaker that is busy or gone is left out; its readiness check says why.

@@ -36,41 +36,46 @@ from typing import Any, Final
 
 import attrs
 
-from .._core._childspec import Backoff, ChildSpec, Restart
-from .._core._clock import now
-from .._core._errors import ActorError, MailboxFull, NoNodeError, NoProcess
-from .._core._node import (
+from .._core import (
+    NOREPLY,
+    SHUTDOWN,
+    ActorError,
+    Backoff,
+    Caller,
+    ChildSpec,
+    Down,
+    MailboxFull,
+    MonitorRef,
     Node,
-    _is_async_callable,
+    NoNodeError,
+    NoProcess,
+    Pid,
+    Restart,
+    call,
     current_node,
+    dead_letter_hook,
     demonitor,
     is_alive,
+    is_async_callable,
     monitor,
+    now,
     process_info,
     self_pid,
     send,
     send_after,
+    set_dead_letter_hook,
     spawn,
+    stop,
     whereis,
 )
-from .._core._pid import Pid
-from .._core._reasons import SHUTDOWN, Down, MonitorRef
-from ..actors._genserver import NOREPLY, Caller, GenServer, call, stop
-from ..supervision._supervisor import DynamicSupervisor, start_child
+from ..actors import (
+    GenServer,
+)
+from ..supervision import (
+    DynamicSupervisor,
+    start_child,
+)
 from ._shedding import Overloaded, ShedReason
-
-__all__ = [
-    "DeadLetter",
-    "DeadLetterNotFound",
-    "DeadLetterQueue",
-    "DeadLetterStats",
-    "JobFailed",
-    "PoolStats",
-    "Undeliverable",
-    "UndeliverableObserver",
-    "WorkerPool",
-    "observe_undeliverable",
-]
 
 logger = logging.getLogger("asyncotp")
 
@@ -517,7 +522,7 @@ def _check_pool_settings(
     worker_shutdown: object,
     where: str,
 ) -> None:
-    if not _is_async_callable(handler):
+    if not is_async_callable(handler):
         raise TypeError(f"{where}: handler must be an async function of the job, not {handler!r}")
     if type(dead_letters) is not Pid and not (isinstance(dead_letters, str) and dead_letters):
         raise TypeError(
@@ -968,8 +973,8 @@ class UndeliverableObserver:
     def close(self) -> None:
         """Stop observing (and restore the hook that was there before)."""
         self.closed = True
-        if self.node.on_dead_letter is self:
-            self.node.on_dead_letter = self.previous
+        if dead_letter_hook(self.node) is self:
+            set_dead_letter_hook(self.node, self.previous)
 
     def __enter__(self) -> UndeliverableObserver:
         return self
@@ -995,6 +1000,6 @@ def observe_undeliverable(dest: Pid | str) -> UndeliverableObserver:
         raise TypeError(
             f"observe_undeliverable: dest must be a pid or a registered name, not {dest!r}"
         )
-    observer = UndeliverableObserver(dest, node, node.on_dead_letter)
-    node.on_dead_letter = observer
+    observer = UndeliverableObserver(dest, node, dead_letter_hook(node))
+    set_dead_letter_hook(node, observer)
     return observer

@@ -20,18 +20,13 @@ from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple
 
 import attrs
 
-from .._core._clock import now
-from .._core._errors import ActorError, MailboxFull, NoProcess, ServerExited
-
-__all__ = [
-    "DEFAULT_RETRY_ON",
-    "RetryAttempt",
-    "RetryDeadlineExceeded",
-    "RetryError",
-    "RetryPolicy",
-    "retry",
-    "retrying",
-]
+from .._core import (
+    ActorError,
+    MailboxFull,
+    NoProcess,
+    ServerExited,
+    now,
+)
 
 logger = logging.getLogger("asyncotp")
 
