@@ -27,6 +27,7 @@ from asyncotp import (
     send,
     spawn,
 )
+from asyncotp._core import exit_future
 
 T = TypeVar("T")
 
@@ -381,9 +382,8 @@ async def test_the_exit_future_of_an_actor_already_gone_resolves_at_once(
         return None
 
     pid = asyncotp.spawn(quick)
-    proc = node.procs[pid]
-    await proc.exit_future()  # it ends normally
-    assert await asyncio.wait_for(proc.exit_future(), 1.0) is asyncotp.NOPROC
+    await exit_future(pid)  # it ends normally
+    assert await asyncio.wait_for(exit_future(pid), 1.0) is asyncotp.NOPROC
 
 
 async def test_a_task_that_did_not_inherit_the_node_context_still_finds_the_node_of_its_loop(

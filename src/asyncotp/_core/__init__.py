@@ -1,0 +1,142 @@
+"""The runtime core: everything the rest of asyncotp is built on.
+
+Nothing outside ``asyncotp._core`` touches a ``Process`` record or a
+``Node``'s tables: the layers above (``actors``, ``supervision``,
+``health``, ``resilience``, ``testing``) import only the names below, from
+this package, never from its private modules. The modules, bottom up:
+
+* ``_pid``, ``_reasons``, ``_errors``, ``_clock``, ``_validate``,
+  ``_childspec``: values (pids, exit reasons, ``Down``/``Exited``, every
+  error class, the time seam, argument validators, child specs).
+* ``_state``: the ``Process`` and ``Node`` records, process states, the
+  context variables that say which actor and node a task belongs to.
+* ``_mailbox``: ``deliver`` (the one deliver-and-wake path every sender
+  uses), ``deliver_system`` (bounds never refuse it), overflow policies,
+  ``receive`` with selective receive.
+* ``_exits``: exit signals, links, the end of an actor (``exit_process``)
+  and crash reports.
+* ``_context``: the node and actor of the calling task; name resolution.
+* ``_actor``: ``spawn``, the actor's task, ``send``, ``process_info``.
+* ``_signals``: ``link``, ``monitor``, ``send_exit`` and friends.
+* ``_registry`` and ``_timers``: local names, ``send_after``.
+* ``_deadlines``: call deadlines sharing one loop timer.
+* ``_server``: the GenServer loop, ``call``, ``cast``, ``stop`` and the
+  start handshake (the ``GenServer`` class itself is ``asyncotp.actors``').
+* ``_node``: ``node()``, ``run()`` and the orderly shutdown.
+* ``_ops``: the internal API on pids for the layers above (listed last
+  below).
+
+The hot path of a call: ``_server.call`` -> ``_mailbox.deliver`` ->
+the server's loop in ``_server._serve`` -> ``handle_call`` -> the caller's
+future. Of a crash: ``_actor._run_process`` catches the exception ->
+``_exits.exit_process`` -> ``_exits.signal`` to each link (the supervisor
+gets ``Exited``) and ``Down`` to each monitor.
+"""
+
+# -- the public runtime, re-exported by asyncotp.actors and asyncotp ----------
+from ._actor import ProcessInfo as ProcessInfo
+from ._actor import is_alive as is_alive
+from ._actor import process_info as process_info
+from ._actor import processes as processes
+from ._actor import self_pid as self_pid
+from ._actor import send as send
+from ._actor import spawn as spawn
+from ._childspec import BRUTAL_KILL as BRUTAL_KILL
+from ._childspec import INFINITY as INFINITY
+from ._childspec import Backoff as Backoff
+from ._childspec import ChildSpec as ChildSpec
+from ._childspec import ChildType as ChildType
+from ._childspec import Restart as Restart
+from ._childspec import ShutdownMode as ShutdownMode
+from ._childspec import ShutdownSetting as ShutdownSetting
+from ._childspec import Strategy as Strategy
+from ._clock import now as now
+
+# -- the internal API for the layers above: functions on pids and nodes -------
+from ._context import current_node as current_node
+from ._context import node_of as node_of
+from ._errors import ActorError as ActorError
+from ._errors import CallTimeout as CallTimeout
+from ._errors import DuplicateChild as DuplicateChild
+from ._errors import MailboxFull as MailboxFull
+from ._errors import MaxChildren as MaxChildren
+from ._errors import NameTaken as NameTaken
+from ._errors import NoNodeError as NoNodeError
+from ._errors import NoProcess as NoProcess
+from ._errors import NotAnActorError as NotAnActorError
+from ._errors import ReceiveTimeout as ReceiveTimeout
+from ._errors import ServerExited as ServerExited
+from ._errors import StartError as StartError
+from ._mailbox import receive as receive
+from ._node import node as node
+from ._node import run as run
+from ._ops import calling_pid as calling_pid
+from ._ops import dead_letter_hook as dead_letter_hook
+from ._ops import deliver as deliver
+from ._ops import deliver_system as deliver_system
+from ._ops import drop_messages as drop_messages
+from ._ops import exit_future as exit_future
+from ._ops import interceptor as interceptor
+from ._ops import is_exiting as is_exiting
+from ._ops import is_supervisor as is_supervisor
+from ._ops import is_waiting as is_waiting
+from ._ops import kill as kill
+from ._ops import live_pids as live_pids
+from ._ops import lookup as lookup
+from ._ops import loop_of as loop_of
+from ._ops import mark_supervisor as mark_supervisor
+from ._ops import node_pid as node_pid
+from ._ops import node_running as node_running
+from ._ops import on_exit as on_exit
+from ._ops import registered_name as registered_name
+from ._ops import request_stop as request_stop
+from ._ops import running_node as running_node
+from ._ops import set_dead_letter_hook as set_dead_letter_hook
+from ._ops import set_interceptor as set_interceptor
+from ._ops import using_node as using_node
+from ._ops import wait_exit as wait_exit
+from ._ops import whereis_on as whereis_on
+from ._pid import Pid as Pid
+from ._publish import publish as publish
+from ._reasons import KILL as KILL
+from ._reasons import KILLED as KILLED
+from ._reasons import NOPROC as NOPROC
+from ._reasons import NORMAL as NORMAL
+from ._reasons import SHUTDOWN as SHUTDOWN
+from ._reasons import Down as Down
+from ._reasons import Exited as Exited
+from ._reasons import ExitReason as ExitReason
+from ._reasons import MonitorRef as MonitorRef
+from ._reasons import Shutdown as Shutdown
+from ._reasons import Stop as Stop
+from ._reasons import is_clean_exit as is_clean_exit
+from ._registry import register as register
+from ._registry import registered as registered
+from ._registry import unregister as unregister
+from ._registry import whereis as whereis
+from ._server import NOREPLY as NOREPLY
+from ._server import Caller as Caller
+from ._server import Cast as Cast
+from ._server import call as call
+from ._server import cast as cast
+from ._server import start_server as start_server
+from ._server import stop as stop
+from ._server import token_call as token_call
+from ._signals import adopt as adopt
+from ._signals import demonitor as demonitor
+from ._signals import link as link
+from ._signals import monitor as monitor
+from ._signals import send_exit as send_exit
+from ._signals import set_trap_exits as set_trap_exits
+from ._signals import unlink as unlink
+from ._state import Node as Node
+from ._state import Overflow as Overflow
+from ._state import TimerRef as TimerRef
+from ._timers import cancel_timer as cancel_timer
+from ._timers import read_timer as read_timer
+from ._timers import send_after as send_after
+from ._validate import check_mailbox as check_mailbox
+from ._validate import check_name as check_name
+from ._validate import check_timeout as check_timeout
+from ._validate import fn_name as fn_name
+from ._validate import is_async_callable as is_async_callable

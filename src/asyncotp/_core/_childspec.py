@@ -9,23 +9,11 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import attrs
 
-if TYPE_CHECKING:
-    from ._pid import Pid
-
-__all__ = [
-    "BRUTAL_KILL",
-    "INFINITY",
-    "Backoff",
-    "ChildSpec",
-    "ChildType",
-    "Restart",
-    "ShutdownMode",
-    "Strategy",
-]
+from ._pid import Pid
 
 
 class Restart(enum.Enum):

@@ -11,25 +11,7 @@ what to do where there is something to do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._pid import Pid
-
-__all__ = [
-    "ActorError",
-    "CallTimeout",
-    "DuplicateChild",
-    "MailboxFull",
-    "MaxChildren",
-    "NameTaken",
-    "NoNodeError",
-    "NoProcess",
-    "NotAnActorError",
-    "ReceiveTimeout",
-    "ServerExited",
-    "StartError",
-]
+from ._pid import Pid
 
 
 class ActorError(Exception):
@@ -136,9 +118,7 @@ class MaxChildren(ActorError):
 # merges apart from the rest of the file; they belong at the top.
 
 import enum  # noqa: E402 - see above
-
-if TYPE_CHECKING:
-    from collections.abc import Hashable
+from collections.abc import Hashable  # noqa: E402 - see above
 
 
 class BreakerState(enum.Enum):

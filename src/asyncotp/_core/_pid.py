@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, final
+from typing import Any, Protocol, final
 
-if TYPE_CHECKING:
-    from ._node import Node
 
-__all__ = ["Pid"]
+class Directory(Protocol):
+    """What a pid needs of its node: the name its actor holds, for ``repr``."""
+
+    def name_of(self, pid: Pid) -> str | None: ...
 
 
 @final
@@ -23,9 +24,9 @@ class Pid:
     __slots__ = ("_node", "_number")
 
     _number: int
-    _node: Node
+    _node: Directory
 
-    def __init__(self, number: int, node: Node) -> None:
+    def __init__(self, number: int, node: Directory) -> None:
         self._number = number
         self._node = node
 
@@ -35,9 +36,9 @@ class Pid:
         return self._number
 
     def __repr__(self) -> str:
-        proc = self._node.procs.get(self)
-        if proc is not None and proc.name is not None:
-            return f"<Pid {self._number} {proc.name!r}>"
+        name = self._node.name_of(self)
+        if name is not None:
+            return f"<Pid {self._number} {name!r}>"
         return f"<Pid {self._number}>"
 
     def __lt__(self, other: Pid) -> bool:

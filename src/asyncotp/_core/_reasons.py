@@ -10,27 +10,11 @@ from __future__ import annotations
 
 import enum
 import itertools
-from typing import TYPE_CHECKING, Final, final
+from typing import Final, final
 
 import attrs
 
-if TYPE_CHECKING:
-    from ._pid import Pid
-
-__all__ = [
-    "KILL",
-    "KILLED",
-    "NOPROC",
-    "NORMAL",
-    "SHUTDOWN",
-    "Down",
-    "ExitReason",
-    "Exited",
-    "MonitorRef",
-    "Shutdown",
-    "Stop",
-    "is_clean_exit",
-]
+from ._pid import Pid
 
 
 class ExitReason(enum.Enum):

@@ -15,6 +15,10 @@ Numbers (``seconds``, ``count``, ``number``, ``fraction``) are refused with
 ``ValueError`` whatever is wrong with them, their type or their value, so
 that one ``except ValueError`` catches every bad setting. Everything else
 that has the wrong type is refused with ``TypeError``.
+
+The ``check_*`` functions at the end, the runtime's own, take the operation
+first-class (``check_timeout(timeout, "call")``) and word their messages for
+it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, Literal, NoReturn, TypeVar, overload
 import attrs
 
 from ._pid import Pid
+from ._state import Overflow
 
 T = TypeVar("T")
 
@@ -43,16 +48,6 @@ def fail(
 def is_number(value: object) -> bool:
     """An int or a float, but not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def is_async_callable(fn: object) -> bool:
-    """An async function, a partial of one, or an object with an async ``__call__``."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    if inspect.iscoroutinefunction(fn):
-        return True
-    call = getattr(fn, "__call__", None)  # noqa: B004 - an object with async __call__
-    return call is not None and inspect.iscoroutinefunction(call)
 
 
 @overload
@@ -201,3 +196,48 @@ def attribute(
         check(value, f"{type(instance).__name__}.{field.name}", **options)
 
     return validate
+
+
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` makes a coroutine: an ``async def`` function, an
+    object with an async ``__call__``, or a ``functools.partial`` of one."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - an object with async __call__
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def fn_name(fn: object) -> str:
+    """A readable name for a callable, for error messages."""
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def check_name(name: object, operation: str) -> None:
+    """A registered name is a non-empty ``str``."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{operation}: a name must be a non-empty str, not {name!r}")
+
+
+def check_mailbox(mailbox_size: int | None, overflow: Overflow, operation: str) -> None:
+    """``mailbox_size`` is None or an int >= 1; ``overflow`` an ``Overflow``."""
+    if mailbox_size is not None and (
+        not isinstance(mailbox_size, int) or isinstance(mailbox_size, bool) or mailbox_size < 1
+    ):
+        raise ValueError(
+            f"{operation}: mailbox_size must be None (unbounded) or an int >= 1, "
+            f"not {mailbox_size!r}"
+        )
+    if not isinstance(overflow, Overflow):
+        raise TypeError(f"{operation}: overflow must be an Overflow member, not {overflow!r}")
+
+
+def check_timeout(timeout: float | None, operation: str) -> None:
+    """A timeout is None (no limit) or a number of seconds >= 0."""
+    if timeout is None:
+        return
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
+        raise ValueError(
+            f"{operation}: timeout must be None (no limit) or seconds >= 0, not {timeout!r}"
+        )

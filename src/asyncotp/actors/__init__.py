@@ -1,119 +1,63 @@
-"""Actors: processes, mailboxes, links, monitors, registry, timers, GenServer, Agent."""
+"""Actors: processes, mailboxes, links, monitors, registry, timers, GenServer, Agent.
 
-from .._core._errors import (
-    ActorError,
-    CallTimeout,
-    MailboxFull,
-    NameTaken,
-    NoNodeError,
-    NoProcess,
-    NotAnActorError,
-    ReceiveTimeout,
-    ServerExited,
-    StartError,
-)
-from .._core._node import (
-    Node,
-    Overflow,
-    ProcessInfo,
-    TimerRef,
-    cancel_timer,
-    demonitor,
-    is_alive,
-    link,
-    monitor,
-    node,
-    process_info,
-    processes,
-    read_timer,
-    receive,
-    register,
-    registered,
-    run,
-    self_pid,
-    send,
-    send_after,
-    send_exit,
-    set_trap_exits,
-    spawn,
-    unlink,
-    unregister,
-    whereis,
-)
-from .._core._pid import Pid
-from .._core._reasons import (
-    KILL,
-    KILLED,
-    NOPROC,
-    NORMAL,
-    SHUTDOWN,
-    Down,
-    Exited,
-    ExitReason,
-    MonitorRef,
-    Shutdown,
-    Stop,
-    is_clean_exit,
-)
-from ._agent import Agent
-from ._genserver import NOREPLY, Caller, Cast, GenServer, call, cast, stop
+The runtime itself lives in ``asyncotp._core``; this namespace re-exports its
+public half and holds the behaviours built on it (``GenServer``, ``Agent``).
+"""
 
-__all__ = (
-    "KILL",
-    "KILLED",
-    "NOPROC",
-    "NOREPLY",
-    "NORMAL",
-    "SHUTDOWN",
-    "ActorError",
-    "Agent",
-    "CallTimeout",
-    "Caller",
-    "Cast",
-    "Down",
-    "ExitReason",
-    "Exited",
-    "GenServer",
-    "MailboxFull",
-    "MonitorRef",
-    "NameTaken",
-    "NoNodeError",
-    "NoProcess",
-    "Node",
-    "NotAnActorError",
-    "Overflow",
-    "Pid",
-    "ProcessInfo",
-    "ReceiveTimeout",
-    "ServerExited",
-    "Shutdown",
-    "StartError",
-    "Stop",
-    "TimerRef",
-    "call",
-    "cancel_timer",
-    "cast",
-    "demonitor",
-    "is_alive",
-    "is_clean_exit",
-    "link",
-    "monitor",
-    "node",
-    "process_info",
-    "processes",
-    "read_timer",
-    "receive",
-    "register",
-    "registered",
-    "run",
-    "self_pid",
-    "send",
-    "send_after",
-    "send_exit",
-    "set_trap_exits",
-    "spawn",
-    "stop",
-    "unlink",
-    "unregister",
-    "whereis",
-)
+from .._core import KILL as KILL
+from .._core import KILLED as KILLED
+from .._core import NOPROC as NOPROC
+from .._core import NOREPLY as NOREPLY
+from .._core import NORMAL as NORMAL
+from .._core import SHUTDOWN as SHUTDOWN
+from .._core import ActorError as ActorError
+from .._core import Caller as Caller
+from .._core import CallTimeout as CallTimeout
+from .._core import Cast as Cast
+from .._core import Down as Down
+from .._core import Exited as Exited
+from .._core import ExitReason as ExitReason
+from .._core import MailboxFull as MailboxFull
+from .._core import MonitorRef as MonitorRef
+from .._core import NameTaken as NameTaken
+from .._core import Node as Node
+from .._core import NoNodeError as NoNodeError
+from .._core import NoProcess as NoProcess
+from .._core import NotAnActorError as NotAnActorError
+from .._core import Overflow as Overflow
+from .._core import Pid as Pid
+from .._core import ProcessInfo as ProcessInfo
+from .._core import ReceiveTimeout as ReceiveTimeout
+from .._core import ServerExited as ServerExited
+from .._core import Shutdown as Shutdown
+from .._core import StartError as StartError
+from .._core import Stop as Stop
+from .._core import TimerRef as TimerRef
+from .._core import call as call
+from .._core import cancel_timer as cancel_timer
+from .._core import cast as cast
+from .._core import demonitor as demonitor
+from .._core import is_alive as is_alive
+from .._core import is_clean_exit as is_clean_exit
+from .._core import link as link
+from .._core import monitor as monitor
+from .._core import node as node
+from .._core import process_info as process_info
+from .._core import processes as processes
+from .._core import read_timer as read_timer
+from .._core import receive as receive
+from .._core import register as register
+from .._core import registered as registered
+from .._core import run as run
+from .._core import self_pid as self_pid
+from .._core import send as send
+from .._core import send_after as send_after
+from .._core import send_exit as send_exit
+from .._core import set_trap_exits as set_trap_exits
+from .._core import spawn as spawn
+from .._core import stop as stop
+from .._core import unlink as unlink
+from .._core import unregister as unregister
+from .._core import whereis as whereis
+from ._agent import Agent as Agent
+from ._genserver import GenServer as GenServer

@@ -7,11 +7,8 @@ import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from .._core._childspec import ChildSpec, Restart, ShutdownSetting
-from .._core._pid import Pid
-from ._genserver import Caller, GenServer, call, cast
-
-__all__ = ["Agent"]
+from .._core import Caller, ChildSpec, Pid, Restart, ShutdownSetting, call, cast
+from ._genserver import GenServer
 
 S = TypeVar("S")
 R = TypeVar("R")

@@ -25,9 +25,16 @@ from typing import Any, Final, TypeAlias
 import anyio
 from anyio.abc import TaskStatus
 
+from .._core import (
+    Node,
+    Pid,
+    is_supervisor,
+    node_of,
+    node_running,
+    running_node,
+    whereis_on,
+)
 from .._core import _validate as validate
-from .._core._node import Node, _node_var
-from .._core._pid import Pid
 from ._report import _report, _watch_supervisor
 
 Scope: TypeAlias = MutableMapping[str, Any]
@@ -96,7 +103,7 @@ class HealthApp:
         self.timeout = seconds
         self.health_path = health_path
         self.ready_path = ready_path
-        self._node: Node | None = root._node if type(root) is Pid else _node_var.get()
+        self._node: Node | None = node_of(root) if type(root) is Pid else running_node()
         if self._node is not None:
             self._watch()
 
@@ -114,19 +121,18 @@ class HealthApp:
         """Learn the root's pid now, so that a root that ends before the first
         request is still reported as "gave up" rather than just "down"."""
         node = self._node
-        if node is None or node.closed:
+        if node is None or not node_running(node):
             return
-        pid = self.root if type(self.root) is Pid else node.names.get(self.root)
-        proc = node.procs.get(pid) if pid is not None else None
-        if proc is not None and proc.is_supervisor:
-            _watch_supervisor(proc)
+        pid = self.root if type(self.root) is Pid else whereis_on(node, self.root)
+        if pid is not None and is_supervisor(pid):
+            _watch_supervisor(pid)
 
     def _current_node(self) -> Node | None:
         bound = self._node
-        if bound is not None and not bound.closed:
+        if bound is not None and node_running(bound):
             return bound
-        running = _node_var.get()
-        if running is not None and not running.closed:
+        running = running_node()
+        if running is not None:
             self._node = running
             return running
         return None

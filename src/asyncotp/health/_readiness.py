@@ -42,11 +42,19 @@ from typing import Any, Final, TypeAlias
 
 import attrs
 
+from .._core import (
+    Caller,
+    Node,
+    Pid,
+    Stop,
+    current_node,
+    is_clean_exit,
+    node_of,
+    on_exit,
+    registered_name,
+)
 from .._core import _validate as validate
-from .._core._node import _DEAD, Node, current_node
-from .._core._pid import Pid
-from .._core._reasons import Stop, is_clean_exit
-from ..actors._genserver import Caller, GenServer
+from ..actors import GenServer
 from ._values import TREE_CHECK, StatusRecord
 
 CheckOutcome: TypeAlias = "bool | tuple[bool, str]"
@@ -96,16 +104,12 @@ def _registry(node: Node) -> _Registry:
 
 
 def _register_server(pid: Pid, cls: type[ReadinessServer]) -> None:
-    node = pid._node
-    proc = node.procs.get(pid)
-    if proc is None or proc.state == _DEAD:
-        return
-    registry = _registry(node)
-    key: object = proc.name if proc.name is not None else pid
-    entry = _ServerEntry(pid, cls, proc.name)
-    registry.servers[key] = entry
+    registry = _registry(node_of(pid))
+    name = registered_name(pid)
+    key: object = name if name is not None else pid
+    entry = _ServerEntry(pid, cls, name)
 
-    def on_exit(reason: object) -> None:
+    def exited(reason: object) -> None:
         if registry.servers.get(key) is not entry:
             return  # replaced by a newer server under the same name
         if key is pid or is_clean_exit(reason):
@@ -113,7 +117,8 @@ def _register_server(pid: Pid, cls: type[ReadinessServer]) -> None:
         else:
             entry.down_reason = reason
 
-    proc.add_on_exit(on_exit)
+    if on_exit(pid, exited):  # False: it has ended already
+        registry.servers[key] = entry
 
 
 def add_reporter(pid: Pid, reporter: Reporter) -> None:
@@ -130,17 +135,13 @@ def add_reporter(pid: Pid, reporter: Reporter) -> None:
     actors in the report (``CircuitBreaker.start`` adds every breaker),
     without health importing them.
     """
-    node = pid._node
-    proc = node.procs.get(pid)
-    if proc is None or proc.state == _DEAD:
-        return
-    reporters = _registry(node).reporters
-    reporters[pid] = reporter
+    reporters = _registry(node_of(pid)).reporters
 
-    def on_exit(_reason: object) -> None:
+    def exited(_reason: object) -> None:
         reporters.pop(pid, None)
 
-    proc.add_on_exit(on_exit)
+    if on_exit(pid, exited):  # False: it has ended already
+        reporters[pid] = reporter
 
 
 # -- readiness: functions ------------------------------------------------------------
@@ -246,7 +247,7 @@ class ReadinessServer(GenServer):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("handle_call")
-        if own is not None and not getattr(own, "_asyncotp_answers_probe", False):
+        if own is not None and own not in _answering:
             cls.handle_call = _answering_probes(own)  # type: ignore[method-assign, assignment]
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
@@ -272,8 +273,12 @@ def _answering_probes(
             return await _answer_probe(self)
         return await handle_call(self, request, caller)
 
-    wrapper._asyncotp_answers_probe = True  # type: ignore[attr-defined]
+    _answering.add(wrapper)
     return wrapper
+
+
+_answering: Final[weakref.WeakSet[Callable[..., Any]]] = weakref.WeakSet()
+"""The ``handle_call`` wrappers that already answer readiness probes."""
 
 
 async def _answer_probe(server: ReadinessServer) -> _ProbeReply:

@@ -35,13 +35,28 @@ from typing import Any, Final
 import anyio
 import attrs
 
+from .._core import (
+    CallTimeout,
+    ChildType,
+    Node,
+    NoNodeError,
+    NoProcess,
+    Pid,
+    ServerExited,
+    call,
+    current_node,
+    is_alive,
+    is_supervisor,
+    node_of,
+    node_running,
+    now,
+    on_exit,
+    registered_name,
+    using_node,
+    whereis_on,
+)
 from .._core import _validate as validate
-from .._core._childspec import ChildType
-from .._core._errors import CallTimeout, NoNodeError, NoProcess, ServerExited
-from .._core._node import _DEAD, Node, Process, _node_var, current_node
-from .._core._pid import Pid
-from ..actors._genserver import call
-from ..supervision._supervisor import GAVE_UP, supervisor_health
+from ..supervision import GAVE_UP, supervisor_health
 from ._readiness import (
     _ALIVE,
     _PROBE,
@@ -87,21 +102,21 @@ def _fates(node: Node) -> _Fates:
     return fates
 
 
-def _watch_supervisor(proc: Process) -> None:
+def _watch_supervisor(pid: Pid) -> None:
     """Remember how this supervisor ends, to report it afterwards."""
-    fates = _fates(proc.node)
-    if proc.pid in fates.watched:
+    fates = _fates(node_of(pid))
+    if pid in fates.watched:
         return
-    fates.watched.add(proc.pid)
-    name = proc.name
+    name = registered_name(pid)
 
-    def on_exit(reason: object) -> None:
-        fates.watched.discard(proc.pid)
-        fates.reasons[proc.pid] = reason
+    def exited(reason: object) -> None:
+        fates.watched.discard(pid)
+        fates.reasons[pid] = reason
         if name is not None:
             fates.reasons[name] = reason
 
-    proc.add_on_exit(on_exit)
+    if on_exit(pid, exited):  # False: it has ended already
+        fates.watched.add(pid)
 
 
 # -- making the report ---------------------------------------------------------------
@@ -126,8 +141,8 @@ async def health_report(
     """
     seconds = validate.seconds(timeout, "timeout", where="health_report")
     if type(root) is Pid:
-        node = root._node
-        if node.closed:
+        node = node_of(root)
+        if not node_running(node):
             raise NoNodeError(
                 f"health_report: the node of {root!r} has stopped; start one with "
                 "asyncotp.run(main) or `async with asyncotp.node():`"
@@ -143,45 +158,40 @@ async def health_report(
 
 
 async def _report(node: Node, root: Pid | str, *, checks: bool, timeout: float) -> HealthReport:
-    token = _node_var.set(node) if _node_var.get() is not node else None
-    try:
+    with using_node(node):
         return await _make_report(node, root, checks=checks, timeout=timeout)
-    finally:
-        if token is not None:
-            _node_var.reset(token)
 
 
 async def _make_report(
     node: Node, root: Pid | str, *, checks: bool, timeout: float
 ) -> HealthReport:
     registry = _registry(node)
-    deadline = node.loop.time() + timeout
-    pid = root if type(root) is Pid else node.names.get(root)
-    proc = node.procs.get(pid) if pid is not None else None
-    if proc is None or proc.state == _DEAD:
+    deadline = now() + timeout
+    pid = root if type(root) is Pid else whereis_on(node, root)
+    if pid is None or not is_alive(pid):
         tree = _down(_fates(node), pid, root if isinstance(root, str) else None)
     else:
-        if not proc.is_supervisor:
+        if not is_supervisor(pid):
             raise TypeError(
-                f"health_report: {proc.pid!r} is not a supervisor; pass the pid or name of "
+                f"health_report: {pid!r} is not a supervisor; pass the pid or name of "
                 "the root supervisor (Application.start and Supervisor.start return it)"
             )
-        _watch_supervisor(proc)
-        tree = await _walk(node, _fates(node), proc.pid, deadline)
+        _watch_supervisor(pid)
+        tree = await _walk(_fates(node), pid, deadline)
     live = tree.state in ("running", "unresponsive")
 
     reported: dict[Pid, StatusRecord] = {}
     results: list[CheckResult] = []
     async with anyio.create_task_group() as tg:
         for reporter_pid, reporter in list(registry.reporters.items()):
-            tg.start_soon(_read_reporter, node, reporter_pid, reporter, deadline, reported)
+            tg.start_soon(_read_reporter, reporter_pid, reporter, deadline, reported)
         if checks:
             results.append(_tree_check(tree))
             names = _server_names(registry, tree)
             for key, entry in list(registry.servers.items()):
                 tg.start_soon(_probe_server, node, key, entry, names, deadline, timeout, results)
             for name, fn in list(registry.checks.items()):
-                tg.start_soon(_run_function_check, node, name, fn, deadline, timeout, results)
+                tg.start_soon(_run_function_check, name, fn, deadline, timeout, results)
     results.sort(key=lambda result: (result.name != TREE_CHECK, result.name))
     records = tuple(reported[pid] for pid in sorted(reported, key=lambda pid: pid.number))
     ready = (live and all(result.ok for result in results)) if checks else None
@@ -199,15 +209,14 @@ def _down(fates: _Fates, pid: Pid | None, name: str | None) -> SupervisorHealth:
     return SupervisorHealth(pid, name, state, exit_reason=reason)
 
 
-def _left(node: Node, deadline: float) -> float:
-    return max(_MIN_WAIT, deadline - node.loop.time())
+def _left(deadline: float) -> float:
+    return max(_MIN_WAIT, deadline - now())
 
 
-async def _walk(node: Node, fates: _Fates, pid: Pid, deadline: float) -> SupervisorHealth:
-    proc = node.procs.get(pid)
-    name = proc.name if proc is not None else None
+async def _walk(fates: _Fates, pid: Pid, deadline: float) -> SupervisorHealth:
+    name = registered_name(pid)
     try:
-        snapshot = await supervisor_health(pid, timeout=_left(node, deadline))
+        snapshot = await supervisor_health(pid, timeout=_left(deadline))
     except CallTimeout:
         return SupervisorHealth(pid, name, "unresponsive")
     except (NoProcess, ServerExited) as exc:
@@ -218,25 +227,23 @@ async def _walk(node: Node, fates: _Fates, pid: Pid, deadline: float) -> Supervi
     nested: dict[int, SupervisorHealth] = {}
 
     async def fill(index: int, child_pid: Pid) -> None:
-        nested[index] = await _walk(node, fates, child_pid, deadline)
+        nested[index] = await _walk(fates, child_pid, deadline)
 
     async with anyio.create_task_group() as tg:
         for index, raw in enumerate(raw_children):
             child_pid = raw["pid"]
             if child_pid is None or raw["type"] is not ChildType.SUPERVISOR:
                 continue
-            child_proc = node.procs.get(child_pid)
-            if child_proc is not None and child_proc.is_supervisor:
+            if is_supervisor(child_pid):
                 tg.start_soon(fill, index, child_pid)
     children = []
     for index, raw in enumerate(raw_children):
         child_pid = raw["pid"]
-        child_proc = node.procs.get(child_pid) if child_pid is not None else None
         children.append(
             ChildHealth(
                 id=raw["id"],
                 pid=child_pid,
-                name=child_proc.name if child_proc is not None else None,
+                name=registered_name(child_pid) if child_pid is not None else None,
                 type=raw["type"],
                 restart=raw["restart"],
                 restarts=raw["restarts"],
@@ -324,7 +331,7 @@ async def _probe_server(
             )
         )
         return
-    wait = _left(node, deadline)
+    wait = _left(deadline)
     try:
         reply = await call(entry.pid, _PROBE, timeout=wait)
     except CallTimeout:
@@ -362,14 +369,13 @@ def _entry_gone(node: Node, key: object, entry: _ServerEntry) -> bool:
 
 
 async def _run_function_check(
-    node: Node,
     name: str,
     fn: CheckFn,
     deadline: float,
     timeout: float,
     results: list[CheckResult],
 ) -> None:
-    wait = _left(node, deadline)
+    wait = _left(deadline)
     try:
         async with asyncio.timeout(wait) as scope:
             outcome: object = fn()
@@ -408,7 +414,6 @@ async def _run_function_check(
 
 
 async def _read_reporter(
-    node: Node,
     pid: Pid,
     reporter: Reporter,
     deadline: float,
@@ -416,4 +421,4 @@ async def _read_reporter(
 ) -> None:
     # A reporter that is busy or gone is left out; its readiness check says why.
     with contextlib.suppress(CallTimeout, NoProcess, ServerExited):
-        reported[pid] = await reporter(pid, _left(node, deadline))
+        reported[pid] = await reporter(pid, _left(deadline))

@@ -20,14 +20,24 @@ from typing import Any, Final, TypeVar, TypeVarTuple
 
 import attrs
 
+from .._core import (
+    ActorError,
+    Caller,
+    Down,
+    MailboxFull,
+    MonitorRef,
+    Pid,
+    cast,
+    monitor,
+    now,
+    registered_name,
+    self_pid,
+    send,
+    send_after,
+)
 from .._core import _validate as validate
-from .._core._clock import now
-from .._core._errors import ActorError, BreakerState, CircuitOpen, MailboxFull
-from .._core._node import _proc_var, current_process, monitor, send, send_after
-from .._core._pid import Pid
-from .._core._reasons import Down, MonitorRef
-from ..actors._genserver import Caller, cast
-from ..actors._genserver import call as gen_call
+from .._core import call as gen_call
+from .._core._errors import BreakerState, CircuitOpen
 from ..health._readiness import ReadinessServer, add_reporter
 
 logger = logging.getLogger("asyncotp")
@@ -333,22 +343,20 @@ class CircuitBreaker(ReadinessServer):
     async def subscribe(cls, breaker: Pid | str) -> None:
         """Send the calling actor a ``BreakerStateChanged`` at every state
         change of the breaker, until ``unsubscribe`` or until it ends."""
-        me = current_process("CircuitBreaker.subscribe").pid
+        me = self_pid()
         await gen_call(breaker, (_Request.SUBSCRIBE, me))
 
     @classmethod
     async def unsubscribe(cls, breaker: Pid | str) -> None:
         """Stop the state-change messages to the calling actor."""
-        me = current_process("CircuitBreaker.unsubscribe").pid
+        me = self_pid()
         await gen_call(breaker, (_Request.UNSUBSCRIBE, me))
 
     # -- server side ------------------------------------------------------------
 
     async def init(self, config: _Config) -> None:
-        proc = _proc_var.get()
-        assert proc is not None
-        self._me = proc.pid
-        self._name = proc.name
+        self._me = self_pid()
+        self._name = registered_name(self._me)
         self._config = config
         self._state = BreakerState.CLOSED
         self._generation = 0

@@ -22,12 +22,10 @@ from typing import Any
 
 import attrs
 
+from .._core import NOREPLY, Caller, Pid, call, now, self_pid
 from .._core import _validate as validate
-from .._core._clock import now
 from .._core._errors import DeadLetterNotFound
-from .._core._node import self_pid
-from .._core._pid import Pid
-from ..actors._genserver import NOREPLY, Caller, GenServer, call
+from ..actors import GenServer
 from ._undeliverable import Undeliverable
 
 logger = logging.getLogger("asyncotp")

@@ -27,19 +27,28 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
-from .._core import _validate as validate
-from .._core._clock import now
-from .._core._errors import (
-    IdempotencyKeyReused,
+from .._core import (
+    NOREPLY,
+    Caller,
+    Cast,
+    Down,
     MailboxFull,
+    MonitorRef,
     NoNodeError,
     NoProcess,
+    Pid,
     ServerExited,
+    call,
+    cast,
+    deliver_system,
+    demonitor,
+    lookup,
+    monitor,
+    now,
 )
-from .._core._node import demonitor, monitor, resolve
-from .._core._pid import Pid
-from .._core._reasons import Down, MonitorRef
-from ..actors._genserver import NOREPLY, Caller, Cast, GenServer, call, cast
+from .._core import _validate as validate
+from .._core._errors import IdempotencyKeyReused
+from ..actors import GenServer
 
 logger = logging.getLogger("asyncotp")
 
@@ -494,9 +503,9 @@ def _tell(store: Pid | str, message: object) -> None:
     try:
         cast(store, message)
     except MailboxFull:
-        proc = resolve(store, "IdempotencyStore")
-        if proc is not None:
-            proc.deliver_system(Cast(message))
+        pid = lookup(store, "IdempotencyStore")
+        if pid is not None:
+            deliver_system(pid, Cast(message))
     except (NoProcess, NoNodeError):
         logger.warning(
             "idempotency store %r is gone; could not record %r (a retry may run the work again)",

@@ -19,15 +19,9 @@ from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple
 
 import attrs
 
+from .._core import MailboxFull, NoProcess, ServerExited, now
 from .._core import _validate as validate
-from .._core._clock import now
-from .._core._errors import (
-    MailboxFull,
-    NoProcess,
-    RetryDeadlineExceeded,
-    RetryError,
-    ServerExited,
-)
+from .._core._errors import RetryDeadlineExceeded, RetryError
 
 logger = logging.getLogger("asyncotp")
 

@@ -28,7 +28,6 @@ made (its envelope says when), not from when it entered the queue.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import math
 from collections import deque
@@ -37,13 +36,20 @@ from typing import Any, Final
 
 import attrs
 
+from .._core import (
+    NOREPLY,
+    Caller,
+    Pid,
+    Stop,
+    call,
+    deliver_system,
+    now,
+    self_pid,
+    token_call,
+)
 from .._core import _validate as validate
-from .._core._clock import now
 from .._core._errors import Overloaded, ShedReason
-from .._core._node import Process, current_process
-from .._core._pid import Pid
-from .._core._reasons import Stop
-from ..actors._genserver import NOREPLY, Caller, GenServer, call
+from ..actors import GenServer
 
 _HANDLING_GRACE: Final = 5.0
 """Seconds ``call_with_deadline`` waits, by default, beyond the deadline."""
@@ -200,7 +206,6 @@ class SheddingServer(GenServer):
         self._size = 0
         self._seq = 0
         self._next_posted = False
-        self._proc: Process | None = None
         self._token: Caller | None = None
         self._handled = 0
         self._expired = 0
@@ -344,7 +349,7 @@ class SheddingServer(GenServer):
             self._evicted += 1
         else:
             self._rejected += 1
-        proc = self._process()
+        me = self_pid()
         waited = max(0.0, t - entry.sent_at)
         retry_after = self._size * self._service_time if self._service_time > 0 else None
         if reason is ShedReason.EXPIRED:
@@ -365,37 +370,27 @@ class SheddingServer(GenServer):
         _fail(
             caller,
             Overloaded(
-                f"{proc.pid!r} shed the request {entry.request!r} without handling it: {why}; "
+                f"{me!r} shed the request {entry.request!r} without handling it: {why}; "
                 f"the server is overloaded: answer 503/429 and retry later{hint}, or give "
                 "the request a longer deadline or a higher priority",
-                proc.pid,
+                me,
                 reason,
                 waited,
                 retry_after,
             ),
         )
 
-    def _process(self) -> Process:
-        proc = self._proc
-        if proc is None:
-            proc = self._proc = current_process("SheddingServer")
-        return proc
-
     def _post_next(self) -> None:
         """Put the "handle the next request" token at the back of the mailbox."""
         if self._next_posted or self._size == 0:
             return
-        proc = self._process()
         token = self._token
         if token is None:
             # A Caller routes the token to handle_call, which this class owns, so
-            # subclasses cannot swallow it. Its future is resolved from the start:
-            # nobody waits for it, and the runtime never counts it as owed a reply.
-            answered: asyncio.Future[Any] = proc.node.loop.create_future()
-            answered.set_result(None)
-            token = self._token = Caller(_Token.NEXT, answered, proc, None, None)
+            # subclasses cannot swallow it (token_call: nobody waits for its reply).
+            token = self._token = token_call(_Token.NEXT)
         self._next_posted = True
-        proc.deliver_system(token)
+        deliver_system(self_pid(), token)
 
     async def _handle_next(self) -> None:
         self._next_posted = False

@@ -12,11 +12,21 @@ from collections.abc import Callable
 
 import attrs
 
+from .._core import (
+    MailboxFull,
+    Node,
+    NoNodeError,
+    NoProcess,
+    Pid,
+    current_node,
+    dead_letter_hook,
+    is_alive,
+    now,
+    send,
+    set_dead_letter_hook,
+    whereis,
+)
 from .._core import _validate as validate
-from .._core._clock import now
-from .._core._errors import MailboxFull, NoNodeError, NoProcess
-from .._core._node import Node, current_node, is_alive, send, whereis
-from .._core._pid import Pid
 
 
 @attrs.frozen
@@ -81,8 +91,8 @@ class UndeliverableObserver:
     def close(self) -> None:
         """Stop observing (and restore the hook that was there before)."""
         self.closed = True
-        if self.node.on_dead_letter is self:
-            self.node.on_dead_letter = self.previous
+        if dead_letter_hook(self.node) is self:
+            set_dead_letter_hook(self.node, self.previous)
 
     def __enter__(self) -> UndeliverableObserver:
         return self
@@ -105,6 +115,6 @@ def observe_undeliverable(dest: Pid | str) -> UndeliverableObserver:
     """
     node = current_node()
     validate.pid_or_name(dest, "dest", where="observe_undeliverable")
-    observer = UndeliverableObserver(dest, node, node.on_dead_letter)
-    node.on_dead_letter = observer
+    observer = UndeliverableObserver(dest, node, dead_letter_hook(node))
+    set_dead_letter_hook(node, observer)
     return observer

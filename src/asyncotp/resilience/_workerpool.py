@@ -32,14 +32,33 @@ from typing import Any, Final
 
 import attrs
 
+from .._core import (
+    NOREPLY,
+    SHUTDOWN,
+    ActorError,
+    Backoff,
+    Caller,
+    ChildSpec,
+    Down,
+    MonitorRef,
+    NoNodeError,
+    NoProcess,
+    Pid,
+    Restart,
+    call,
+    demonitor,
+    monitor,
+    registered_name,
+    self_pid,
+    send,
+    send_after,
+    spawn,
+    stop,
+)
 from .._core import _validate as validate
-from .._core._childspec import Backoff, ChildSpec, Restart
-from .._core._errors import ActorError, JobFailed, NoNodeError, NoProcess, Overloaded, ShedReason
-from .._core._node import demonitor, monitor, process_info, self_pid, send, send_after, spawn
-from .._core._pid import Pid
-from .._core._reasons import SHUTDOWN, Down, MonitorRef
-from ..actors._genserver import NOREPLY, Caller, GenServer, call, stop
-from ..supervision._supervisor import DynamicSupervisor, start_child
+from .._core._errors import JobFailed, Overloaded, ShedReason
+from ..actors import GenServer
+from ..supervision import DynamicSupervisor, start_child
 from ._deadletters import _Bury, _Resubmit
 
 logger = logging.getLogger("asyncotp")
@@ -494,9 +513,8 @@ class WorkerPool(GenServer):
         """Move a job to the dead-letter queue and tell whoever waits for it."""
         self._dead += 1
         me = self_pid()
-        info = process_info(me)
         # Replay finds the pool by its name, so that a restarted pool gets it.
-        pool: Pid | str = info.name if info is not None and info.name is not None else me
+        pool: Pid | str = registered_name(me) or me
         bury = _Bury(
             job=job.job,
             pool=pool,

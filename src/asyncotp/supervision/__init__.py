@@ -1,56 +1,26 @@
 """Supervision: child specs, Supervisor, DynamicSupervisor, Application."""
 
-from .._core._childspec import (
-    BRUTAL_KILL,
-    INFINITY,
-    Backoff,
-    ChildSpec,
-    ChildType,
-    Restart,
-    ShutdownMode,
-    Strategy,
-)
-from .._core._errors import DuplicateChild, MaxChildren
-from ._application import Application
-from ._supervisor import (
-    GAVE_UP,
-    ChildCounts,
-    ChildInfo,
-    ChildNotFound,
-    DynamicSupervisor,
-    Supervisor,
-    count_children,
-    delete_child,
-    restart_child,
-    start_child,
-    supervisor_health,
-    terminate_child,
-    which_children,
-)
-
-__all__ = (
-    "BRUTAL_KILL",
-    "GAVE_UP",
-    "INFINITY",
-    "Application",
-    "Backoff",
-    "ChildCounts",
-    "ChildInfo",
-    "ChildNotFound",
-    "ChildSpec",
-    "ChildType",
-    "DuplicateChild",
-    "DynamicSupervisor",
-    "MaxChildren",
-    "Restart",
-    "ShutdownMode",
-    "Strategy",
-    "Supervisor",
-    "count_children",
-    "delete_child",
-    "restart_child",
-    "start_child",
-    "supervisor_health",
-    "terminate_child",
-    "which_children",
-)
+from .._core import BRUTAL_KILL as BRUTAL_KILL
+from .._core import INFINITY as INFINITY
+from .._core import Backoff as Backoff
+from .._core import ChildSpec as ChildSpec
+from .._core import ChildType as ChildType
+from .._core import DuplicateChild as DuplicateChild
+from .._core import MaxChildren as MaxChildren
+from .._core import Restart as Restart
+from .._core import ShutdownMode as ShutdownMode
+from .._core import Strategy as Strategy
+from ._application import Application as Application
+from ._supervisor import GAVE_UP as GAVE_UP
+from ._supervisor import ChildCounts as ChildCounts
+from ._supervisor import ChildInfo as ChildInfo
+from ._supervisor import ChildNotFound as ChildNotFound
+from ._supervisor import DynamicSupervisor as DynamicSupervisor
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import count_children as count_children
+from ._supervisor import delete_child as delete_child
+from ._supervisor import restart_child as restart_child
+from ._supervisor import start_child as start_child
+from ._supervisor import supervisor_health as supervisor_health
+from ._supervisor import terminate_child as terminate_child
+from ._supervisor import which_children as which_children

@@ -11,14 +11,23 @@ from typing import Any
 
 import anyio
 
-from .._core._childspec import ChildSpec, Strategy
-from .._core._errors import StartError
-from .._core._node import node
-from .._core._pid import Pid
-from .._core._reasons import NORMAL, SHUTDOWN, is_clean_exit
+from .._core import (
+    NORMAL,
+    SHUTDOWN,
+    ChildSpec,
+    Node,
+    Pid,
+    StartError,
+    Strategy,
+    exit_future,
+    is_clean_exit,
+    kill,
+    live_pids,
+    node,
+    request_stop,
+    wait_exit,
+)
 from ._supervisor import GAVE_UP, Supervisor, _check_settings, _check_specs
-
-__all__ = ["Application"]
 
 logger = logging.getLogger("asyncotp")
 
@@ -150,7 +159,7 @@ class Application:
                         signal.signal(signum, previous)  # as the program had it
 
     async def _supervise(
-        self, the_node: Any, stop_requested: asyncio.Event, force_requested: asyncio.Event
+        self, the_node: Node, stop_requested: asyncio.Event, force_requested: asyncio.Event
     ) -> int:
         try:
             root = await self.start()
@@ -168,8 +177,7 @@ class Application:
             root,
             extra={"event": "application_started", "application": self.name},
         )
-        proc = the_node.procs[root]
-        exited = proc.exit_future()
+        exited = exit_future(root)
         stop_wait = asyncio.ensure_future(stop_requested.wait())
         try:
             await asyncio.wait((exited, stop_wait), return_when=asyncio.FIRST_COMPLETED)
@@ -186,7 +194,7 @@ class Application:
                 )
                 return 1
             return 0
-        proc.request_stop(SHUTDOWN)
+        request_stop(root, SHUTDOWN)
         force_wait = asyncio.ensure_future(force_requested.wait())
         try:
             await asyncio.wait(
@@ -219,10 +227,10 @@ class Application:
         return 1
 
     @staticmethod
-    async def _kill_all(the_node: Any) -> None:
+    async def _kill_all(the_node: Node) -> None:
         """Kill every actor of the node (this application's tree) and wait for them."""
-        left = list(reversed(the_node.procs.values()))
-        for proc in left:
-            proc.kill()
-        for proc in left:
-            await the_node.wait_exit(proc, 5.0)
+        left = list(reversed(live_pids(the_node)))
+        for pid in left:
+            kill(pid)
+        for pid in left:
+            await wait_exit(pid, 5.0)

@@ -12,10 +12,7 @@ from collections.abc import Hashable, Sequence
 
 import attrs
 
-from .._core._childspec import Restart, Strategy
-from .._core._reasons import is_clean_exit
-
-__all__ = ["RestartPlan", "RestartWindow", "add_restart", "needs_restart", "plan_restart"]
+from .._core import Restart, Strategy, is_clean_exit
 
 
 def add_restart(

@@ -11,36 +11,45 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from .._core._childspec import (
+from .._core import (
     BRUTAL_KILL,
     INFINITY,
+    KILLED,
+    SHUTDOWN,
+    ActorError,
+    Caller,
     ChildSpec,
     ChildType,
+    DuplicateChild,
+    Exited,
+    MaxChildren,
+    NoProcess,
+    Pid,
     Restart,
+    Shutdown,
     ShutdownSetting,
+    StartError,
+    Stop,
     Strategy,
+    adopt,
+    call,
+    deliver_system,
+    drop_messages,
+    is_alive,
+    is_clean_exit,
+    kill,
+    mark_supervisor,
+    now,
+    registered_name,
+    self_pid,
+    send_after,
+    send_exit,
+    set_trap_exits,
+    unlink,
+    wait_exit,
 )
-from .._core._clock import now
-from .._core._errors import ActorError, DuplicateChild, MaxChildren, NoProcess, StartError
-from .._core._node import _DEAD, Process, _proc_var, send_after
-from .._core._pid import Pid
-from .._core._reasons import KILLED, NOPROC, SHUTDOWN, Exited, Shutdown, Stop, is_clean_exit
-from ..actors._genserver import Caller, GenServer, call
+from ..actors import GenServer
 from ._rules import RestartWindow, needs_restart, plan_restart
-
-__all__ = [
-    "ChildCounts",
-    "ChildInfo",
-    "ChildNotFound",
-    "DynamicSupervisor",
-    "Supervisor",
-    "count_children",
-    "delete_child",
-    "restart_child",
-    "start_child",
-    "terminate_child",
-    "which_children",
-]
 
 logger = logging.getLogger("asyncotp")
 
@@ -157,14 +166,12 @@ class _SupervisorBase(GenServer):
     _window: RestartWindow
     _by_pid: dict[Pid, _Child]
     _token: int
-    _proc: Process
+    _pid: Pid
 
     def _setup(self, max_restarts: int, max_seconds: float) -> None:
-        proc = _proc_var.get()
-        assert proc is not None
-        self._proc = proc
-        proc.is_supervisor = True
-        proc.trap_exits = True
+        self._pid = self_pid()
+        mark_supervisor()
+        set_trap_exits(True)
         self.max_restarts = max_restarts
         self.max_seconds = float(max_seconds)
         self._window = RestartWindow(max_restarts, float(max_seconds))
@@ -173,7 +180,7 @@ class _SupervisorBase(GenServer):
 
     @property
     def pid(self) -> Pid:
-        return self._proc.pid
+        return self._pid
 
     # -- reports -----------------------------------------------------------
 
@@ -194,7 +201,7 @@ class _SupervisorBase(GenServer):
         extra: dict[str, object] = {
             "event": event,
             "supervisor": self.pid,
-            "supervisor_name": self._proc.name,
+            "supervisor_name": registered_name(self._pid),
             "child_id": child.spec.id if child is not None else None,
             "child_pid": child.pid if child is not None else None,
             "reason": reason,
@@ -221,25 +228,13 @@ class _SupervisorBase(GenServer):
                 f"the start function of child {spec.id!r} returned {pid!r}; it must return "
                 "the Pid of the started actor (or None to ignore the child)"
             )
-        proc = self._proc
-        target = proc.node.procs.get(pid)
         child.pid = pid
         self._by_pid[pid] = child
         child.restarting = False
         child.pending = None
-        if target is None or target.state == _DEAD:
-            # It died before we could link: handle it as an exit with NOPROC.
-            proc.deliver_system(Exited(pid, NOPROC))
-            return pid
-        target.parent = proc.pid
-        if proc.links is None:
-            proc.links = {pid}
-        else:
-            proc.links.add(pid)
-        if target.links is None:
-            target.links = {proc.pid}
-        else:
-            target.links.add(proc.pid)
+        # Link to it and become its parent; one that died before we could
+        # link arrives as an exit with NOPROC.
+        adopt(pid)
         return pid
 
     async def _stop_one(self, child: _Child) -> None:
@@ -247,45 +242,35 @@ class _SupervisorBase(GenServer):
         pid = child.pid
         if pid is None:
             return
-        proc = self._proc
-        node = proc.node
         self._by_pid.pop(pid, None)
         child.pid = None
-        if proc.links is not None:
-            proc.links.discard(pid)
-        target = node.procs.get(pid)
-        if target is not None and target.links is not None:
-            target.links.discard(proc.pid)
-        if target is not None and target.state != _DEAD:
+        unlink(pid)
+        if is_alive(pid):
             shutdown: ShutdownSetting = child.spec.shutdown
             if shutdown is BRUTAL_KILL:
-                target.kill()
-                await node.wait_exit(target, None)
+                kill(pid)
+                await wait_exit(pid, None)
             else:
-                node.signal(target, proc.pid, SHUTDOWN, from_link=False)
+                send_exit(pid, SHUTDOWN)
                 if shutdown is INFINITY:
-                    await node.wait_exit(target, None)
-                elif not await node.wait_exit(target, float(shutdown)):
+                    await wait_exit(pid, None)
+                elif not await wait_exit(pid, float(shutdown)):
                     child.pid = pid
                     self._report(
                         logging.ERROR,
                         "child_killed",
-                        f"supervisor {proc.pid!r}: child {child.spec.id!r} ({pid!r}) did not "
+                        f"supervisor {self._pid!r}: child {child.spec.id!r} ({pid!r}) did not "
                         f"stop within its shutdown time of {shutdown} s; killing it",
                         child,
                         KILLED,
                     )
                     child.pid = None
-                    target.kill()
-                    await node.wait_exit(target, None)
+                    kill(pid)
+                    await wait_exit(pid, None)
         self._flush_exits(pid)
 
     def _flush_exits(self, pid: Pid) -> None:
-        mailbox = self._proc.mailbox
-        if any(type(m) is Exited and m.pid is pid for m in mailbox):
-            kept = [m for m in mailbox if not (type(m) is Exited and m.pid is pid)]
-            mailbox.clear()
-            mailbox.extend(kept)
+        drop_messages(lambda m: type(m) is Exited and m.pid is pid)
 
     def _count_restart(self) -> bool:
         return self._window.add(now())
@@ -328,7 +313,7 @@ class _SupervisorBase(GenServer):
         return {
             "kind": kind,
             "pid": self.pid,
-            "name": self._proc.name,
+            "name": registered_name(self._pid),
             "strategy": strategy,
             "restarts_in_window": self._recent(),
             "max_restarts": self.max_restarts,
@@ -368,7 +353,7 @@ class _SupervisorBase(GenServer):
         if delay > 0:
             send_after(delay, self.pid, message)
         else:
-            self._proc.deliver_system(message)
+            deliver_system(self._pid, message)
 
 
 class Supervisor(_SupervisorBase):
@@ -833,14 +818,12 @@ class DynamicSupervisor(_SupervisorBase):
 
     async def _stop_all(self) -> None:
         children = [c for c in reversed(self._dyn.values()) if c.pid is not None]
-        node = self._proc.node
         waits = []
         for child in children:
             pid = child.pid
             assert pid is not None
-            target = node.procs.get(pid)
-            if target is not None and child.spec.shutdown is not BRUTAL_KILL:
-                node.signal(target, self.pid, SHUTDOWN, from_link=False)
+            if child.spec.shutdown is not BRUTAL_KILL and is_alive(pid):
+                send_exit(pid, SHUTDOWN)
             waits.append(child)
         for child in waits:
             await self._stop_one(child)

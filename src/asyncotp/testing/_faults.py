@@ -12,24 +12,26 @@ from typing import Any, final
 
 import attrs
 
-from .._core._childspec import ChildSpec
-from .._core._errors import MailboxFull, StartError
-from .._core._node import Node, current_node, process_info
-from .._core._pid import Pid
-from .._core._reasons import NOPROC
-from ..actors import _genserver
-from ..actors._genserver import Cast
+from .._core import (
+    NOPROC,
+    ChildSpec,
+    MailboxFull,
+    Node,
+    Pid,
+    StartError,
+    current_node,
+    deliver,
+    exit_future,
+    interceptor,
+    is_alive,
+    loop_of,
+    process_info,
+    registered_name,
+    request_stop,
+    set_interceptor,
+)
+from .._core import kill as core_kill
 from ._waits import WaitTimeout
-
-__all__ = [
-    "FailingStart",
-    "InjectedFault",
-    "MessageFaults",
-    "MessageRule",
-    "crash",
-    "fail_init",
-    "kill",
-]
 
 
 class InjectedFault(Exception):
@@ -40,20 +42,20 @@ class InjectedFault(Exception):
     """
 
 
-def _live(pid: Pid, operation: str) -> Any:
+def _live(pid: Pid, operation: str) -> bool:
     if type(pid) is not Pid:
         raise TypeError(f"{operation}: expected a Pid, not {pid!r}")
-    return pid._node.procs.get(pid)
+    return is_alive(pid)
 
 
-async def _await_exit(proc: Any, fut: asyncio.Future[object], timeout: float, what: str) -> object:
+async def _await_exit(pid: Pid, fut: asyncio.Future[object], timeout: float, what: str) -> object:
     try:
         async with asyncio.timeout(timeout):
             return await fut
     except TimeoutError:
-        info = process_info(proc.pid)
+        info = process_info(pid)
         raise WaitTimeout(
-            f"{what}: {proc.pid!r} did not end within {timeout} s "
+            f"{what}: {pid!r} did not end within {timeout} s "
             f"({info.status if info else 'gone'}); a GenServer ends once its running "
             "callback returns: use kill() to cut it short"
         ) from None
@@ -71,26 +73,24 @@ async def crash(pid: Pid, reason: object = None, *, timeout: float = 5.0) -> obj
     it as any exit. A clean reason (``NORMAL``, ``SHUTDOWN``,
     ``Shutdown(...)``) exercises transient children.
     """
-    proc = _live(pid, "crash")
-    if proc is None:
+    if not _live(pid, "crash"):
         return NOPROC
     if reason is None:
         reason = InjectedFault("injected")
-    fut = proc.exit_future()
-    proc.request_stop(reason)
-    return await _await_exit(proc, fut, timeout, "crash")
+    fut = exit_future(pid)
+    request_stop(pid, reason)
+    return await _await_exit(pid, fut, timeout, "crash")
 
 
 async def kill(pid: Pid, *, timeout: float = 5.0) -> object:
     """Kill the actor ``pid`` (the untrappable ``KILL``: no ``terminate``) and
     return its exit reason, ``KILLED``, once it has ended (``NOPROC`` if it
     was already gone)."""
-    proc = _live(pid, "kill")
-    if proc is None:
+    if not _live(pid, "kill"):
         return NOPROC
-    fut = proc.exit_future()
-    proc.kill()
-    return await _await_exit(proc, fut, timeout, "kill")
+    fut = exit_future(pid)
+    core_kill(pid)
+    return await _await_exit(pid, fut, timeout, "kill")
 
 
 _failing_starts: weakref.WeakSet[FailingStart] = weakref.WeakSet()
@@ -210,24 +210,9 @@ class MessageRule:
         return len(held)
 
 
-_CAST_TAG: object = getattr(_genserver, "_CAST_TAG", None)
-
-
-def _user_view(message: object) -> object:
-    """The message as the rules see it: a cast to a GenServer travels as a
-    private ``(tag, request)`` pair, shown to them as ``Cast(request)``."""
-    if type(message) is tuple and len(message) == 2 and message[0] is _CAST_TAG:
-        return Cast(message[1])
-    return message
-
-
 def _redeliver(dest: Pid, message: object) -> None:
-    node = dest._node
-    proc = node.procs.get(dest)
-    if proc is None or node.closed:
-        return
     with contextlib.suppress(MailboxFull):  # counted in `rejected`; nobody to tell
-        proc.deliver(message)
+        deliver(dest, message)
 
 
 def _endpoint_matches(endpoint: Endpoint, node: Node, pid: Pid | None) -> bool:
@@ -237,8 +222,7 @@ def _endpoint_matches(endpoint: Endpoint, node: Node, pid: Pid | None) -> bool:
         return False
     if type(endpoint) is Pid:
         return endpoint is pid
-    proc = node.procs.get(pid)
-    return proc is not None and proc.name == endpoint
+    return registered_name(pid) == endpoint
 
 
 class MessageFaults:
@@ -271,8 +255,7 @@ class MessageFaults:
     def __enter__(self) -> MessageFaults:
         node = current_node()
         self._node = node
-        self._previous = node.intercept
-        node.intercept = self._intercept
+        self._previous = set_interceptor(node, self._intercept)
         return self
 
     def __exit__(
@@ -282,8 +265,8 @@ class MessageFaults:
         tb: TracebackType | None,
     ) -> None:
         node = self._node
-        if node is not None and node.intercept == self._intercept:
-            node.intercept = self._previous
+        if node is not None and interceptor(node) == self._intercept:
+            set_interceptor(node, self._previous)
         self._node = None
 
     def _add(self, rule: MessageRule) -> MessageRule:
@@ -342,7 +325,8 @@ class MessageFaults:
     def _intercept(self, sender: Pid | None, dest: Pid, message: object) -> bool:
         node = self._node
         if node is not None and self.rules:
-            view = _user_view(message)
+            # A cast reaches an interceptor as its public envelope, a Cast.
+            view = message
             for rule in self.rules:
                 if not rule.active:
                     continue
@@ -357,7 +341,7 @@ class MessageFaults:
                     rule.active = False
                 if rule.action == "delay":
                     self._handles.append(
-                        node.loop.call_later(rule.seconds, _redeliver, dest, message)
+                        loop_of(node).call_later(rule.seconds, _redeliver, dest, message)
                     )
                 elif rule.action == "hold":
                     rule.held.append((dest, message))

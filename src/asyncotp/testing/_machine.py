@@ -21,17 +21,21 @@ from typing import Any, ClassVar, TypeVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from .._core._node import Node
-from .._core._node import node as node_context
-from .._core._pid import Pid
-from ..supervision._supervisor import Supervisor
+from .._core import (
+    Node,
+    Pid,
+)
+from .._core import (
+    node as node_context,
+)
+from ..supervision import (
+    Supervisor,
+)
 from ._clock import VirtualClock
 from ._model import TreeHarness
 from ._snapshot import SupervisorState
 from ._strategies import crash_reasons, supervision_trees
 from ._trees import Crash, FailInit, Kill, PassTime, Path, SupervisorSpec
-
-__all__ = ["RandomTreeMachine", "SupervisionMachine"]
 
 T = TypeVar("T")
 

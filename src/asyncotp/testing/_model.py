@@ -24,21 +24,31 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 import anyio
 import attrs
 
-from .._core._childspec import Restart, Strategy
-from .._core._errors import ActorError
-from .._core._node import current_node, process_info
-from .._core._node import node as node_context
-from .._core._pid import Pid
-from .._core._reasons import KILLED
+from .._core import (
+    KILLED,
+    ActorError,
+    Pid,
+    Restart,
+    Strategy,
+    current_node,
+    exit_future,
+    is_alive,
+    live_pids,
+    process_info,
+)
+from .._core import (
+    node as node_context,
+)
+from ..supervision import (
+    GAVE_UP,
+    Supervisor,
+)
 from ..supervision._rules import needs_restart
-from ..supervision._supervisor import GAVE_UP, Supervisor
 from ._clock import VirtualClock, current_clock
 from ._faults import FailingStart, crash, failing_start_of, kill
 from ._snapshot import SupervisorState, snapshot
 from ._trees import Crash, FailInit, Fault, Kill, PassTime, Path, SupervisorSpec
 from ._waits import settle
-
-__all__ = ["TreeHarness", "TreeModel", "check_schedule"]
 
 
 @attrs.define(eq=False)
@@ -437,16 +447,15 @@ class TreeHarness:
         if self.model is not None:
             for start in self.model.failing_starts():
                 start.remaining = 0  # a fresh tree starts clean
-        self._baseline = set(node.procs)
+        self._baseline = set(live_pids(node))
         root = await self._start_tree()
         if type(root) is not Pid:
             raise TypeError(f"start_tree must return the root supervisor's Pid, not {root!r}")
-        proc = node.procs.get(root)
-        if proc is None:
+        if not is_alive(root):
             raise AssertionError(f"the root supervisor {root!r} ended as soon as it started")
         self.root = root
         self._root_faulted = False
-        self._root_exit = proc.exit_future()
+        self._root_exit = exit_future(root)
         self._kinds = {}
         await settle()
         self.tree = await snapshot(root, 5.0, self._kinds)
@@ -569,7 +578,7 @@ class TreeHarness:
         allowed = set(self._baseline) | set(self._extra_actors())
         if tree is not None:
             allowed |= tree.pids()
-        orphans = [pid for pid in node.procs if pid not in allowed]
+        orphans = [pid for pid in live_pids(node) if pid not in allowed]
         self.orphan_problems = (
             [
                 "actors outside the tree are still running (orphans): "

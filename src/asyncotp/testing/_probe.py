@@ -13,12 +13,23 @@ import pprint
 from collections.abc import Callable
 from typing import Any, final
 
-from .._core._node import _EXITING, Process, link, monitor, receive, spawn
-from .._core._pid import Pid
-from .._core._reasons import NORMAL, Exited, MonitorRef
+from .._core import (
+    NORMAL,
+    Exited,
+    MonitorRef,
+    Pid,
+    deliver_system,
+    exit_future,
+    is_exiting,
+    link,
+    monitor,
+    node_of,
+    receive,
+    request_stop,
+    spawn,
+)
+from .._core import node_pid as core_node_pid
 from ._waits import WaitTimeout
-
-__all__ = ["Probe"]
 
 
 @final
@@ -74,12 +85,11 @@ class Probe:
     order (like a selective receive).
     """
 
-    __slots__ = ("_changed", "_history", "_pending", "_proc", "pid")
+    __slots__ = ("_changed", "_history", "_pending", "pid")
 
-    def __init__(self, pid: Pid, proc: Process) -> None:
+    def __init__(self, pid: Pid) -> None:
         self.pid = pid
         """The probe's pid: give it to the actors that should reach the test."""
-        self._proc = proc
         self._pending: list[Any] = []
         self._history: list[Any] = []
         self._changed: asyncio.Future[None] | None = None
@@ -98,7 +108,7 @@ class Probe:
 
         async def collect() -> None:
             probe = box[0]
-            node_pid = probe.pid._node.pid
+            node_pid = core_node_pid(node_of(probe.pid))
             while True:
                 message = await receive()
                 if type(message) is Exited and message.pid is node_pid:
@@ -116,8 +126,7 @@ class Probe:
                 probe._arrived(message)
 
         pid = spawn(collect, name=name, trap_exits=trap_exits)
-        proc = pid._node.procs[pid]
-        probe = cls(pid, proc)
+        probe = cls(pid)
         box.append(probe)
         return probe
 
@@ -217,9 +226,9 @@ class Probe:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        if self._proc.state >= _EXITING:
+        if is_exiting(self.pid):
             raise RuntimeError(f"{self!r} has stopped")
-        self._proc.deliver_system(_Command(fn, args, fut))
+        deliver_system(self.pid, _Command(fn, args, fut))
         return await fut
 
     async def monitor(self, pid: Pid | str) -> MonitorRef:
@@ -234,9 +243,8 @@ class Probe:
 
     async def stop(self) -> None:
         """End the probe actor."""
-        proc = self._proc
-        if proc.state >= _EXITING:
+        if is_exiting(self.pid):
             return
-        done = proc.exit_future()
-        proc.request_stop(NORMAL)
+        done = exit_future(self.pid)
+        request_stop(self.pid, NORMAL)
         await done

@@ -19,9 +19,9 @@ from typing import Any, Final
 
 import attrs
 
-from .._core._pid import Pid
-
-__all__ = ["Report", "ReportCapture", "capture_reports"]
+from .._core import (
+    Pid,
+)
 
 _LOGGER: Final = logging.getLogger("asyncotp")
 

@@ -7,13 +7,19 @@ from typing import Final
 
 import attrs
 
-from .._core._childspec import ChildType, Restart, Strategy
-from .._core._errors import ActorError
-from .._core._pid import Pid
-from ..supervision._supervisor import ChildNotFound, restart_child, supervisor_health
+from .._core import (
+    ActorError,
+    ChildType,
+    Pid,
+    Restart,
+    Strategy,
+)
+from ..supervision import (
+    ChildNotFound,
+    restart_child,
+    supervisor_health,
+)
 from ._trees import Path
-
-__all__ = ["ChildState", "SupervisorState", "tree_snapshot"]
 
 
 @attrs.frozen

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from .._core._childspec import BRUTAL_KILL, INFINITY, Restart, ShutdownSetting, Strategy
-from .._core._reasons import NORMAL, SHUTDOWN, Shutdown
+from .._core import (
+    BRUTAL_KILL,
+    INFINITY,
+    NORMAL,
+    SHUTDOWN,
+    Restart,
+    Shutdown,
+    ShutdownSetting,
+    Strategy,
+)
 from ._faults import InjectedFault
 from ._trees import Crash, FailInit, Fault, Kill, PassTime, Path, SupervisorSpec, WorkerSpec
-
-__all__ = [
-    "crash_reasons",
-    "fault_schedules",
-    "faults",
-    "supervision_trees",
-]
 
 
 def crash_reasons() -> st.SearchStrategy[object]:

@@ -15,23 +15,22 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from .._core._childspec import INFINITY, ChildSpec, Restart, ShutdownSetting, Strategy
-from .._core._pid import Pid
-from ..actors._genserver import Caller, GenServer
-from ..supervision._supervisor import Supervisor
+from .._core import (
+    INFINITY,
+    Caller,
+    ChildSpec,
+    Pid,
+    Restart,
+    ShutdownSetting,
+    Strategy,
+)
+from ..actors import (
+    GenServer,
+)
+from ..supervision import (
+    Supervisor,
+)
 from ._faults import InjectedFault, fail_init
-
-__all__ = [
-    "Crash",
-    "FailInit",
-    "Fault",
-    "Kill",
-    "PassTime",
-    "Path",
-    "SupervisorSpec",
-    "TreeWorker",
-    "WorkerSpec",
-]
 
 Path: TypeAlias = tuple[Hashable, ...]
 """Where an actor sits in a tree: the child ids from the root down; ``()``

@@ -13,14 +13,25 @@ import asyncio
 import logging
 from collections.abc import Hashable
 
-from .._core._node import Node, _proc_var, current_node, process_info
-from .._core._pid import Pid
-from .._core._reasons import NOPROC
-from ..supervision._supervisor import ChildInfo, which_children
+from .._core import (
+    NOPROC,
+    Node,
+    Pid,
+    calling_pid,
+    current_node,
+    exit_future,
+    is_alive,
+    is_waiting,
+    live_pids,
+    process_info,
+    whereis_on,
+)
+from ..supervision import (
+    ChildInfo,
+    which_children,
+)
 from ._clock import current_clock
 from ._reports import Report, listen
-
-__all__ = ["SettleTimeout", "WaitTimeout", "settle", "wait_for_exit", "wait_for_restart"]
 
 
 class WaitTimeout(AssertionError, TimeoutError):
@@ -45,13 +56,12 @@ async def wait_for_exit(pid: Pid, *, timeout: float = 5.0) -> object:
     if type(pid) is not Pid:
         raise TypeError(f"wait_for_exit: expected a Pid, not {pid!r}")
     _check_timeout(timeout, "wait_for_exit")
-    proc = pid._node.procs.get(pid)
-    if proc is None:
+    if not is_alive(pid):
         return NOPROC
     info = process_info(pid)
     try:
         async with asyncio.timeout(timeout):
-            return await proc.exit_future()
+            return await exit_future(pid)
     except TimeoutError:
         raise WaitTimeout(
             f"{pid!r} did not end within {timeout} s; it is {_describe(pid)} "
@@ -74,13 +84,12 @@ async def wait_for_restart(
     _check_timeout(timeout, "wait_for_restart")
     loop = asyncio.get_running_loop()
     node = current_node()
-    sup_pid = sup if type(sup) is Pid else node.names.get(str(sup))
+    sup_pid = sup if type(sup) is Pid else whereis_on(node, str(sup))
     if sup_pid is None:
         raise WaitTimeout(f"wait_for_restart: no supervisor is registered as {sup!r}")
-    sup_proc = node.procs.get(sup_pid)
-    if sup_proc is None:
+    if not is_alive(sup_pid):
         raise WaitTimeout(f"wait_for_restart: the supervisor {sup_pid!r} is not alive")
-    sup_exit = sup_proc.exit_future()
+    sup_exit = exit_future(sup_pid)
     seen: list[Report] = []
     changed: list[asyncio.Future[None]] = [loop.create_future()]
 
@@ -144,8 +153,8 @@ def _describe(pid: Pid) -> str:
 
 def busy_actors(node: Node) -> list[Pid]:
     """The actors not blocked on their mailbox (but the calling actor)."""
-    me = _proc_var.get()
-    return [proc.pid for proc in node.procs.values() if proc.waiter is None and proc is not me]
+    me = calling_pid()
+    return [pid for pid in live_pids(node) if pid is not me and not is_waiting(pid)]
 
 
 async def settle(*, timeout: float = 5.0) -> None:

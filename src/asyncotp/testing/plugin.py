@@ -27,11 +27,13 @@ from typing import Any
 
 import pytest
 
-from .._core._node import Node, node
+from .._core import (
+    Node,
+    live_pids,
+    node,
+)
 from ._clock import VirtualClock
 from ._reports import ReportCapture
-
-__all__ = ["crash_reports", "otp_node", "virtual_clock"]
 
 _async_fixture: Callable[..., Any]
 try:
@@ -79,8 +81,8 @@ async def otp_node(_asyncotp_clock_first: None) -> AsyncIterator[Node]:
         log.addHandler(watch)
     log.removeHandler(watch)
     problems = [f"at shutdown: {complaint}" for complaint in watch.complaints]
-    if the_node.procs:
-        problems.append(f"actors outlived the node: {list(the_node.procs)!r}")
+    if live_pids(the_node):
+        problems.append(f"actors outlived the node: {live_pids(the_node)!r}")
     for _ in range(3):
         await asyncio.sleep(0)
     me = asyncio.current_task()

@@ -1,0 +1,252 @@
+"""How actors end: exit signals, the bookkeeping of an exit, crash reports.
+
+Exit signals follow Erlang: ``KILL`` cannot be trapped, ``NORMAL`` is
+ignored by an actor that does not trap exits, and everything else ends the
+target (plain actors at once, by cancelling their task; behaviours such as
+GenServer after their running callback returns). When an actor ends,
+``exit_process`` frees its name and timers, fails the calls it still owes,
+signals its links, tells its monitors and runs its exit callbacks, in that
+order, and logs a crash report when nobody else will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import anyio
+
+from ._mailbox import deliver_system, wake
+from ._pid import Pid
+from ._reasons import KILL, KILLED, NOPROC, NORMAL, Down, Exited, is_clean_exit
+from ._state import DEAD, EXITING, NEW, UNSET, Droppable, Process
+
+logger = logging.getLogger("asyncotp")
+
+
+def label(proc: Process) -> str:
+    """``repr(pid)`` with the actor's name, even once the name has been freed
+    (messages written while an actor ends)."""
+    if proc.name is None:
+        return repr(proc.pid)
+    return f"<Pid {proc.pid.number} {proc.name!r}>"
+
+
+def add_on_exit(proc: Process, callback: Callable[[object], None]) -> None:
+    """Call ``callback(reason)`` when ``proc`` ends."""
+    if proc.on_exit is None:
+        proc.on_exit = [callback]
+    else:
+        proc.on_exit.append(callback)
+
+
+def exit_future(proc: Process) -> asyncio.Future[object]:
+    """A future resolved with ``proc``'s exit reason (``NOPROC`` if it is
+    already gone: its reason is not kept)."""
+    fut: asyncio.Future[object] = proc.node.loop.create_future()
+    if proc.state == DEAD:
+        fut.set_result(NOPROC)
+        return fut
+
+    def resolve(reason: object) -> None:
+        if not fut.done():
+            fut.set_result(reason)
+
+    add_on_exit(proc, resolve)
+    return fut
+
+
+async def wait_exit(proc: Process, timeout: float | None) -> bool:
+    """Wait until ``proc`` has ended; return False past ``timeout``."""
+    if proc.state == DEAD:
+        return True
+    fut = exit_future(proc)
+    if timeout is None:
+        await fut
+        return True
+    with anyio.move_on_after(timeout):
+        await fut
+        return True
+    return False
+
+
+def request_stop(proc: Process, reason: object) -> None:
+    """Ask a behaviour to stop once its running callback returns.
+
+    Plain actors (which do not defer exits) end at once instead.
+    """
+    if proc.state >= EXITING:
+        return
+    if not proc.defers_exits:
+        force_exit(proc, reason)
+        return
+    if proc.pending_exit is UNSET:
+        proc.pending_exit = reason
+        wake(proc)
+
+
+def force_exit(proc: Process, reason: object) -> None:
+    """End the actor now with ``reason``, cancelling its task."""
+    if proc.state == DEAD:
+        return
+    if proc.forced_reason is UNSET or reason is KILLED:
+        proc.forced_reason = reason
+    if reason is KILLED:
+        proc.killed = True
+    if proc.state == NEW:
+        # The task has not run a single step: its body would never see a
+        # cancellation, so finish the bookkeeping here. The task's first
+        # step then sees the actor dead and closes its coroutine (cancelling
+        # the task instead would leave that coroutine never awaited).
+        exit_process(proc, proc.forced_reason)
+        return
+    proc.state = EXITING
+    task = proc.task
+    if task is not None and not task.done():
+        task.cancel()
+
+
+def kill(proc: Process) -> None:
+    """End the actor with ``KILLED``, whatever it is doing."""
+    force_exit(proc, KILLED)
+
+
+def signal(target: Process, sender: Pid, reason: object, *, from_link: bool) -> None:
+    """Deliver an exit signal from ``sender`` to ``target``."""
+    if target.state >= EXITING:
+        return
+    if reason is KILL:
+        if not from_link:
+            kill(target)
+            return
+        reason = KILLED
+    if target.defers_exits and sender is target.parent and sender is not None:
+        # A behaviour told by its parent to go: an order, not a message.
+        if target.trap_exits or reason is not NORMAL:
+            request_stop(target, reason)
+        return
+    if target.trap_exits:
+        deliver_system(target, Exited(sender, reason))
+        return
+    if reason is NORMAL:
+        if sender is target.pid:
+            request_stop(target, NORMAL)
+        return
+    request_stop(target, reason)
+
+
+def link_pair(a: Process, b: Process) -> None:
+    """Link two live processes both ways."""
+    if a.links is None:
+        a.links = {b.pid}
+    else:
+        a.links.add(b.pid)
+    if b.links is None:
+        b.links = {a.pid}
+    else:
+        b.links.add(a.pid)
+
+
+def unlink_pair(a: Process, b_pid: Pid) -> None:
+    """Remove the link between ``a`` and ``b_pid`` both ways, if any."""
+    if a.links is not None:
+        a.links.discard(b_pid)
+    other = a.node.procs.get(b_pid)
+    if other is not None and other.links is not None:
+        other.links.discard(a.pid)
+
+
+def exit_process(proc: Process, reason: object) -> None:
+    """Everything that happens when an actor ends: names, timers, callers,
+    links, monitors, exit callbacks and the crash report."""
+    if proc.state == DEAD:
+        return
+    proc.state = DEAD
+    node = proc.node
+    pid = proc.pid
+    procs = node.procs
+    procs.pop(pid, None)
+    if proc.name is not None and node.names.get(proc.name) is pid:
+        del node.names[proc.name]
+    if proc.waiter is not None:
+        proc.waiter = None
+    if proc.timers:
+        for timer in proc.timers:
+            if timer._handle is not None:
+                timer._handle.cancel()
+                timer._handle = None
+        proc.timers = None
+    # Everybody still waiting for a reply hears of the end at once: the
+    # call being handled, the calls answered later (NOREPLY), and the calls
+    # still queued in the mailbox.
+    owed: list[Droppable] = []
+    if proc.current is not None:
+        owed.append(proc.current)
+        proc.current = None
+    if proc.callers:
+        owed.extend(proc.callers)
+        proc.callers = None
+    if proc.mailbox:
+        owed.extend(m for m in proc.mailbox if isinstance(m, Droppable))
+        proc.mailbox.clear()
+    for message in owed:
+        message.abandon(proc, reason)
+    linked = bool(proc.links) or bool(proc.monitored_by)
+    if proc.monitors:
+        for ref, target_pid in proc.monitors.items():
+            target = procs.get(target_pid)
+            if target is not None and target.monitored_by is not None:
+                target.monitored_by.pop(ref, None)
+        proc.monitors = None
+    signal_reason = KILLED if reason is KILL else reason
+    if proc.links:
+        links = proc.links
+        proc.links = None
+        for other_pid in links:
+            other = procs.get(other_pid)
+            if other is not None:
+                if other.links is not None:
+                    other.links.discard(pid)
+                signal(other, pid, signal_reason, from_link=True)
+    if proc.monitored_by:
+        watchers = proc.monitored_by
+        proc.monitored_by = None
+        for ref, watcher_pid in watchers.items():
+            watcher = procs.get(watcher_pid)
+            if watcher is not None:
+                if watcher.monitors is not None:
+                    watcher.monitors.pop(ref, None)
+                deliver_system(watcher, Down(ref, pid, reason))
+    if proc.on_exit:
+        callbacks = proc.on_exit
+        proc.on_exit = None
+        for callback in callbacks:
+            callback(reason)
+    if not proc.reported and not is_clean_exit(reason):
+        _crash_report(proc, reason, linked)
+
+
+def _crash_report(proc: Process, reason: object, linked: bool) -> None:
+    # An actor that raised is always reported (unless its supervisor
+    # reports it); an actor ended by a signal only when nobody would hear
+    # of it otherwise.
+    if proc.parent is not None:
+        parent = proc.node.procs.get(proc.parent)
+        if parent is not None and parent.is_supervisor:
+            return
+    own_crash = isinstance(reason, BaseException) and proc.forced_reason is UNSET
+    if not own_crash and linked:
+        return
+    extra = {"actor_pid": proc.pid, "actor_name": proc.name, "reason": reason}
+    who = label(proc)
+    if isinstance(reason, BaseException):
+        logger.error(
+            "actor %s crashed: %r",
+            who,
+            reason,
+            exc_info=(type(reason), reason, reason.__traceback__),
+            extra=extra,
+        )
+    else:
+        logger.error("actor %s exited with reason %r", who, reason, extra=extra)

@@ -1,0 +1,180 @@
+"""Mailboxes: the one delivery path, the overflow policies, and ``receive``.
+
+A mailbox is a ``collections.deque`` plus at most one waiter future. The
+waiter exists only while the actor is blocked on an empty (or non-matching)
+mailbox, so a burst of messages costs one ``append`` each and the receiver
+drains them without going back to the event loop for every one.
+
+``deliver`` is the only way a user message enters a mailbox (``send``,
+``cast``, ``call``, timers and the testing kit all use it), and
+``deliver_system`` the only way a runtime message does (``Down``,
+``Exited``, a behaviour's own tokens): bounds never refuse those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import MailboxFull, NotAnActorError, ReceiveTimeout
+from ._state import BUDGET, Droppable, Node, Overflow, Process, proc_var
+
+
+def deliver(proc: Process, message: object) -> None:
+    """Append a user message to ``proc``'s mailbox, applying its bound, and
+    wake the actor if it waits. ``MailboxFull`` under ``Overflow.REJECT``."""
+    mailbox = proc.mailbox
+    if proc.maxlen is not None and len(mailbox) >= proc.maxlen and not _overflow(proc, message):
+        return
+    mailbox.append(message)
+    waiter = proc.waiter
+    if waiter is not None:
+        proc.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+def deliver_system(proc: Process, message: object) -> None:
+    """Append a message that bounds never refuse (``Down``, ``Exited``, tokens)."""
+    proc.mailbox.append(message)
+    wake(proc)
+
+
+def wake(proc: Process) -> None:
+    """Resolve the actor's waiter, if it is blocked on its mailbox."""
+    waiter = proc.waiter
+    if waiter is not None:
+        proc.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+def _overflow(proc: Process, message: object) -> bool:
+    """Apply the overflow policy of a full mailbox; return whether to append
+    ``message``."""
+    policy = proc.overflow
+    if policy is Overflow.REJECT:
+        proc.rejected += 1
+        if isinstance(message, Droppable):
+            message.dropped(proc)
+            return False
+        raise MailboxFull(
+            f"the mailbox of {proc.pid!r} is full (mailbox_size={proc.maxlen}) and refuses "
+            "more (Overflow.REJECT); slow down, retry later, or give it a larger "
+            "mailbox_size",
+            proc.pid,
+        )
+    proc.dropped += 1
+    if policy is Overflow.DROP_NEWEST:
+        if isinstance(message, Droppable):
+            message.dropped(proc)
+        return False
+    old = proc.mailbox.popleft()
+    proc.evicted += 1
+    if isinstance(old, Droppable):
+        old.dropped(proc)
+    return True
+
+
+def intercepted(node: Node, proc: Process, message: object) -> bool:
+    """Whether the node's interceptor took ``message`` (testing only)."""
+    assert node.intercept is not None
+    sender = proc_var.get()
+    return not node.intercept(sender.pid if sender is not None else None, proc.pid, message)
+
+
+def drop_messages(proc: Process, match: Callable[[Any], bool]) -> int:
+    """Remove every message of ``proc``'s mailbox that ``match`` accepts;
+    return how many went."""
+    mailbox = proc.mailbox
+    kept = [m for m in mailbox if not match(m)]
+    removed = len(mailbox) - len(kept)
+    if removed:
+        mailbox.clear()
+        mailbox.extend(kept)
+    return removed
+
+
+def _timeout_wake(proc: Process, expired: list[bool]) -> None:
+    # Record the expiry even when the actor is not parked on its waiter (a
+    # non-matching message woke it just before): it must still time out.
+    expired.append(True)
+    wake(proc)
+
+
+async def receive(match: Callable[[Any], bool] | None = None, timeout: float | None = None) -> Any:
+    """Take the oldest message of the calling actor's mailbox that ``match``
+    accepts (any message when ``match`` is None).
+
+    Messages that do not match stay where they are, in order. Past
+    ``timeout`` seconds, ``ReceiveTimeout``; ``timeout=0`` takes a message that
+    is already there or raises at once.
+    """
+    proc = proc_var.get()
+    if proc is None:
+        raise NotAnActorError(
+            "receive must be called from inside an actor (only actors have a mailbox); "
+            "start one with asyncotp.spawn(fn)"
+        )
+    mailbox = proc.mailbox
+    if match is None and mailbox:
+        budget = proc.budget
+        if budget < BUDGET:
+            proc.budget = budget + 1
+            return mailbox.popleft()
+        proc.budget = 0
+        await asyncio.sleep(0)
+        return mailbox.popleft()
+    return await _receive_slow(proc, match, timeout)
+
+
+async def _receive_slow(
+    proc: Process, match: Callable[[Any], bool] | None, timeout: float | None
+) -> Any:
+    mailbox = proc.mailbox
+    loop = proc.node.loop
+    start = 0
+    evicted = proc.evicted
+    handle: asyncio.TimerHandle | None = None
+    expired: list[bool] | None = None  # made with the timer, which appends to it on firing
+    try:
+        while True:
+            if match is None:
+                if mailbox:
+                    return mailbox.popleft()
+            else:
+                if proc.evicted != evicted:
+                    evicted = proc.evicted
+                    start = 0
+                index = start
+                # Only the messages not yet looked at (a copy: ``match`` may
+                # send to this very mailbox).
+                for message in list(itertools.islice(mailbox, start, None)):
+                    if match(message):
+                        del mailbox[index]
+                        return message
+                    index += 1
+                start = len(mailbox)
+            if timeout is not None:
+                if handle is None:
+                    if timeout <= 0:
+                        raise ReceiveTimeout(f"{proc.pid!r}: no matching message (timeout=0)")
+                    expired = []
+                    handle = loop.call_later(timeout, _timeout_wake, proc, expired)
+                elif expired:
+                    raise ReceiveTimeout(
+                        f"{proc.pid!r}: no matching message arrived within {timeout} s"
+                    )
+            proc.budget = 0
+            waiter = loop.create_future()
+            proc.waiter = waiter
+            try:
+                await waiter
+            finally:
+                if proc.waiter is waiter:
+                    proc.waiter = None
+    finally:
+        if handle is not None:
+            handle.cancel()

@@ -1,0 +1,492 @@
+"""The server loop: ``call``, ``cast``, ``stop`` and the loop that answers them.
+
+This is the runtime half of a GenServer (the class with its callbacks lives
+in ``asyncotp.actors``). A call creates one future and one ``Caller``; the
+server answers by resolving that future, so a reply never goes through
+anybody's mailbox and a reply that arrives after its caller gave up simply
+vanishes. Call deadlines share one loop timer (see ``_deadlines``). A server
+keeps the set of callers it still owes a reply, so they fail at once with
+``ServerExited`` when it ends, whatever it was doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import Any, Final, Protocol, final
+
+from ._actor import spawn_process
+from ._context import current_node, current_process, resolve
+from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
+from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
+from ._mailbox import deliver, intercepted
+from ._pid import Pid
+from ._reasons import KILLED, NORMAL, Stop
+from ._state import BUDGET, EXITING, UNSET, Droppable, ExitWith, Node, Overflow, Process, proc_var
+from ._validate import check_mailbox, check_name, check_timeout
+
+
+class _NoReplyMarker(enum.Enum):
+    NOREPLY = "noreply"
+
+    def __repr__(self) -> str:
+        return "NOREPLY"
+
+
+NOREPLY: Final = _NoReplyMarker.NOREPLY
+"""Return it from ``handle_call`` to answer later with ``caller.reply(value)``."""
+
+
+@final
+class Caller(Droppable):
+    """The caller of one ``call``: ``handle_call`` receives it.
+
+    ``caller.reply(value)`` answers (from any task, at most once; later
+    replies are ignored). ``caller.pid`` is the calling actor, or None for a
+    call made from a plain task.
+    """
+
+    __slots__ = ("_fut", "_server", "_timeout", "pid", "request")
+
+    def __init__(
+        self,
+        request: object,
+        fut: asyncio.Future[Any],
+        server: Process,
+        pid: Pid | None,
+        timeout: float | None,
+    ) -> None:
+        self.request = request
+        self.pid = pid
+        self._fut = fut
+        self._server = server
+        self._timeout = timeout
+
+    def reply(self, value: object) -> bool:
+        """Answer the call; return False if the caller no longer waits."""
+        callers = self._server.callers
+        if callers:
+            callers.discard(self)
+        fut = self._fut
+        if fut.done():
+            return False
+        fut.set_result(value)
+        return True
+
+    def fail(self, error: BaseException) -> bool:
+        """Answer the call with an error: the caller's ``call`` raises ``error``.
+
+        Like ``reply``, at most once, from any task; returns False if the
+        caller no longer waits. Use it for errors that are the caller's
+        business (a refused request), not for the server's own crash.
+        """
+        if not isinstance(error, BaseException):
+            raise TypeError(f"Caller.fail takes an exception instance, not {error!r}")
+        callers = self._server.callers
+        if callers:
+            callers.discard(self)
+        fut = self._fut
+        if fut.done():
+            return False
+        fut.set_exception(error)
+        return True
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the caller still waits for a reply."""
+        return not self._fut.done()
+
+    # Expirable, for the shared deadline timer.
+    def done(self) -> bool:
+        return self._fut.done()
+
+    def expire(self) -> None:
+        fut = self._fut
+        if fut.done():
+            return
+        callers = self._server.callers
+        if callers:
+            callers.discard(self)
+        pid = self._server.pid
+        fut.set_exception(
+            CallTimeout(
+                f"call to {pid!r} got no reply within {self._timeout} s (request "
+                f"{self.request!r}); the server is busy or blocked: raise the timeout, or "
+                "look at what the server is doing",
+                pid,
+                self._timeout,
+            )
+        )
+
+    def abandon(self, proc: Process, reason: object) -> None:
+        fut = self._fut
+        if not fut.done():
+            fut.set_exception(
+                ServerExited(
+                    f"{label(proc)} ended with reason {reason!r} before it replied",
+                    proc.pid,
+                    reason,
+                )
+            )
+
+    def dropped(self, proc: Process) -> None:
+        fut = self._fut
+        if proc.callers:
+            proc.callers.discard(self)
+        if not fut.done():
+            fut.set_exception(
+                MailboxFull(
+                    f"call to {proc.pid!r}: its mailbox is full (mailbox_size={proc.maxlen}, "
+                    f"{proc.overflow!r}) and the request {self.request!r} was not queued; "
+                    "retry later or give the server a larger mailbox_size",
+                    proc.pid,
+                )
+            )
+
+    def __repr__(self) -> str:
+        return f"<Caller {self.pid!r} request={self.request!r}>"
+
+
+@final
+class Cast:
+    """The envelope of a ``cast`` request, as a plain actor would receive it."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: object) -> None:
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"Cast({self.request!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Cast and other.request == self.request
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_CAST_TAG: Final = object()
+"""Marks a cast in a GenServer's mailbox; a bare object() is not GC-tracked."""
+
+
+class _StartWait:
+    __slots__ = ("error", "fut", "timeout")
+
+    def __init__(self, fut: asyncio.Future[None], timeout: float) -> None:
+        self.fut = fut
+        self.timeout = timeout
+        self.error: TimeoutError | None = None  # set when the deadline fires
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+    def expire(self) -> None:
+        if not self.fut.done():
+            self.error = TimeoutError(f"init did not return within {self.timeout} s")
+            self.fut.set_exception(self.error)
+
+
+class _StopWait:
+    """The deadline of one ``stop``: shares the node's call-deadline timer."""
+
+    __slots__ = ("fut", "pid", "timeout")
+
+    def __init__(self, fut: asyncio.Future[object], pid: Pid, timeout: float) -> None:
+        self.fut = fut
+        self.pid = pid
+        self.timeout = timeout
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+    def expire(self) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(
+                CallTimeout(
+                    f"stop: {self.pid!r} did not end within {self.timeout} s (it is still "
+                    "running its current callback or terminate); wait longer, or "
+                    "send_exit(pid, KILL)",
+                    self.pid,
+                    self.timeout,
+                )
+            )
+
+
+def _check_start_timeout(timeout: object, what: str) -> None:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+        raise ValueError(f"{what}.start: timeout must be seconds > 0, not {timeout!r}")
+
+
+class Callbacks(Protocol):
+    """What the server loop calls: a GenServer's callbacks."""
+
+    async def init(self, *args: Any, **kwargs: Any) -> None: ...
+    async def handle_call(self, request: Any, caller: Caller) -> Any: ...
+    async def handle_cast(self, request: Any) -> None: ...
+    async def handle_info(self, message: Any) -> None: ...
+    async def terminate(self, reason: Any) -> None: ...
+
+
+async def start_server(
+    server: Callbacks,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    name: str | None,
+    link: bool,
+    mailbox_size: int | None,
+    overflow: Overflow,
+    timeout: float,
+    has_terminate: bool,
+) -> Pid:
+    """Spawn ``server``'s loop and wait until its ``init`` has returned (the
+    start handshake); see ``GenServer.start``."""
+    what = type(server).__qualname__
+    node = current_node()
+    if name is not None:
+        check_name(name, f"{what}.start")
+    if mailbox_size is not None or overflow is not Overflow.REJECT:
+        check_mailbox(mailbox_size, overflow, f"{what}.start")
+    if type(timeout) is not float or not timeout > 0:
+        _check_start_timeout(timeout, what)
+    starter = current_process(f"{what}.start(..., link=True)") if link else None
+    started: asyncio.Future[None] = node.loop.create_future()
+    proc = spawn_process(
+        node,
+        _serve(server, args, kwargs, started, has_terminate),
+        name=name,
+        link_to=starter,
+        trap_exits=False,
+        mailbox_size=mailbox_size,
+        overflow=overflow,
+    )
+    proc.defers_exits = True
+    wait = _StartWait(started, timeout)
+    node.deadlines.add(wait, timeout)
+    try:
+        await started
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            if not started.done():
+                started.cancel()
+            raise
+        who = f"<Pid {proc.pid.number} {name!r}>" if name else repr(proc.pid)
+        if exc is wait.error:  # our deadline, not a TimeoutError raised by init
+            if starter is not None:
+                unlink_pair(starter, proc.pid)
+            proc.reported = True
+            kill(proc)
+            await wait_exit(proc, None)
+            raise StartError(
+                f"{what} did not finish init within {timeout} s "
+                f"({who} was killed); make init faster or raise start's timeout",
+                exc,
+            ) from exc
+        await wait_exit(proc, None)
+        reason = exc.reason if isinstance(exc, Stop) else exc
+        raise StartError(f"{what}.init failed in {who}: {reason!r}", reason) from exc
+    return proc.pid
+
+
+async def _serve(
+    server: Callbacks,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    started: asyncio.Future[None],
+    has_terminate: bool,
+) -> ExitWith:
+    proc = proc_var.get()
+    assert proc is not None
+    try:
+        await server.init(*args, **kwargs)
+    except BaseException as exc:
+        # Unlink from the starter first, so that a starter that used
+        # link=True survives to receive StartError; a KILL during init
+        # (a cancellation) must reach the starter too, not leave it waiting.
+        if proc.parent is not None:
+            unlink_pair(proc, proc.parent)
+        proc.reported = True
+        if not started.done():
+            started.set_exception(exc if isinstance(exc, Exception) else Stop(KILLED))
+        raise
+    if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
+        raise Stop(NORMAL)
+    started.set_result(None)
+    del started  # an idle server holds as few objects as it can
+
+    # The message loop. Callbacks are looked up once, unbound, and the common
+    # case of a call is answered inline: this loop is the server's hot path.
+    cls = type(server)
+    handle_call = cls.handle_call
+    handle_cast = cls.handle_cast
+    handle_info = cls.handle_info
+    mailbox = proc.mailbox
+    loop = proc.node.loop
+    budget = 0
+    reason: object
+    while True:
+        if proc.pending_exit is not UNSET:
+            reason = proc.pending_exit
+            if proc.forced_reason is UNSET:
+                proc.forced_reason = reason  # a signal's consequence, not its own crash
+            break
+        if not mailbox:
+            budget = 0
+            waiter = loop.create_future()
+            proc.waiter = waiter
+            await waiter
+            continue
+        if budget >= BUDGET:
+            budget = 0
+            await asyncio.sleep(0)
+            continue
+        budget += 1
+        message = mailbox.popleft()
+        kind = type(message)
+        try:
+            if kind is tuple and len(message) == 2 and message[0] is _CAST_TAG:
+                await handle_cast(server, message[1])
+            elif kind is Caller:
+                proc.current = message
+                result = await handle_call(server, message.request, message)
+                proc.current = None
+                if result is not NOREPLY:
+                    fut = message._fut
+                    if not fut.done():
+                        fut.set_result(result)
+                elif not message._fut.done():
+                    callers = proc.callers
+                    if callers is None:
+                        proc.callers = {message}
+                    else:
+                        callers.add(message)
+            elif kind is Cast:
+                await handle_cast(server, message.request)
+            else:
+                await handle_info(server, message)
+        except Stop as stop:
+            if stop.has_reply and kind is Caller:
+                proc.current = None
+                message.reply(stop.reply)
+            reason = stop.reason
+            break
+        except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
+            shown = Cast(message[1]) if kind is tuple and message[0] is _CAST_TAG else message
+            exc.add_note(f"in {cls.__qualname__} {proc.pid!r} handling {shown!r}")
+            reason = exc
+            break
+    proc.state = EXITING
+    if not proc.killed and has_terminate:
+        try:
+            await server.terminate(reason)
+        except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
+            exc.add_note(f"raised by {cls.__qualname__}.terminate({reason!r})")
+            reason = exc
+            proc.forced_reason = UNSET  # its own crash, to be reported
+    return ExitWith(reason)
+
+
+# -- client functions ------------------------------------------------------
+
+
+async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) -> Any:
+    """Send ``request`` to a server and wait for its reply.
+
+    ``timeout=None`` waits without limit. Raises ``CallTimeout`` past
+    ``timeout``, ``NoProcess`` if ``dest`` is dead or an unknown name,
+    ``ServerExited`` if the server ends before replying, ``MailboxFull`` if
+    a bounded mailbox refuses the request. A late reply is discarded.
+    """
+    if type(dest) is Pid:
+        node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        proc = node.procs.get(dest)
+    else:
+        proc = resolve(dest, "call")
+        node = current_node()
+    if proc is None:
+        if node.closed:
+            current_node()  # raises NoNodeError
+        raise NoProcess(f"call: {dest!r} is not alive; nothing to call", dest)
+    me = proc_var.get()
+    if me is proc:
+        raise ActorError(
+            f"call: {proc.pid!r} called itself, which would wait forever; call a helper "
+            "function directly instead"
+        )
+    if timeout is not None and timeout != 5.0:
+        check_timeout(timeout, "call")
+    fut = node.loop.create_future()
+    caller = Caller(request, fut, proc, me.pid if me is not None else None, timeout)
+    if node.intercept is None or not intercepted(node, proc, caller):
+        deliver(proc, caller)
+    if timeout is not None and not fut.done():
+        node.deadlines.add(caller, timeout)
+    return await fut
+
+
+def cast(dest: Pid | str, request: object) -> None:
+    """Send a fire-and-forget request to a server; never waits.
+
+    A dead pid drops it; an unknown name raises ``NoProcess``; a full mailbox
+    with ``Overflow.REJECT`` raises ``MailboxFull``.
+    """
+    if type(dest) is Pid:
+        node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        proc = node.procs.get(dest)
+        if proc is None:
+            if node.closed:
+                current_node()
+            if node.on_dead_letter is not None:
+                node.on_dead_letter(dest, Cast(request))
+            return
+    else:
+        proc = resolve(dest, "cast")
+        if proc is None:
+            return
+        node = proc.node
+    # A GenServer gets a plain tuple: cheaper to build, and untracked by the
+    # garbage collector once it has been seen (a Cast object stays tracked).
+    message: object
+    if node.intercept is not None:
+        message = Cast(request)  # interceptors see the public envelope
+        if intercepted(node, proc, message):
+            return
+    else:
+        message = (_CAST_TAG, request) if proc.defers_exits else Cast(request)
+    deliver(proc, message)
+
+
+async def stop(dest: Pid | str, reason: object = NORMAL, timeout: float | None = 5.0) -> None:
+    """Stop a server (or any actor) with ``reason`` and wait until it has
+    ended and its ``terminate`` has run.
+
+    Past ``timeout``: ``CallTimeout``, and the actor is left as it is: not
+    killed, and (as with OTP's ``proc_lib:stop``) the stop request stays
+    pending, so a server busy in a long callback still stops when it
+    returns. ``NoProcess`` if it is not alive.
+    """
+    check_timeout(timeout, "stop")
+    proc = resolve(dest, "stop")
+    if proc is None:
+        raise NoProcess(f"stop: {dest!r} is not alive", dest)
+    me = proc_var.get()
+    if me is proc:
+        raise ActorError(
+            f"stop: {proc.pid!r} cannot wait for its own end; raise Stop(reason) instead"
+        )
+    exited = exit_future(proc)
+    request_stop(proc, reason)
+    if timeout is not None and not exited.done():
+        proc.node.deadlines.add(_StopWait(exited, proc.pid, timeout), timeout)
+    await exited
+
+
+def token_call(request: object) -> Caller:
+    """A call from the calling server to itself that nobody waits for: a
+    token a behaviour routes to its own ``handle_call`` (which subclasses do
+    not override), delivered with ``deliver_system``. Its future is resolved
+    from the start, so the runtime never counts it as owed a reply."""
+    proc = current_process("token_call")
+    answered: asyncio.Future[Any] = proc.node.loop.create_future()
+    answered.set_result(None)
+    return Caller(request, answered, proc, None, None)

@@ -1,0 +1,86 @@
+"""Timers: ``send_after``, ``cancel_timer``, ``read_timer``.
+
+A timer is one loop ``call_later``. A timer set by an actor is kept in that
+actor's timer set and cancelled when it ends; a timer set from a plain task
+belongs to the node and is cancelled when the node stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ._context import current_node
+from ._errors import MailboxFull
+from ._mailbox import deliver
+from ._pid import Pid
+from ._state import DEAD, Node, TimerRef, proc_var
+
+
+def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -> None:
+    timer._forget()
+    if node.closed:
+        return
+    if type(dest) is Pid:
+        proc = node.procs.get(dest)
+    else:
+        pid = node.names.get(dest)
+        proc = node.procs.get(pid) if pid is not None else None
+    if proc is None:
+        if type(dest) is Pid and node.on_dead_letter is not None:
+            node.on_dead_letter(dest, message)
+        return
+    with contextlib.suppress(MailboxFull):  # counted in `rejected`; a timer has nobody to tell
+        deliver(proc, message)
+
+
+def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
+    """Deliver ``message`` to ``dest`` after ``delay`` seconds.
+
+    A timer set by an actor is cancelled when that actor ends. A name is
+    looked up when the timer fires.
+    """
+    node = current_node()
+    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+        raise ValueError(f"send_after: delay must be a number of seconds >= 0, not {delay!r}")
+    if type(dest) is not Pid and not isinstance(dest, str):
+        raise TypeError(f"send_after: the destination must be a Pid or a name, not {dest!r}")
+    owner = proc_var.get()
+    if owner is not None and owner.state == DEAD:
+        owner = None
+    timer = TimerRef(node, owner)
+    timer._handle = node.loop.call_later(delay, _fire_timer, timer, node, dest, message)
+    if owner is not None:
+        if owner.timers is None:
+            owner.timers = {timer}
+        else:
+            owner.timers.add(timer)
+    else:
+        node.timers.add(timer)
+    return timer
+
+
+def cancel_timer(ref: TimerRef) -> bool:
+    """Cancel a timer; return whether it was still pending."""
+    handle = ref._handle
+    if handle is None:
+        return False
+    handle.cancel()
+    ref._forget()
+    return True
+
+
+def read_timer(ref: TimerRef) -> float | None:
+    """Seconds left before the timer fires, or None if it is no longer pending."""
+    handle = ref._handle
+    if handle is None:
+        return None
+    return max(0.0, handle.when() - ref._node.loop.time())
+
+
+def cancel_node_timers(node: Node) -> None:
+    """Cancel the timers that belong to the node itself (at its shutdown)."""
+    for timer in node.timers:
+        if timer._handle is not None:
+            timer._handle.cancel()
+            timer._handle = None  # no longer pending: read_timer None, cancel False
+    node.timers.clear()
