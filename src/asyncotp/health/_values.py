@@ -10,8 +10,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias
 
 import attrs
 
-from .._core._childspec import ChildType, Restart, Strategy
-from .._core._pid import Pid
+from .._core import ChildType, Pid, Restart, Strategy
 
 ChildState: TypeAlias = Literal["running", "restarting", "stopped"]
 SupervisorState: TypeAlias = Literal["running", "unresponsive", "gave_up", "down"]
