@@ -110,3 +110,7 @@ class DuplicateChild(ActorError, ValueError):
 
 class MaxChildren(ActorError):
     """A dynamic supervisor already runs its ``max_children``."""
+
+
+class ChildNotFound(NoProcess):
+    """The supervisor has no child with that id (or pid)."""
