@@ -47,7 +47,7 @@ from asyncotp.testing import VirtualClock
 
 T = TypeVar("T")
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 # -- helpers -------------------------------------------------------------------

@@ -28,7 +28,7 @@ from asyncotp import (
     Restart,
     Supervisor,
 )
-from strategies import backoffs, child_ids, restarts
+from tests.strategies import backoffs, child_ids, restarts
 
 
 async def _start() -> Pid:

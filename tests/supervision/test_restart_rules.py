@@ -20,7 +20,7 @@ from asyncotp.supervision._rules import (
     needs_restart,
     plan_restart,
 )
-from strategies import child_ids, restarts, supervisor_strategies
+from tests.strategies import child_ids, restarts, supervisor_strategies
 
 Child = tuple[Hashable, bool, Restart]
 

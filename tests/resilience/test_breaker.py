@@ -26,7 +26,7 @@ from asyncotp.resilience import (
     CircuitBreaker,
     CircuitOpen,
 )
-from test_retry import VirtualClock
+from tests.resilience.test_retry import VirtualClock
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 

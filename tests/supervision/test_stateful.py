@@ -74,7 +74,7 @@ from asyncotp import (
     terminate_child,
     which_children,
 )
-from strategies import restarts, supervisor_strategies
+from tests.strategies import restarts, supervisor_strategies
 
 T = TypeVar("T")
 

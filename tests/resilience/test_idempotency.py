@@ -34,7 +34,7 @@ from asyncotp import (
 from asyncotp.resilience import IdempotencyKeyReused, IdempotencyStats, IdempotencyStore
 from asyncotp.testing import VirtualClock, wait_for_restart
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 run_once = IdempotencyStore.run_once
 T = TypeVar("T")
 

@@ -49,7 +49,7 @@ from asyncotp.resilience import (
 )
 from asyncotp.testing import VirtualClock, wait_for_exit
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NO_DELAY = Backoff(initial=0.0, max=0.0, jitter=0.0)
 
 

@@ -23,7 +23,7 @@ import pytest
 from asyncotp import SHUTDOWN, Node, Pid, call, is_alive, stop
 from asyncotp.testing import VirtualClock
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load_example() -> ModuleType:
