@@ -20,5 +20,5 @@ async def node() -> AsyncIterator[asyncotp.Node]:
     assert not the_node.procs, f"actors left after the node stopped: {list(the_node.procs)}"
     await asyncio.sleep(0)
     left = {t for t in asyncio.all_tasks() - before if not t.done()}
-    left.discard(asyncio.current_task())  # type: ignore[arg-type]
+    left.discard(asyncio.current_task())
     assert not left, f"tasks left running after the node stopped: {left}"

@@ -168,8 +168,10 @@ async def test_start_uses_the_apps_strategy(node: Node) -> None:
     root = await app.start()
     before = [c.pid for c in await which_children(root)]
 
+    first = before[0]
+    assert first is not None
     with pytest.raises(ServerExited):
-        await call(before[0], "crash")
+        await call(first, "crash")
 
     after = [c.pid for c in await which_children(root)]
     assert all(pid is not None for pid in after)

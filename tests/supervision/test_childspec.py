@@ -91,7 +91,7 @@ def test_child_spec_accepts_positive_seconds_brutal_kill_and_infinity(shutdown: 
 @pytest.mark.parametrize("bad_id", [None, ["a"], {"a": 1}, {1, 2}])
 def test_child_spec_rejects_a_missing_or_unhashable_id_naming_it(bad_id: object) -> None:
     with pytest.raises(TypeError) as info:
-        ChildSpec(bad_id, _start)  # type: ignore[arg-type]
+        ChildSpec(bad_id, _start)
     _assert_names(info.value, "ChildSpec.id", bad_id)
 
 
@@ -145,7 +145,8 @@ def test_child_spec_takes_backoff_only_by_keyword() -> None:
     backoff = Backoff()
     assert ChildSpec("a", _start, backoff=backoff).backoff is backoff
     with pytest.raises(TypeError):
-        ChildSpec("a", _start, Restart.PERMANENT, 5.0, ChildType.WORKER, backoff)  # type: ignore[misc]
+        # backoff is keyword-only: passing it by position is the error under test.
+        ChildSpec("a", _start, Restart.PERMANENT, 5.0, ChildType.WORKER, backoff)  # type: ignore[call-arg]
 
 
 def test_child_specs_with_the_same_fields_are_equal() -> None:
@@ -269,7 +270,7 @@ def test_backoff_rejects_a_field_that_is_not_a_number_at_least_zero(
     field: str, value: object
 ) -> None:
     with pytest.raises((TypeError, ValueError)) as info:
-        Backoff(**{field: value})
+        Backoff(**{field: value})  # type: ignore[arg-type]  # a wrong value on purpose
     _assert_names(info.value, f"Backoff.{field}", value)
 
 

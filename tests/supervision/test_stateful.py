@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -156,12 +156,13 @@ class NodeThread:
             task_status.started((contextvars.copy_context(), stop))
             await stop.wait()
 
-    def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        return self._portal.call(self._run, fn, args)
+    def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        result: T = self._portal.call(self._run, fn, args)  # mypy infers Any for the overload
+        return result
 
-    async def _run(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+    async def _run(self, fn: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...]) -> T:
         loop = asyncio.get_running_loop()
-        task = loop.create_task(fn(*args), context=self._context.copy())  # type: ignore[arg-type]
+        task = loop.create_task(fn(*args), context=self._context.copy())
         with anyio.fail_after(STEP_TIMEOUT):
             return await task
 
@@ -470,7 +471,9 @@ class SupervisorMachine(RuleBasedStateMachine):
         child_id = data.draw(st.sampled_from(self.model.running()), label="child")
         return child_id, self.incarnations[child_id][1]
 
-    def _crash(self, data: st.DataObject, crash: Callable[[Pid], Awaitable[object]]) -> None:
+    def _crash(
+        self, data: st.DataObject, crash: Callable[[Pid], Coroutine[Any, Any, object]]
+    ) -> None:
         assert self.node is not None
         assert self.model is not None
         child_id, pid = self._pick_running(data)

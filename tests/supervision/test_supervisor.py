@@ -466,10 +466,10 @@ async def test_a_nested_supervisor_that_gives_up_is_restarted_by_its_parent(
     assert after["inner"] not in (None, inner_pid)
     assert (after["a"], after["c"]) == (before["a"], before["c"])
     assert log == [crashed("x"), *stops("y"), *inits("x", "y")]
-    assert list(await children(after["inner"])) == ["x", "y"]  # type: ignore[arg-type]
+    assert list(await children(after["inner"])) == ["x", "y"]
 
     # Once more: the parent's own intensity (1 restart) is exceeded in turn.
-    inner_pid = after["inner"]  # type: ignore[assignment]
+    inner_pid = after["inner"]
     inner_ended = await watch(inner_pid)
     log.clear()
 
@@ -557,9 +557,7 @@ async def test_a_start_function_returning_none_keeps_the_spec_without_a_pid(
     async def ignore() -> None:
         started.append("ignore")
 
-    sup = await Supervisor.start(
-        [worker(log, "a"), ChildSpec("ignored", ignore), worker(log, "c")]  # type: ignore[arg-type]
-    )
+    sup = await Supervisor.start([worker(log, "a"), ChildSpec("ignored", ignore), worker(log, "c")])
 
     assert await which_children(sup) == [
         ChildInfo("a", await child_pid(sup, "a"), ChildType.WORKER, Restart.PERMANENT),
@@ -569,7 +567,7 @@ async def test_a_start_function_returning_none_keeps_the_spec_without_a_pid(
     assert await count_children(sup) == ChildCounts(specs=3, active=2, supervisors=0, workers=3)
     assert started == ["ignore"]
     with pytest.raises(DuplicateChild):
-        await start_child(sup, ChildSpec("ignored", ignore))  # type: ignore[arg-type]
+        await start_child(sup, ChildSpec("ignored", ignore))
 
 
 async def test_a_supervisor_killed_while_starting_a_child_dies_at_once(
