@@ -1,5 +1,10 @@
 """Shared fixtures: every test that needs a node gets a fresh one, and fails
-if it leaves a task running after the node has stopped."""
+if it leaves a task running after the node has stopped.
+
+The kit's fixtures (``otp_node``, ``virtual_clock``, ``crash_reports``) come
+from the asyncotp pytest plugin; they are named here too, for runs where its
+pytest11 entry point is not installed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 import asyncotp
+from asyncotp.testing import plugin
+
+_asyncotp_clock_first = plugin._asyncotp_clock_first
+_crash_reports = plugin.crash_reports
+_otp_node = plugin.otp_node
+_virtual_clock = plugin.virtual_clock
 
 
 @pytest.fixture

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import pytest
 
 from asyncotp import (
     Agent,
     ChildSpec,
-    Down,
     NameTaken,
     Node,
     Pid,
@@ -20,46 +15,11 @@ from asyncotp import (
     StartError,
     call,
     is_alive,
-    monitor,
     process_info,
-    receive,
     self_pid,
-    spawn,
     whereis,
 )
-
-T = TypeVar("T")
-
-
-async def in_actor(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run ``fn`` inside a new actor and return (or raise) what it does."""
-    result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-    async def body() -> None:
-        try:
-            result.set_result(await fn())
-        except Exception as exc:
-            result.set_exception(exc)
-
-    spawn(body)
-    return await result
-
-
-async def watch(pid: Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; the future gets its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await armed
-    return reason
+from tests.helpers import in_actor, watch
 
 
 async def test_start_makes_the_state_with_initial_and_registers_the_name(node: Node) -> None:

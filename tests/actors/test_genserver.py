@@ -56,6 +56,7 @@ from asyncotp import (
     stop,
     whereis,
 )
+from tests.helpers import in_actor, watch
 
 T = TypeVar("T")
 
@@ -101,42 +102,6 @@ async def start_call(
 ) -> asyncio.Task[Any]:
     """A call from a new task, returned once its request is queued."""
     return await begin(call, dest, request, timeout)
-
-
-async def in_actor(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run ``fn`` inside a new actor and return (or raise) what it does."""
-    result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-    async def body() -> None:
-        try:
-            value = await fn()
-        except asyncio.CancelledError:
-            result.cancel()
-            raise
-        except Exception as exc:
-            result.set_exception(exc)
-        else:
-            result.set_result(value)
-
-    spawn(body)
-    return await result
-
-
-async def watch(pid: Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; the future gets its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await armed
-    return reason
 
 
 def mailbox_length(pid: Pid) -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import pytest
@@ -36,39 +35,7 @@ from asyncotp import (
     spawn,
     unlink,
 )
-
-T = TypeVar("T")
-
-WAIT = 5.0  # upper bound for anything the tests wait on; never reached when they pass
-
-
-async def wait(awaitable: Awaitable[T]) -> T:
-    with anyio.fail_after(WAIT):
-        return await awaitable
-
-
-async def in_actor(fn: Callable[[], Awaitable[T]], **spawn_options: Any) -> T:
-    """Run ``fn()`` as an actor and return its result (or raise its error) here."""
-    result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-    async def body() -> None:
-        try:
-            result.set_result(await fn())
-        except Exception as exc:
-            result.set_exception(exc)
-        finally:
-            if not result.done():
-                result.set_exception(AssertionError("the actor ended before it returned"))
-
-    spawn(body, **spawn_options)
-    return await wait(result)
-
-
-async def down_of(ref: asyncotp.MonitorRef) -> Down:
-    """In an actor: wait for the ``Down`` of monitor ``ref``."""
-    down = await receive(lambda m: isinstance(m, Down) and m.ref is ref, timeout=WAIT)
-    assert isinstance(down, Down)
-    return down
+from tests.helpers import WAIT, down_of, drain, in_actor, wait
 
 
 async def exited_from(pid: Pid) -> Exited:
@@ -76,16 +43,6 @@ async def exited_from(pid: Pid) -> Exited:
     exited = await receive(lambda m: isinstance(m, Exited) and m.pid == pid, timeout=WAIT)
     assert isinstance(exited, Exited)
     return exited
-
-
-async def drain() -> list[object]:
-    """In an actor: every message in its mailbox, oldest first, without waiting."""
-    messages = []
-    while True:
-        try:
-            messages.append(await receive(timeout=0))
-        except ReceiveTimeout:
-            return messages
 
 
 async def still_alive() -> bool:

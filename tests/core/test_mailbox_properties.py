@@ -12,20 +12,9 @@ from hypothesis import strategies as st
 
 import asyncotp
 from asyncotp import ReceiveTimeout, receive, self_pid, send, spawn
-
-WAIT = 5.0  # upper bound for anything the tests wait on; never reached when they pass
+from tests.helpers import WAIT, drain
 
 PROPERTY_SETTINGS = settings(max_examples=50, deadline=None)
-
-
-async def drain() -> list[object]:
-    """In an actor: every message in its mailbox, oldest first, without waiting."""
-    messages = []
-    while True:
-        try:
-            messages.append(await receive(timeout=0))
-        except ReceiveTimeout:
-            return messages
 
 
 async def yield_times(n: int) -> None:

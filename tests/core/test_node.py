@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -27,15 +27,7 @@ from asyncotp import (
     send,
     spawn,
 )
-
-T = TypeVar("T")
-
-WAIT = 5.0  # upper bound for anything the tests wait on; never reached when they pass
-
-
-async def wait(awaitable: Awaitable[T]) -> T:
-    with anyio.fail_after(WAIT):
-        return await awaitable
+from tests.helpers import WAIT, wait
 
 
 def no_task_outlives(before: set[asyncio.Task[Any]]) -> None:

@@ -9,8 +9,7 @@ import gc
 import logging
 import pickle
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import attrs
@@ -39,61 +38,7 @@ from asyncotp import (
     spawn,
     whereis,
 )
-
-T = TypeVar("T")
-
-WAIT = 5.0  # upper bound for anything the tests wait on; never reached when they pass
-
-
-async def in_actor(fn: Callable[[], Awaitable[T]], **spawn_options: Any) -> T:
-    """Run ``fn()`` as an actor and return its result (or raise its error) here."""
-    result: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-    async def body() -> None:
-        try:
-            result.set_result(await fn())
-        except Exception as exc:
-            result.set_exception(exc)
-        finally:
-            if not result.done():
-                result.set_exception(AssertionError("the actor ended before it returned"))
-
-    spawn(body, **spawn_options)
-    with anyio.fail_after(WAIT):
-        return await result
-
-
-async def watch(pid: asyncotp.Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; return, once the monitor is in
-    place, a future of its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await wait(armed)
-    return reason
-
-
-async def wait(awaitable: Awaitable[T]) -> T:
-    with anyio.fail_after(WAIT):
-        return await awaitable
-
-
-async def drain() -> list[object]:
-    """Every message in the calling actor's mailbox, oldest first, without waiting."""
-    messages = []
-    while True:
-        try:
-            messages.append(await receive(timeout=0))
-        except ReceiveTimeout:
-            return messages
+from tests.helpers import WAIT, drain, in_actor, wait, watch
 
 
 def is_down_of(ref: asyncotp.MonitorRef, message: object) -> bool:

@@ -29,15 +29,12 @@ from asyncotp import (
     NORMAL,
     Backoff,
     Caller,
-    Down,
     GenServer,
     Pid,
     Strategy,
     Supervisor,
     call,
     cast,
-    monitor,
-    receive,
     spawn,
     stop,
     which_children,
@@ -52,25 +49,9 @@ from asyncotp.health import (
     remove_ready_check,
     serve_health,
 )
+from tests.helpers import watch
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-async def watch(pid: Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; the future gets its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await armed
-    return reason
 
 
 class Worker(GenServer):

@@ -9,11 +9,7 @@ elapse only when the test moves the loop's clock, never by sleeping.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -48,19 +44,12 @@ from asyncotp.resilience import (
     observe_undeliverable,
 )
 from asyncotp.testing import VirtualClock, wait_for_exit
+from tests.helpers import run_example
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NO_DELAY = Backoff(initial=0.0, max=0.0, jitter=0.0)
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def clock(node: Node) -> AsyncIterator[VirtualClock]:
-    """Virtual time on the running loop, moved only by ``await clock.advance(s)``."""
-    with VirtualClock(autojump=False) as virtual:
-        yield virtual
 
 
 @attrs.define(eq=False)
@@ -488,13 +477,7 @@ async def test_observers_chain_and_each_close_restores_the_one_before(node: Node
 
 @pytest.mark.timeout(60)
 def test_dead_letters_example_dead_letters_the_poison_job_and_replays_it() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "dead_letters.py")],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    result = run_example("dead_letters.py", timeout=50)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "after exactly 3 attempts" in out

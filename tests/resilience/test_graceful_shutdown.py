@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -22,8 +18,7 @@ import pytest
 
 from asyncotp import SHUTDOWN, Node, Pid, call, is_alive, stop
 from asyncotp.testing import VirtualClock
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from tests.helpers import EXAMPLES, run_example
 
 
 def load_example() -> ModuleType:
@@ -41,13 +36,6 @@ example = load_example()
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def clock(node: Node) -> AsyncIterator[VirtualClock]:
-    """Virtual time on the running loop, moved only by ``await clock.advance(s)``."""
-    with VirtualClock(autojump=False) as virtual:
-        yield virtual
 
 
 @attrs.define(eq=False)
@@ -167,13 +155,7 @@ async def test_a_front_with_nothing_in_flight_stops_at_once(
 
 @pytest.mark.timeout(60)
 def test_the_example_drains_on_sigterm_loses_nothing_and_exits_0_by_itself() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "graceful_shutdown.py")],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    result = run_example("graceful_shutdown.py", timeout=50)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "sending SIGTERM to the program" in out

@@ -8,11 +8,7 @@ only when the test moves the loop's clock, never by sleeping.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Coroutine
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import pytest
@@ -33,20 +29,12 @@ from asyncotp import (
 )
 from asyncotp.resilience import IdempotencyKeyReused, IdempotencyStats, IdempotencyStore
 from asyncotp.testing import VirtualClock, wait_for_restart
+from tests.helpers import run_example, started
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 run_once = IdempotencyStore.run_once
-T = TypeVar("T")
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def clock(node: Node) -> AsyncIterator[VirtualClock]:
-    """Virtual time on the running loop, moved only by ``await clock.advance(s)``."""
-    with VirtualClock(autojump=False) as virtual:
-        yield virtual
 
 
 @attrs.define(eq=False)
@@ -68,13 +56,6 @@ class Work:
         if self.fail is not None:
             raise self.fail
         return (self.result, self.runs, args)
-
-
-async def started(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Start ``coro`` in a task and let it run to its first await."""
-    task = asyncio.ensure_future(coro)
-    await asyncio.sleep(0)  # one scheduling step, not a wait for time
-    return task
 
 
 async def settled(store: Any) -> IdempotencyStats:
@@ -363,12 +344,6 @@ async def test_a_key_must_be_hashable(node: Node) -> None:
 
 @pytest.mark.timeout(60)
 def test_idempotency_example_charges_once_per_key() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "idempotency.py")],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    result = run_example("idempotency.py", timeout=50)
     assert result.returncode == 0, result.stderr
     assert "charged 3 times for 3 distinct keys" in result.stdout

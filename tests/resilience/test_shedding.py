@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Coroutine
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import pytest
@@ -44,20 +40,9 @@ from asyncotp.resilience import (
     shedding_stats,
 )
 from asyncotp.testing import VirtualClock
-
-T = TypeVar("T")
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
+from tests.helpers import run_example, started
 
 # -- helpers -------------------------------------------------------------------
-
-
-@pytest.fixture
-async def clock(node: Node) -> AsyncIterator[VirtualClock]:
-    """Virtual time on the running loop, moved only by ``await clock.advance(s)``."""
-    with VirtualClock(autojump=False) as virtual:
-        yield virtual
 
 
 @attrs.define(eq=False)
@@ -104,14 +89,6 @@ class Worker(SheddingServer):
 
     async def handle_cast(self, request: Any) -> None:
         self.casts.append((request, list(self.handled)))
-
-
-async def started(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Start a call in its own task and let it run to its first await: by then
-    its request is in the server's mailbox (a call delivers synchronously)."""
-    task = asyncio.ensure_future(coro)
-    await asyncio.sleep(0)  # one scheduling step, not a wait for time
-    return task
 
 
 async def busy(server: Pid) -> tuple[Gate, asyncio.Task[Any]]:
@@ -467,13 +444,7 @@ async def test_call_with_deadline_to_a_dead_server_raises_like_call(node: Node) 
 
 @pytest.mark.timeout(60)
 def test_load_shedding_example_answers_429_and_503_and_keeps_serving() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "load_shedding.py")],
-        capture_output=True,
-        text=True,
-        timeout=50,
-        check=False,
-    )
+    result = run_example("load_shedding.py", timeout=50)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "never retrieved" not in result.stderr

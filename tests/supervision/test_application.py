@@ -7,7 +7,6 @@ synchronise on the lines its children print (``ready <tag>`` at the end of
 
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 import signal
@@ -26,7 +25,6 @@ from asyncotp import (
     Application,
     Caller,
     ChildSpec,
-    Down,
     DuplicateChild,
     GenServer,
     NameTaken,
@@ -37,12 +35,10 @@ from asyncotp import (
     Strategy,
     call,
     is_alive,
-    monitor,
-    receive,
-    spawn,
     whereis,
     which_children,
 )
+from tests.helpers import watch
 
 Log = list[tuple[str, str, object]]
 
@@ -127,23 +123,6 @@ def test_valid_arguments_make_an_application_that_starts_nothing_yet() -> None:
 
 
 # -- start inside a node ------------------------------------------------------------------
-
-
-async def watch(pid: Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; the future gets its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await armed
-    return reason
 
 
 async def test_start_returns_the_root_supervisor_registered_under_the_app_name(

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -28,7 +28,6 @@ from asyncotp import (
     ChildNotFound,
     ChildSpec,
     ChildType,
-    Down,
     DynamicSupervisor,
     GenServer,
     MaxChildren,
@@ -43,20 +42,16 @@ from asyncotp import (
     call,
     count_children,
     is_alive,
-    monitor,
     process_info,
     processes,
-    receive,
     self_pid,
-    spawn,
     start_child,
     stop,
     terminate_child,
     whereis,
     which_children,
 )
-
-T = TypeVar("T")
+from tests.helpers import watch
 
 Log = list[tuple[Any, ...]]
 
@@ -125,23 +120,6 @@ async def end(pid: Pid, reason: object) -> None:
     with pytest.raises(ServerExited) as info:
         await call(pid, ("stop", reason))
     assert info.value.reason == reason
-
-
-async def watch(pid: Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; the future gets its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await armed
-    return reason
 
 
 async def only_child(dsup: Pid) -> ChildInfo:

@@ -50,7 +50,6 @@ from asyncotp import (
     ChildCounts,
     ChildInfo,
     ChildNotFound,
-    Down,
     DuplicateChild,
     GenServer,
     NoProcess,
@@ -65,15 +64,13 @@ from asyncotp import (
     count_children,
     delete_child,
     is_alive,
-    monitor,
     process_info,
-    receive,
     restart_child,
-    spawn,
     start_child,
     terminate_child,
     which_children,
 )
+from tests.helpers import watch
 from tests.strategies import restarts, supervisor_strategies
 
 T = TypeVar("T")
@@ -177,23 +174,6 @@ class NodeThread:
 
 
 # -- async helpers (run inside the node) -------------------------------------------------------
-
-
-async def watch(pid: Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; the future gets its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await armed
-    return reason
 
 
 async def start_tree(

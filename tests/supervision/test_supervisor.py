@@ -40,7 +40,6 @@ from asyncotp import (
     ChildNotFound,
     ChildSpec,
     ChildType,
-    Down,
     DuplicateChild,
     DynamicSupervisor,
     Exited,
@@ -59,7 +58,6 @@ from asyncotp import (
     count_children,
     delete_child,
     is_alive,
-    monitor,
     processes,
     receive,
     restart_child,
@@ -72,6 +70,7 @@ from asyncotp import (
     which_children,
 )
 from asyncotp.testing import VirtualClock, wait_for_restart
+from tests.helpers import watch
 
 Log = list[tuple[object, ...]]
 
@@ -152,23 +151,6 @@ def stops(*tags: str, reason: object = SHUTDOWN) -> Log:
 
 def crashed(tag: str) -> tuple[object, ...]:
     return ("terminate", tag, RuntimeError)
-
-
-async def watch(pid: Pid) -> asyncio.Future[object]:
-    """Monitor ``pid`` from a helper actor; the future gets its exit reason."""
-    loop = asyncio.get_running_loop()
-    armed: asyncio.Future[None] = loop.create_future()
-    reason: asyncio.Future[object] = loop.create_future()
-
-    async def watcher() -> None:
-        ref = monitor(pid)
-        armed.set_result(None)
-        down = await receive(lambda m: isinstance(m, Down) and m.ref is ref)
-        reason.set_result(down.reason)
-
-    spawn(watcher)
-    await armed
-    return reason
 
 
 async def children(sup: Pid | str) -> dict[Hashable, Pid | None]:

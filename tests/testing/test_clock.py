@@ -33,16 +33,9 @@ from asyncotp.testing import (
     VirtualClock,
     crash,
     current_clock,
-    plugin,
     settle,
     wait_for_restart,
 )
-
-# The plugin's fixtures, for runs where its pytest11 entry point is not installed.
-_asyncotp_clock_first = plugin._asyncotp_clock_first
-_crash_reports = plugin.crash_reports
-_otp_node = plugin.otp_node
-_virtual_clock = plugin.virtual_clock
 
 
 class Silent(GenServer):

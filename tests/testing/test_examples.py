@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import EXAMPLES, ROOT, plugin_args
 
 
 def test_the_demo_apps_example_tests_pass() -> None:
-    installed = importlib.metadata.entry_points(group="pytest11", name="asyncotp")
-    plugin = [] if installed else ["-p", "asyncotp.testing.plugin"]
     done = subprocess.run(
         [
             sys.executable,
@@ -21,8 +17,8 @@ def test_the_demo_apps_example_tests_pass() -> None:
             "-q",
             "-p",
             "no:cacheprovider",
-            *plugin,
-            str(ROOT / "examples" / "test_demo_app.py"),
+            *plugin_args(),
+            str(EXAMPLES / "test_demo_app.py"),
         ],
         cwd=ROOT,
         capture_output=True,

@@ -4,7 +4,6 @@ stay cheap and work without hypothesis."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import subprocess
 import sys
@@ -13,14 +12,9 @@ import textwrap
 import pytest
 
 import asyncotp.testing
+from tests.helpers import plugin_args
 
 pytest_plugins = ("pytester",)
-
-
-def plugin_args() -> list[str]:
-    """Load the plugin by hand unless its entry point is installed."""
-    installed = importlib.metadata.entry_points(group="pytest11", name="asyncotp")
-    return [] if installed else ["-p", "asyncotp.testing.plugin"]
 
 
 INNER_TESTS = """

@@ -6,12 +6,7 @@ from __future__ import annotations
 import pytest
 
 from asyncotp import KILLED, Down, Exited, Node, send, send_after, send_exit, spawn
-from asyncotp.testing import Probe, VirtualClock, WaitTimeout, kill, plugin
-
-# The plugin's fixtures, for runs where its pytest11 entry point is not installed.
-_asyncotp_clock_first = plugin._asyncotp_clock_first
-_otp_node = plugin.otp_node
-_virtual_clock = plugin.virtual_clock
+from asyncotp.testing import Probe, VirtualClock, WaitTimeout, kill
 
 
 async def test_expect_takes_the_oldest_message_that_matches_and_leaves_the_rest(

@@ -15,16 +15,9 @@ from asyncotp.testing import (
     WaitTimeout,
     capture_reports,
     crash,
-    plugin,
     wait_for_exit,
     wait_for_restart,
 )
-
-# The plugin's fixtures, for runs where its pytest11 entry point is not installed.
-_asyncotp_clock_first = plugin._asyncotp_clock_first
-_crash_reports = plugin.crash_reports
-_otp_node = plugin.otp_node
-_virtual_clock = plugin.virtual_clock
 
 
 class Worker(GenServer):

@@ -22,15 +22,10 @@ from asyncotp.testing import (
     crash_reasons,
     fault_schedules,
     faults,
-    plugin,
     settle,
     supervision_trees,
     tree_snapshot,
 )
-
-# The plugin's fixtures, for runs where its pytest11 entry point is not installed.
-_asyncotp_clock_first = plugin._asyncotp_clock_first
-_otp_node = plugin.otp_node
 
 NAMESPACE = {**vars(asyncotp), **vars(asyncotp.testing)}
 

@@ -29,16 +29,10 @@ from asyncotp.testing import (
     VirtualClock,
     WaitTimeout,
     crash,
-    plugin,
     settle,
     wait_for_exit,
     wait_for_restart,
 )
-
-# The plugin's fixtures, for runs where its pytest11 entry point is not installed.
-_asyncotp_clock_first = plugin._asyncotp_clock_first
-_otp_node = plugin.otp_node
-_virtual_clock = plugin.virtual_clock
 
 
 class Worker(GenServer):
