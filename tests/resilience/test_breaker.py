@@ -1,11 +1,12 @@
 """CircuitBreaker: closed, open, half-open, and back.
 
-The tests run on the virtual clock of ``test_retry`` (the loop jumps to its
-next timer when every task waits), so a cool-down of 30 s takes no real
-time and elapsed times are exact. They synchronise on the breaker's own
-``BreakerStateChanged`` messages (forwarded by a subscribed actor) and on
-call round trips, never on sleeps; ``advance`` moves the clock on purpose,
-to let a failure leave the window.
+The tests run on the kit's virtual clock (``asyncotp.testing.VirtualClock``,
+autojump on: the loop jumps to its next timer when every task waits), so a
+cool-down of 30 s takes no real time and elapsed times are exact. They
+synchronise on the breaker's own ``BreakerStateChanged`` messages (forwarded
+by a subscribed actor) and on call round trips, never on sleeps;
+``virtual_clock.advance`` moves the clock on purpose, to let a failure leave
+the window.
 """
 
 from __future__ import annotations
@@ -26,28 +27,18 @@ from asyncotp.resilience import (
     CircuitBreaker,
     CircuitOpen,
 )
-from tests.resilience.test_retry import VirtualClock
+from asyncotp.testing import VirtualClock
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
 
-@pytest.fixture(autouse=True)
-async def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """The loop's clock is virtual (see test_retry.VirtualClock)."""
-    loop = asyncio.get_running_loop()
-    virtual = VirtualClock(loop)
-    monkeypatch.setattr(loop, "time", virtual.time)
-    monkeypatch.setattr(loop._selector, "select", virtual.select)  # type: ignore[attr-defined]
-    return virtual
+# Every test runs on the kit's virtual clock (autojump on), installed before the
+# ``node`` fixture starts and removed after the node has stopped.
+pytestmark = pytest.mark.usefixtures("virtual_clock")
 
 
-def clock() -> float:
+def now() -> float:
     return asyncio.get_running_loop().time()
-
-
-async def advance(seconds: float) -> None:
-    """Move the virtual clock forward (time passing, not synchronisation)."""
-    await asyncio.sleep(seconds)
 
 
 class Dependency:
@@ -161,12 +152,12 @@ async def test_failures_within_the_window_open_the_breaker_which_then_refuses_at
 
 
 async def test_failures_spread_over_more_than_the_window_do_not_open_it(
-    node: asyncotp.Node,
+    node: asyncotp.Node, virtual_clock: VirtualClock
 ) -> None:
     breaker = await CircuitBreaker.start(failure_threshold=3, window=10.0)
     dep = Dependency()
     await fail(breaker, dep, 2)
-    await advance(10.0)  # both failures leave the window
+    await virtual_clock.advance(10.0)  # both failures leave the window
     await fail(breaker, dep, 2)
     stats = await CircuitBreaker.stats(breaker)
     assert (stats.state, stats.failures, stats.failed) == (CLOSED, 2, 4)
@@ -195,10 +186,10 @@ async def test_call_timeout_bounds_a_guarded_call_and_counts_as_a_failure(
     breaker = await CircuitBreaker.start(failure_threshold=2, call_timeout=1.5)
     dep = Dependency()
     dep.gate = asyncio.Event()
-    start = clock()
+    start = now()
     with pytest.raises(TimeoutError, match=r"call_timeout of 1\.5 s"):
         await CircuitBreaker.call(breaker, dep.fetch, "k")
-    assert clock() - start == pytest.approx(1.5)
+    assert now() - start == pytest.approx(1.5)
     assert (await CircuitBreaker.stats(breaker)).failures == 1
 
 
@@ -209,10 +200,10 @@ async def test_after_the_cool_down_it_turns_half_open_and_a_successful_trial_clo
     node: asyncotp.Node,
 ) -> None:
     breaker, dep, changes = await opened_breaker(cool_down=30.0)
-    opened_at = clock()
+    opened_at = now()
     change = await changes.get()
     assert (change.previous, change.state) == (OPEN, HALF_OPEN)
-    assert clock() - opened_at == pytest.approx(30.0)
+    assert now() - opened_at == pytest.approx(30.0)
     dep.down = False
     assert await CircuitBreaker.call(breaker, dep.fetch, "k") == "value of k"
     assert (await changes.get()).state is CLOSED
@@ -224,13 +215,13 @@ async def test_a_failed_trial_opens_it_again_for_another_cool_down(node: asyncot
     assert (await changes.get()).state is HALF_OPEN
     with pytest.raises(ConnectionError):
         await CircuitBreaker.call(breaker, dep.fetch, "k")
-    reopened_at = clock()
+    reopened_at = now()
     assert (await changes.get()).state is OPEN
     stats = await CircuitBreaker.stats(breaker)
     assert stats.times_opened == 2
     assert stats.retry_in == pytest.approx(30.0)
     assert (await changes.get()).state is HALF_OPEN
-    assert clock() - reopened_at == pytest.approx(30.0)
+    assert now() - reopened_at == pytest.approx(30.0)
 
 
 async def test_half_open_lets_only_its_trial_calls_through_and_all_must_succeed(

@@ -1,10 +1,10 @@
 """retry: what is retried, how long it waits, when it gives up.
 
-These tests run on a virtual clock (``VirtualTimeLoop``): when nothing is
-ready to run, the loop jumps to its next timer instead of sleeping, so a
-backoff of seconds takes no real time and every elapsed time is exact. The
-backoff waits are the system under test; the tests never sleep to
-synchronise.
+These tests run on the kit's virtual clock (``asyncotp.testing.VirtualClock``,
+autojump on): when nothing is ready to run, the loop jumps to its next timer
+instead of sleeping, so a backoff of seconds takes no real time and every
+elapsed time is exact. The backoff waits are the system under test; the
+tests never sleep to synchronise.
 """
 
 from __future__ import annotations
@@ -42,45 +42,12 @@ from asyncotp.resilience import (
     retrying,
 )
 
-# -- a virtual clock -------------------------------------------------------------------
+# Every test runs on the kit's virtual clock (autojump on), installed before the
+# ``node`` fixture starts and removed after the node has stopped.
+pytestmark = pytest.mark.usefixtures("virtual_clock")
 
 
-class VirtualClock:
-    """Makes the running loop's clock virtual: when no I/O is ready, the loop
-    jumps to its next timer instead of waiting for it. So a backoff of
-    seconds takes no real time, and every elapsed time is exact.
-
-    Installed on the test's loop before the ``node`` fixture starts (it is
-    autouse) and removed after the node has stopped.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.now = loop.time()
-        self._select = loop._selector.select  # type: ignore[attr-defined]
-
-    def time(self) -> float:
-        return self.now
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        ready: list[Any] = self._select(0)
-        if ready or timeout == 0:
-            return ready
-        if timeout is None:  # nothing scheduled: only I/O can wake the loop
-            return self._select(None)  # type: ignore[no-any-return]
-        self.now += timeout
-        return []
-
-
-@pytest.fixture(autouse=True)
-async def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    loop = asyncio.get_running_loop()
-    virtual = VirtualClock(loop)
-    monkeypatch.setattr(loop, "time", virtual.time)
-    monkeypatch.setattr(loop._selector, "select", virtual.select)  # type: ignore[attr-defined]
-    return virtual
-
-
-def clock() -> float:
+def now() -> float:
     return asyncio.get_running_loop().time()
 
 
@@ -94,7 +61,7 @@ class Flaky:
 
     async def __call__(self) -> str:
         self.calls += 1
-        self.times.append(clock())
+        self.times.append(now())
         if self.errors:
             raise self.errors.pop(0)
         return "ok"
@@ -107,19 +74,19 @@ NO_JITTER = RetryPolicy(max_attempts=10, initial=0.1, multiplier=2.0, max_delay=
 
 
 async def test_the_virtual_clock_moves_only_with_timers(node: asyncotp.Node) -> None:
-    start = clock()
+    start = now()
     await asyncio.sleep(3600)
-    assert clock() - start == pytest.approx(3600)
+    assert now() - start == pytest.approx(3600)
 
 
 async def test_a_call_that_succeeds_at_once_is_neither_retried_nor_delayed(
     node: asyncotp.Node,
 ) -> None:
     flaky = Flaky()
-    start = clock()
+    start = now()
     assert await retry(flaky) == "ok"
     assert flaky.calls == 1
-    assert clock() == start
+    assert now() == start
 
 
 async def test_timeouts_server_exits_and_missing_names_are_retried_by_default(
@@ -187,11 +154,11 @@ async def test_a_call_to_a_server_that_its_supervisor_restarts_later_succeeds_on
     cast("store", "crash")
     attempts: list[RetryAttempt] = []
     policy = RetryPolicy(max_attempts=5, initial=0.4, multiplier=2.0, jitter=0)
-    start = clock()
+    start = now()
     result = await retry(call, "store", "x", policy=policy, on_retry=attempts.append)
     assert result == ("stored", "x")
     assert [type(a.error) for a in attempts] == [ServerExited, NoProcess]
-    assert clock() - start == pytest.approx(0.4 + 0.8)
+    assert now() - start == pytest.approx(0.4 + 0.8)
 
 
 # -- how long it waits ---------------------------------------------------------------------
@@ -201,12 +168,12 @@ async def test_delays_grow_exponentially_up_to_the_cap(node: asyncotp.Node) -> N
     flaky = Flaky(*(TimeoutError() for _ in range(5)))
     policy = RetryPolicy(max_attempts=6, initial=0.1, multiplier=2.0, max_delay=0.5, jitter=0)
     attempts: list[RetryAttempt] = []
-    start = clock()
+    start = now()
     assert await retry(flaky, policy=policy, on_retry=attempts.append) == "ok"
     assert [a.delay for a in attempts] == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
     gaps = [b - a for a, b in zip(flaky.times, flaky.times[1:], strict=False)]
     assert gaps == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
-    assert clock() - start == pytest.approx(1.7)
+    assert now() - start == pytest.approx(1.7)
 
 
 async def test_jitter_takes_a_random_share_from_the_injected_rng(node: asyncotp.Node) -> None:
@@ -271,10 +238,10 @@ async def test_a_retry_gives_up_at_its_deadline_without_waiting_past_it(
     # deadline (1.0 s), so retry gives up at 0.9 instead of sleeping for nothing.
     flaky = Flaky(*(CallTimeout(f"attempt {n}") for n in range(10)))
     policy = RetryPolicy(max_attempts=None, initial=0.3, multiplier=2.0, jitter=0, deadline=1.0)
-    start = clock()
+    start = now()
     with pytest.raises(RetryDeadlineExceeded) as caught:
         await retry(flaky, policy=policy)
-    assert clock() - start == pytest.approx(0.9)
+    assert now() - start == pytest.approx(0.9)
     assert [t - start for t in flaky.times] == pytest.approx([0.0, 0.3, 0.9])
     error = caught.value
     assert isinstance(error, TimeoutError)
@@ -296,10 +263,10 @@ async def test_the_deadline_cancels_an_attempt_that_is_still_running(
         finally:
             cancelled.append(True)
 
-    start = clock()
+    start = now()
     with pytest.raises(RetryDeadlineExceeded) as caught:
         await retry(hangs, policy=RetryPolicy(deadline=2.5))
-    assert clock() - start == pytest.approx(2.5)
+    assert now() - start == pytest.approx(2.5)
     assert cancelled == [True]
     assert caught.value.attempts == 1
     assert caught.value.last_error is None
@@ -311,13 +278,13 @@ async def test_an_attempt_timeout_cuts_a_slow_attempt_and_retries_it(
     calls: list[float] = []
 
     async def slow_then_fast() -> str:
-        calls.append(clock())
+        calls.append(now())
         if len(calls) == 1:
             await asyncio.Event().wait()
         return "fast"
 
     policy = RetryPolicy(attempt_timeout=1.0, initial=0.25, jitter=0)
-    start = clock()
+    start = now()
     assert await retry(slow_then_fast, policy=policy) == "fast"
     assert [t - start for t in calls] == pytest.approx([0.0, 1.25])
 
