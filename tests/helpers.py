@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import attrs
 
 from asyncotp import Down, MonitorRef, Pid, ReceiveTimeout, monitor, receive, spawn
 
@@ -80,6 +81,21 @@ async def watch(pid: Pid) -> asyncio.Future[object]:
     spawn(watcher)
     await wait(armed)
     return reason
+
+
+@attrs.define(eq=False)
+class Gate:
+    """Holds a callback busy: it sets ``entered``, then waits for ``opened``."""
+
+    entered: asyncio.Event = attrs.field(factory=asyncio.Event)
+    opened: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    async def pass_through(self) -> None:
+        self.entered.set()
+        await self.opened.wait()
+
+    def open(self) -> None:
+        self.opened.set()
 
 
 async def started(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import attrs
 import pytest
 
 from asyncotp import (
@@ -56,27 +55,12 @@ from asyncotp import (
     stop,
     whereis,
 )
-from tests.helpers import in_actor, watch
+from tests.helpers import Gate, in_actor, watch
 
 T = TypeVar("T")
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class Gate:
-    """Holds a callback busy: it sets ``entered``, then waits for ``opened``."""
-
-    entered: asyncio.Event = attrs.field(factory=asyncio.Event)
-    opened: asyncio.Event = attrs.field(factory=asyncio.Event)
-
-    async def pass_through(self) -> None:
-        self.entered.set()
-        await self.opened.wait()
-
-    def open(self) -> None:
-        self.opened.set()
 
 
 async def begin(fn: Callable[..., Awaitable[T]], *args: Any) -> asyncio.Task[T]:

@@ -13,7 +13,6 @@ import asyncio
 import random
 from typing import Any
 
-import attrs
 import pytest
 
 from asyncotp import (
@@ -40,17 +39,9 @@ from asyncotp.resilience import (
     shedding_stats,
 )
 from asyncotp.testing import VirtualClock
-from tests.helpers import run_example, started
+from tests.helpers import Gate, run_example, started
 
 # -- helpers -------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class Gate:
-    """Holds a request busy: it sets ``entered``, then waits for ``opened``."""
-
-    entered: asyncio.Event = attrs.field(factory=asyncio.Event)
-    opened: asyncio.Event = attrs.field(factory=asyncio.Event)
 
 
 class Worker(SheddingServer):

@@ -20,7 +20,6 @@ from collections.abc import Hashable
 from typing import Any
 
 import anyio
-import attrs
 import pytest
 
 import asyncotp
@@ -70,23 +69,11 @@ from asyncotp import (
     which_children,
 )
 from asyncotp.testing import VirtualClock, wait_for_restart
-from tests.helpers import watch
+from tests.helpers import Gate, watch
 
 Log = list[tuple[object, ...]]
 
 # -- helpers -------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class Gate:
-    """Holds a callback: it sets ``entered``, then waits until ``opened``."""
-
-    entered: asyncio.Event = attrs.field(factory=asyncio.Event)
-    opened: asyncio.Event = attrs.field(factory=asyncio.Event)
-
-    async def pass_through(self) -> None:
-        self.entered.set()
-        await self.opened.wait()
 
 
 def crash_kind(reason: object) -> object:
