@@ -1,11 +1,15 @@
 """Helpers shared by the tests of every folder (import them from ``tests.helpers``).
 
-Waiting is always bounded (``WAIT``) and always on an event: a result, a
-monitor's ``Down``, a message; never on a sleep. Where the kit has the tool
-(``asyncotp.testing``: ``VirtualClock``, ``Probe``, ``wait_for_exit``,
-``wait_for_restart``, ``settle``), the tests use the kit; what is here is
-what the kit does not offer: running code inside an actor and handing its
-result back, or reading an actor's own mailbox.
+The kit, ``asyncotp.testing``, comes first: ``VirtualClock``, ``Probe``,
+``wait_for_exit``, ``wait_for_restart``, ``settle`` and the plugin's fixtures.
+What is here is what the tests need besides: running code as an actor and
+handing its result back (``in_actor``), reading the calling actor's own
+mailbox (``drain``, ``down_of``), a future of an actor's exit reason seen by
+a monitor that is in place before the test goes on (``watch``; the kit's
+``wait_for_exit`` must already be waiting when the actor ends), holding a
+callback busy (``Gate``), and running the examples as programs.
+
+Every wait is bounded (``WAIT``) and waits on an event, never on a sleep.
 """
 
 from __future__ import annotations
