@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import asyncotp
+from tests.helpers import ROOT
 
-RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+RUN = ROOT / "benchmarks" / "run.py"
 
 
 @pytest.mark.timeout(300)

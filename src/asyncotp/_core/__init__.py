@@ -57,6 +57,7 @@ from ._context import current_node as current_node
 from ._context import node_of as node_of
 from ._errors import ActorError as ActorError
 from ._errors import CallTimeout as CallTimeout
+from ._errors import ChildNotFound as ChildNotFound
 from ._errors import DuplicateChild as DuplicateChild
 from ._errors import MailboxFull as MailboxFull
 from ._errors import MaxChildren as MaxChildren

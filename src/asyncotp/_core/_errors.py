@@ -112,6 +112,10 @@ class MaxChildren(ActorError):
     """A dynamic supervisor already runs its ``max_children``."""
 
 
+class ChildNotFound(NoProcess):
+    """The supervisor has no child with that id (or pid)."""
+
+
 # -- resilience ----
 # The errors of asyncotp.resilience (public there), and the states and
 # reasons they carry. The imports stay in this block for now, so that it

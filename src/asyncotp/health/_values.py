@@ -142,16 +142,18 @@ class HealthReport:
     ``live`` is true while the root supervisor runs. ``ready`` is true when
     the tree is live and every check passed; it is None when the report was
     made without checks (``health_report(root, checks=False)``, the liveness
-    probe). ``breakers`` lists every circuit breaker of the node (what
-    every readiness reporter of the node said, in the order the reporters
-    started: a ``BreakerStats`` for each ``CircuitBreaker``).
+    probe). ``breakers`` lists every circuit breaker of the node, as a
+    ``BreakerStats`` each, in the order they started: what every readiness
+    reporter of the node said. Its items are typed ``Any`` because health
+    does not import the layers that report to it; each is a
+    ``StatusRecord``, with a ``to_dict()``.
     """
 
     live: bool
     ready: bool | None
     root: SupervisorHealth
     checks: tuple[CheckResult, ...] = ()
-    breakers: tuple[StatusRecord, ...] = ()
+    breakers: tuple[Any, ...] = ()
 
     @property
     def failing(self) -> tuple[CheckResult, ...]:

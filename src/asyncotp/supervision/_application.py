@@ -27,7 +27,8 @@ from .._core import (
     request_stop,
     wait_exit,
 )
-from ._supervisor import GAVE_UP, Supervisor, _check_settings, _check_specs
+from ._base import GAVE_UP, _check_settings, _check_specs
+from ._supervisor import Supervisor
 
 logger = logging.getLogger("asyncotp")
 

@@ -1,0 +1,375 @@
+"""What Supervisor and DynamicSupervisor share: the child record, starting,
+stopping and restarting one child, restart intensity, backoff, reports, and
+the requests the client functions send."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar, Final
+
+import attrs
+
+from .._core import (
+    BRUTAL_KILL,
+    INFINITY,
+    KILLED,
+    SHUTDOWN,
+    ChildSpec,
+    ChildType,
+    DuplicateChild,
+    Exited,
+    Pid,
+    Restart,
+    Shutdown,
+    ShutdownSetting,
+    StartError,
+    Stop,
+    Strategy,
+    adopt,
+    deliver_system,
+    drop_messages,
+    is_alive,
+    kill,
+    mark_supervisor,
+    now,
+    registered_name,
+    self_pid,
+    send_after,
+    send_exit,
+    set_trap_exits,
+    unlink,
+    wait_exit,
+)
+from ..actors import GenServer
+from ._rules import RestartWindow
+
+logger = logging.getLogger("asyncotp")
+
+GAVE_UP: Final = Shutdown("reached_max_restart_intensity")
+"""The exit reason of a supervisor whose restart intensity was exceeded."""
+
+# GenServer.start's init timeout for supervisors: their init starts every
+# child, each bounded by its own start timeout, so the supervisor adds none.
+_NO_START_LIMIT: Final = 365 * 24 * 3600.0
+
+
+@attrs.frozen
+class ChildInfo:
+    """One child, as ``which_children`` reports it (``pid`` None: not running)."""
+
+    id: Hashable
+    pid: Pid | None
+    type: ChildType
+    restart: Restart
+
+
+@attrs.frozen
+class ChildCounts:
+    """``count_children``: specs, running children, and specs by type."""
+
+    specs: int
+    active: int
+    supervisors: int
+    workers: int
+
+
+@attrs.define(eq=False)
+class _Child:
+    spec: ChildSpec
+    pid: Pid | None = None
+    restarts: int = 0
+    """Times this child was restarted after a failure."""
+    backoff_attempt: int = 0
+    last_failure: float | None = None
+    restarting: bool = False
+    """Waiting for a delayed restart (backoff) or a retry."""
+    pending: int | None = None
+    """The token of the delayed restart this child waits for, if any."""
+
+
+class _Req(enum.Enum):
+    WHICH = "which_children"
+    COUNT = "count_children"
+    START = "start_child"
+    TERMINATE = "terminate_child"
+    RESTART = "restart_child"
+    DELETE = "delete_child"
+    HEALTH = "health"
+
+
+@attrs.frozen
+class _RestartLater:
+    """Internal message: start these children now (after a backoff or a failed start)."""
+
+    ids: tuple[Hashable, ...]
+    token: int
+    reason: object = None
+    """Why they are restarted, for the restart reports."""
+
+
+@attrs.frozen
+class _Failure:
+    """A reply that carries an error for the client function to raise."""
+
+    error: BaseException
+
+
+def _start_error(who: str, exc: BaseException) -> StartError:
+    """A StartError whose cause is the underlying error, one level deep
+    (a GenServer's own StartError is unwrapped)."""
+    cause: BaseException = exc
+    if isinstance(exc, StartError) and exc.__cause__ is not None:
+        cause = exc.__cause__
+    reason = exc.reason if isinstance(exc, StartError) else exc
+    error = StartError(f"{who} failed to start: {reason!r}", reason)
+    error.__cause__ = cause
+    return error
+
+
+def _unwrap(reply: object) -> Any:
+    if type(reply) is _Failure:
+        raise reply.error
+    return reply
+
+
+def _check_settings(max_restarts: object, max_seconds: object, where: str) -> None:
+    if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
+        raise ValueError(f"{where}: max_restarts must be an int >= 0, not {max_restarts!r}")
+    if (
+        not isinstance(max_seconds, (int, float))
+        or isinstance(max_seconds, bool)
+        or not max_seconds > 0
+    ):
+        raise ValueError(f"{where}: max_seconds must be a number > 0, not {max_seconds!r}")
+
+
+def _counts(children: Sequence[_Child]) -> ChildCounts:
+    return ChildCounts(
+        specs=len(children),
+        active=sum(1 for c in children if c.pid is not None),
+        supervisors=sum(1 for c in children if c.spec.type is ChildType.SUPERVISOR),
+        workers=sum(1 for c in children if c.spec.type is ChildType.WORKER),
+    )
+
+
+def _check_specs(children: object, where: str) -> list[ChildSpec]:
+    if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+        raise TypeError(f"{where}: children must be a list of ChildSpec, not {children!r}")
+    specs = list(children)
+    seen: set[Hashable] = set()
+    for spec in specs:
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(
+                f"{where}: every child must be a ChildSpec (for example "
+                f"MyServer.child_spec(...)), not {spec!r}"
+            )
+        if spec.id in seen:
+            raise DuplicateChild(
+                f"{where}: two children have the id {spec.id!r}; ids must be unique", spec.id
+            )
+        seen.add(spec.id)
+    return specs
+
+
+class _SupervisorBase(GenServer):
+    """What both supervisors share: starting, stopping and restarting one
+    child, restart intensity, backoff, and reports."""
+
+    _asyncotp_child_type: ClassVar[ChildType] = ChildType.SUPERVISOR
+
+    max_restarts: int
+    max_seconds: float
+    _window: RestartWindow
+    _by_pid: dict[Pid, _Child]
+    _token: int
+    _pid: Pid
+
+    def _setup(self, max_restarts: int, max_seconds: float) -> None:
+        self._pid = self_pid()
+        mark_supervisor()
+        set_trap_exits(True)
+        self.max_restarts = max_restarts
+        self.max_seconds = float(max_seconds)
+        self._window = RestartWindow(max_restarts, float(max_seconds))
+        self._by_pid = {}
+        self._token = 0
+
+    @property
+    def pid(self) -> Pid:
+        return self._pid
+
+    # -- reports -----------------------------------------------------------
+
+    def _report(
+        self,
+        level: int,
+        event: str,
+        message: str,
+        child: _Child | None,
+        reason: object = None,
+        *args: object,
+        **more: object,
+    ) -> None:
+        """Log a supervisor report; ``message % args`` is only formatted when
+        the logger keeps the record (restarts are a hot path)."""
+        if not logger.isEnabledFor(level):
+            return
+        extra: dict[str, object] = {
+            "event": event,
+            "supervisor": self.pid,
+            "supervisor_name": registered_name(self._pid),
+            "child_id": child.spec.id if child is not None else None,
+            "child_pid": child.pid if child is not None else None,
+            "reason": reason,
+            "restart_count": child.restarts if child is not None else None,
+            "restarts_in_window": self._window.count(now()),
+        }
+        extra.update(more)
+        exc_info = None
+        if isinstance(reason, BaseException) and level >= logging.ERROR:
+            exc_info = (type(reason), reason, reason.__traceback__)
+        logger.log(level, message, *args, exc_info=exc_info, extra=extra)
+
+    # -- one child ---------------------------------------------------------
+
+    async def _start_one(self, child: _Child) -> Pid | None:
+        """Start ``child``; link to it and become its parent. None: ``ignore``."""
+        spec = child.spec
+        pid = await spec.start()
+        if pid is None:
+            child.pid = None
+            return None
+        if type(pid) is not Pid:
+            raise TypeError(
+                f"the start function of child {spec.id!r} returned {pid!r}; it must return "
+                "the Pid of the started actor (or None to ignore the child)"
+            )
+        child.pid = pid
+        self._by_pid[pid] = child
+        child.restarting = False
+        child.pending = None
+        # Link to it and become its parent; one that died before we could
+        # link arrives as an exit with NOPROC.
+        adopt(pid)
+        return pid
+
+    async def _stop_one(self, child: _Child) -> None:
+        """Stop a running child as its spec says: SHUTDOWN, wait, then KILL."""
+        pid = child.pid
+        if pid is None:
+            return
+        self._by_pid.pop(pid, None)
+        child.pid = None
+        unlink(pid)
+        if is_alive(pid):
+            shutdown: ShutdownSetting = child.spec.shutdown
+            if shutdown is BRUTAL_KILL:
+                kill(pid)
+                await wait_exit(pid, None)
+            else:
+                send_exit(pid, SHUTDOWN)
+                if shutdown is INFINITY:
+                    await wait_exit(pid, None)
+                elif not await wait_exit(pid, float(shutdown)):
+                    child.pid = pid
+                    self._report(
+                        logging.ERROR,
+                        "child_killed",
+                        f"supervisor {self._pid!r}: child {child.spec.id!r} ({pid!r}) did not "
+                        f"stop within its shutdown time of {shutdown} s; killing it",
+                        child,
+                        KILLED,
+                    )
+                    child.pid = None
+                    kill(pid)
+                    await wait_exit(pid, None)
+        self._flush_exits(pid)
+
+    def _flush_exits(self, pid: Pid) -> None:
+        drop_messages(lambda m: type(m) is Exited and m.pid is pid)
+
+    def _count_restart(self) -> bool:
+        return self._window.add(now())
+
+    def _backoff_delay(self, child: _Child) -> float:
+        backoff = child.spec.backoff
+        if backoff is None:
+            return 0.0
+        t = now()
+        if child.last_failure is not None and t - child.last_failure >= backoff.reset_after:
+            child.backoff_attempt = 0
+        child.last_failure = t
+        delay = backoff.delay(child.backoff_attempt, random.random())
+        child.backoff_attempt += 1
+        return delay
+
+    async def _give_up(self, child: _Child, reason: object) -> None:
+        self._report(
+            logging.ERROR,
+            "supervisor_gave_up",
+            f"supervisor {self.pid!r} gave up: more than {self.max_restarts} restarts within "
+            f"{self.max_seconds} s (last: child {child.spec.id!r} ended with {reason!r}); "
+            "stopping all its children",
+            child,
+            reason,
+        )
+        await self._stop_all()
+        raise Stop(GAVE_UP)
+
+    async def _stop_all(self) -> None:
+        raise NotImplementedError
+
+    def _recent(self) -> int:
+        return self._window.count(now())
+
+    def _snapshot(
+        self, kind: str, strategy: Strategy, children: Sequence[_Child]
+    ) -> dict[str, Any]:
+        """The supervisor as ``supervisor_health`` reports it."""
+        return {
+            "kind": kind,
+            "pid": self.pid,
+            "name": registered_name(self._pid),
+            "strategy": strategy,
+            "restarts_in_window": self._recent(),
+            "max_restarts": self.max_restarts,
+            "max_seconds": self.max_seconds,
+            "children": [
+                {
+                    "id": c.spec.id,
+                    "pid": c.pid,
+                    "type": c.spec.type,
+                    "restart": c.spec.restart,
+                    "restarts": c.restarts,
+                    "state": "running"
+                    if c.pid is not None
+                    else ("restarting" if c.restarting else "stopped"),
+                }
+                for c in children
+            ],
+        }
+
+    async def terminate(self, reason: Any) -> None:
+        await self._stop_all()
+
+    def _schedule(
+        self,
+        children: list[_Child],
+        keys: tuple[Hashable, ...],
+        delay: float,
+        reason: object = None,
+    ) -> None:
+        """Restart ``children`` (known by ``keys``) after ``delay`` seconds
+        (``reason``: why, for the restart reports)."""
+        self._token += 1
+        for child in children:
+            child.restarting = True
+            child.pending = self._token
+        message = _RestartLater(keys, self._token, reason)
+        if delay > 0:
+            send_after(delay, self.pid, message)
+        else:
+            deliver_system(self._pid, message)

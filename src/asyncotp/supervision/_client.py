@@ -1,0 +1,56 @@
+"""The client functions of both supervisors: which_children, start_child, ..."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from .._core import ChildSpec, Pid, call
+from ._base import ChildCounts, ChildInfo, _Req, _unwrap
+
+
+async def which_children(sup: Pid | str) -> list[ChildInfo]:
+    """The children of a supervisor, in start order (``pid`` None: not running)."""
+    result: list[ChildInfo] = _unwrap(await call(sup, (_Req.WHICH,), None))
+    return result
+
+
+async def count_children(sup: Pid | str) -> ChildCounts:
+    """How many specs, running children, supervisors and workers ``sup`` has."""
+    result: ChildCounts = _unwrap(await call(sup, (_Req.COUNT,), None))
+    return result
+
+
+async def start_child(sup: Pid | str, spec: ChildSpec) -> Pid:
+    """Add ``spec`` to ``sup`` and start it (last in the start order).
+
+    ``DuplicateChild`` for a taken id; ``StartError`` if it fails to start;
+    ``MaxChildren`` past a dynamic supervisor's limit.
+    """
+    result: Pid = _unwrap(await call(sup, (_Req.START, spec), None))
+    return result
+
+
+async def terminate_child(sup: Pid | str, child: Hashable) -> None:
+    """Stop a child (by id; by pid for a DynamicSupervisor) as its spec says.
+
+    A Supervisor keeps the spec (pid None) unless the child is temporary.
+    """
+    _unwrap(await call(sup, (_Req.TERMINATE, child), None))
+
+
+async def restart_child(sup: Pid | str, child_id: Hashable) -> Pid:
+    """Start again a child that is not running; return its new pid."""
+    result: Pid = _unwrap(await call(sup, (_Req.RESTART, child_id), None))
+    return result
+
+
+async def delete_child(sup: Pid | str, child_id: Hashable) -> None:
+    """Forget the spec of a child that is not running."""
+    _unwrap(await call(sup, (_Req.DELETE, child_id), None))
+
+
+async def supervisor_health(sup: Pid | str, timeout: float | None = 5.0) -> dict[str, Any]:
+    """A snapshot of a supervisor for health reports (see ``asyncotp.health``)."""
+    result: dict[str, Any] = _unwrap(await call(sup, (_Req.HEALTH,), timeout))
+    return result

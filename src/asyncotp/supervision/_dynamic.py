@@ -1,0 +1,266 @@
+"""DynamicSupervisor: children added at run time, all ONE_FOR_ONE (Elixir's)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Hashable
+from typing import Any
+
+from .._core import (
+    BRUTAL_KILL,
+    SHUTDOWN,
+    Caller,
+    ChildNotFound,
+    ChildSpec,
+    ChildType,
+    Exited,
+    MaxChildren,
+    Pid,
+    Restart,
+    ShutdownSetting,
+    Strategy,
+    is_alive,
+    is_clean_exit,
+    send_exit,
+)
+from ._base import (
+    _NO_START_LIMIT,
+    ChildInfo,
+    _check_settings,
+    _Child,
+    _counts,
+    _Failure,
+    _Req,
+    _RestartLater,
+    _start_error,
+    _SupervisorBase,
+)
+from ._rules import needs_restart
+
+
+class DynamicSupervisor(_SupervisorBase):
+    """A supervisor whose children are added at run time, all ONE_FOR_ONE.
+
+    Example::
+
+        pool = await DynamicSupervisor.start(max_children=100, name="workers")
+        pid = await start_child(pool, Worker.child_spec(job))
+        await terminate_child(pool, pid)
+
+    Children are identified by pid: ``terminate_child(dsup, pid)``. Beyond
+    ``max_children`` running or restarting children, ``start_child`` raises
+    ``MaxChildren``. Restart types, restart intensity, backoff, shutdown
+    times and reports work as in ``Supervisor``. On shutdown every child is
+    told to stop at once, then each is waited for up to its shutdown time.
+    """
+
+    max_children: int | None
+    _dyn: dict[int, _Child]
+    _next_key: int
+
+    async def init(self, max_children: int | None, max_restarts: int, max_seconds: float) -> None:
+        self._setup(max_restarts, max_seconds)
+        self.max_children = max_children
+        self._dyn = {}
+        self._next_key = 0
+
+    @classmethod
+    async def start(  # type: ignore[override]
+        cls,
+        max_children: int | None = None,
+        max_restarts: int = 3,
+        max_seconds: float = 5.0,
+        name: str | None = None,
+        link: bool = False,
+        **opts: Any,
+    ) -> Pid:
+        """Start an empty dynamic supervisor."""
+        if max_children is not None and (
+            not isinstance(max_children, int) or isinstance(max_children, bool) or max_children < 0
+        ):
+            raise ValueError(
+                f"DynamicSupervisor.start: max_children must be None or an int >= 0, "
+                f"not {max_children!r}"
+            )
+        _check_settings(max_restarts, max_seconds, "DynamicSupervisor.start")
+        opts.setdefault("timeout", _NO_START_LIMIT)
+        return await super().start(
+            max_children, max_restarts, max_seconds, name=name, link=link, **opts
+        )
+
+    @classmethod
+    def child_spec(  # type: ignore[override]
+        cls,
+        id: Hashable | None = None,  # noqa: A002 - the contract's name
+        restart: Restart = Restart.PERMANENT,
+        shutdown: ShutdownSetting | None = None,
+        **opts: Any,
+    ) -> ChildSpec:
+        """A child spec for a dynamic supervisor under another supervisor."""
+        extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
+        return ChildSpec(
+            "DynamicSupervisor" if id is None else id,
+            functools.partial(cls.start, link=True, **opts),
+            restart,
+            type=ChildType.SUPERVISOR,
+            **extra,
+        )
+
+    def _children_list(self) -> list[_Child]:
+        return list(self._dyn.values())
+
+    async def _stop_all(self) -> None:
+        children = [c for c in reversed(self._dyn.values()) if c.pid is not None]
+        waits = []
+        for child in children:
+            pid = child.pid
+            assert pid is not None
+            if child.spec.shutdown is not BRUTAL_KILL and is_alive(pid):
+                send_exit(pid, SHUTDOWN)
+            waits.append(child)
+        for child in waits:
+            await self._stop_one(child)
+        self._dyn.clear()
+        self._token += 1
+
+    async def handle_info(self, message: Any) -> None:
+        kind = type(message)
+        if kind is Exited:
+            child = self._by_pid.pop(message.pid, None)
+            if child is not None:
+                await self._child_exited(child, message.reason)
+            return
+        if kind is _RestartLater:
+            for key in message.ids:
+                child = self._dyn.get(key)
+                if child is not None and child.pid is None and child.pending == message.token:
+                    await self._restart_dyn(key, child, message.reason)
+            return
+        await super().handle_info(message)
+
+    def _key_of(self, child: _Child) -> int:
+        for key, c in self._dyn.items():
+            if c is child:
+                return key
+        raise LookupError(child)
+
+    async def _child_exited(self, child: _Child, reason: object) -> None:
+        key = self._key_of(child)
+        spec = child.spec
+        old_pid = child.pid
+        restart = needs_restart(spec.restart, reason)
+        within_intensity = self._count_restart() if restart else True
+        self._report(
+            logging.ERROR if not is_clean_exit(reason) else logging.INFO,
+            "child_terminated",
+            "dynamic supervisor %r: child %r (%r) ended with %r%s",
+            child,
+            reason,
+            self.pid,
+            old_pid,
+            spec.id,
+            reason,
+            "" if restart else f"; {spec.restart!r}, not restarted",
+        )
+        child.pid = None
+        if not restart:
+            del self._dyn[key]
+            return
+        if not within_intensity:
+            await self._give_up(child, reason)
+        child.restarts += 1
+        child.restarting = True
+        delay = self._backoff_delay(child)
+        if delay > 0:
+            self._schedule([child], (key,), delay, reason)
+            return
+        await self._restart_dyn(key, child, reason)
+
+    async def _restart_dyn(self, key: int, child: _Child, reason: object = None) -> None:
+        try:
+            pid = await self._start_one(child)
+        except Exception as exc:  # noqa: BLE001 - reported and retried
+            self._report(
+                logging.ERROR,
+                "child_start_failed",
+                f"dynamic supervisor {self.pid!r}: restarting child {child.spec.id!r} failed: "
+                f"{exc!r}; will try again",
+                child,
+                exc,
+            )
+            if not self._count_restart():
+                await self._give_up(child, exc)
+            child.restarts += 1
+            self._schedule([child], (key,), self._backoff_delay(child), exc)
+            return
+        if pid is None:
+            del self._dyn[key]
+            return
+        self._report(
+            logging.INFO,
+            "child_restarted",
+            "dynamic supervisor %r: restarted child %r as %r",
+            child,
+            reason,
+            self.pid,
+            child.spec.id,
+            pid,
+        )
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        if not (isinstance(request, tuple) and request and isinstance(request[0], _Req)):
+            return _Failure(
+                ValueError(f"dynamic supervisor {self.pid!r} does not understand {request!r}")
+            )
+        op = request[0]
+        children = self._children_list()
+        if op is _Req.WHICH:
+            return [ChildInfo(c.spec.id, c.pid, c.spec.type, c.spec.restart) for c in children]
+        if op is _Req.COUNT:
+            return _counts(children)
+        if op is _Req.HEALTH:
+            return self._snapshot("dynamic", Strategy.ONE_FOR_ONE, children)
+        if op is _Req.START:
+            spec = request[1]
+            if not isinstance(spec, ChildSpec):
+                return _Failure(TypeError(f"start_child: expected a ChildSpec, not {spec!r}"))
+            if self.max_children is not None and len(self._dyn) >= self.max_children:
+                return _Failure(
+                    MaxChildren(
+                        f"dynamic supervisor {self.pid!r} already runs its max_children "
+                        f"({self.max_children}); stop a child first or raise max_children"
+                    )
+                )
+            child = _Child(spec)
+            try:
+                pid = await self._start_one(child)
+            except Exception as exc:  # noqa: BLE001 - returned to the caller as StartError
+                return _Failure(
+                    _start_error(f"dynamic supervisor {self.pid!r}: child {spec.id!r}", exc)
+                )
+            if pid is not None:
+                self._next_key += 1
+                self._dyn[self._next_key] = child
+            return pid
+        if op is _Req.TERMINATE:
+            target = request[1]
+            found = self._by_pid.get(target) if type(target) is Pid else None
+            if found is None:
+                return _Failure(
+                    ChildNotFound(
+                        f"dynamic supervisor {self.pid!r} has no child {target!r}; "
+                        "terminate_child takes the child's pid",
+                        target,
+                    )
+                )
+            key = self._key_of(found)
+            await self._stop_one(found)
+            del self._dyn[key]
+            return None
+        return _Failure(
+            ValueError(
+                f"dynamic supervisor {self.pid!r}: {op.value} is not available; children are "
+                "identified by pid (start_child, terminate_child)"
+            )
+        )

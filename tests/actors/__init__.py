@@ -1,0 +1,1 @@
+"""Tests of asyncotp.actors: GenServer and Agent."""

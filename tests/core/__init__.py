@@ -1,0 +1,1 @@
+"""Tests of asyncotp._core: processes, node, links, monitors, registry, timers, deadlines."""

@@ -1,0 +1,1 @@
+"""Tests of asyncotp.resilience: retry, breaker, shedding, idempotency, dead letters."""

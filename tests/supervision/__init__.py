@@ -1,0 +1,1 @@
+"""Tests of asyncotp.supervision: child specs, restart rules, supervisors, applications."""

@@ -1,0 +1,1 @@
+"""Tests of asyncotp.testing, the kit for testing asyncotp systems."""
