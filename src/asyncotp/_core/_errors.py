@@ -114,3 +114,18 @@ class MaxChildren(ActorError):
 
 class ChildNotFound(NoProcess):
     """The supervisor has no child with that id (or pid)."""
+
+
+# -- the testing kit (asyncotp.testing) ---------------------------------------
+
+
+class WaitTimeout(AssertionError, TimeoutError):
+    """A test helper waited in vain: the message says for what, and what it saw.
+
+    An ``AssertionError`` (pytest shows it as a failed expectation) and a
+    ``TimeoutError``.
+    """
+
+
+class SettleTimeout(WaitTimeout):
+    """``settle()`` found actors that do not come to rest."""

@@ -283,7 +283,7 @@ class SheddingServer(GenServer):
         if request is _Token.STATS:
             return self._stats()
         t = now()
-        timeout = caller._timeout
+        timeout = caller.timeout
         if type(request) is RequestEnvelope:
             body, priority, sent_at, deadline = (
                 request.request,
