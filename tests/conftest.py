@@ -16,7 +16,7 @@ import pytest
 import asyncotp
 from asyncotp.testing import plugin
 
-_asyncotp_clock_first = plugin._asyncotp_clock_first
+_asyncotp_clock_first = plugin._asyncotp_clock_first  # noqa: SLF001 - the plugin's fixture
 _crash_reports = plugin.crash_reports
 _otp_node = plugin.otp_node
 _virtual_clock = plugin.virtual_clock

@@ -4,6 +4,8 @@ re-exports them all (statically, so type checkers see them)."""
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import types
 
 import pytest
@@ -67,9 +69,6 @@ def test_a_public_error_shows_its_public_name() -> None:
 
 
 def test_importing_asyncotp_does_not_import_the_testing_kit_or_its_dependencies() -> None:
-    import subprocess
-    import sys
-
     code = (
         "import sys, asyncotp; "
         "print(sorted(m for m in ('asyncotp.testing', 'hypothesis', 'pytest', 'uvicorn', "

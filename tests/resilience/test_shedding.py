@@ -22,6 +22,7 @@ from asyncotp import (
     CallTimeout,
     GenServer,
     Node,
+    NoProcess,
     Pid,
     ServerExited,
     Stop,
@@ -423,8 +424,6 @@ def test_request_envelopes_are_validated_and_repr_as_python() -> None:
 
 
 async def test_call_with_deadline_to_a_dead_server_raises_like_call(node: Node) -> None:
-    from asyncotp import NoProcess
-
     with pytest.raises(NoProcess):
         await call_with_deadline("nobody", "x", deadline=1.0)
 

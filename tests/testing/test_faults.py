@@ -259,10 +259,10 @@ async def test_message_faults_restore_the_previous_interceptor(otp_node: Node) -
     before = otp_node.intercept
     with MessageFaults() as outer:
         with MessageFaults() as inner:
-            assert otp_node.intercept == inner._intercept
+            assert otp_node.intercept == inner._intercept  # noqa: SLF001 - which hook is installed
             rule = inner.drop(times=0)
             assert not rule.active
-        assert otp_node.intercept == outer._intercept
+        assert otp_node.intercept == outer._intercept  # noqa: SLF001 - which hook is installed
     assert otp_node.intercept is before is None
 
 

@@ -67,7 +67,9 @@ from ._errors import NoProcess as NoProcess
 from ._errors import NotAnActorError as NotAnActorError
 from ._errors import ReceiveTimeout as ReceiveTimeout
 from ._errors import ServerExited as ServerExited
+from ._errors import SettleTimeout as SettleTimeout
 from ._errors import StartError as StartError
+from ._errors import WaitTimeout as WaitTimeout
 from ._mailbox import receive as receive
 from ._node import node as node
 from ._node import run as run

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["now"]
-
 
 def now() -> float:
     """Seconds on the running loop's monotonic clock."""

@@ -116,6 +116,21 @@ class ChildNotFound(NoProcess):
     """The supervisor has no child with that id (or pid)."""
 
 
+# -- the testing kit (asyncotp.testing) ---------------------------------------
+
+
+class WaitTimeout(AssertionError, TimeoutError):
+    """A test helper waited in vain: the message says for what, and what it saw.
+
+    An ``AssertionError`` (pytest shows it as a failed expectation) and a
+    ``TimeoutError``.
+    """
+
+
+class SettleTimeout(WaitTimeout):
+    """``settle()`` found actors that do not come to rest."""
+
+
 # -- resilience ----
 # The errors of asyncotp.resilience (public there), and the states and
 # reasons they carry. The imports stay in this block for now, so that it

@@ -92,6 +92,11 @@ class Caller(Droppable):
         return True
 
     @property
+    def timeout(self) -> float | None:
+        """The caller's timeout in seconds (None: no limit)."""
+        return self._timeout
+
+    @property
     def waiting(self) -> bool:
         """Whether the caller still waits for a reply."""
         return not self._fut.done()

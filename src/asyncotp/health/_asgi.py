@@ -255,7 +255,7 @@ async def serve_health(
     may want to quieten when an orchestrator probes often).
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: PLC0415 - an optional dependency (the asgi extra)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "serve_health needs uvicorn: pip install 'asyncotp[asgi]' (or serve the HealthApp "

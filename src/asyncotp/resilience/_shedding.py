@@ -246,7 +246,7 @@ class SheddingServer(GenServer):
         if request is _Token.STATISTICS:
             return self._statistics()
         t = now()
-        timeout = caller._timeout  # the call's timeout: Caller has no public accessor yet
+        timeout = caller.timeout
         if type(request) is RequestEnvelope:
             body, priority, sent_at, deadline = (
                 request.request,

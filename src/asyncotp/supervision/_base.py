@@ -16,7 +16,9 @@ from .._core import (
     BRUTAL_KILL,
     INFINITY,
     KILLED,
+    NOREPLY,
     SHUTDOWN,
+    Caller,
     ChildSpec,
     ChildType,
     DuplicateChild,
@@ -110,13 +112,6 @@ class _RestartLater:
     """Why they are restarted, for the restart reports."""
 
 
-@attrs.frozen
-class _Failure:
-    """A reply that carries an error for the client function to raise."""
-
-    error: BaseException
-
-
 def _start_error(who: str, exc: BaseException) -> StartError:
     """A StartError whose cause is the underlying error, one level deep
     (a GenServer's own StartError is unwrapped)."""
@@ -129,10 +124,10 @@ def _start_error(who: str, exc: BaseException) -> StartError:
     return error
 
 
-def _unwrap(reply: object) -> Any:
-    if type(reply) is _Failure:
-        raise reply.error
-    return reply
+def _refuse(caller: Caller, error: BaseException) -> Any:
+    """Answer ``caller`` with ``error``: its ``call`` raises it."""
+    caller.fail(error)
+    return NOREPLY
 
 
 def _check_settings(max_restarts: object, max_seconds: object, where: str) -> None:

@@ -6,18 +6,18 @@ from collections.abc import Hashable
 from typing import Any
 
 from .._core import ChildSpec, Pid, call
-from ._base import ChildCounts, ChildInfo, _Req, _unwrap
+from ._base import ChildCounts, ChildInfo, _Req
 
 
 async def which_children(sup: Pid | str) -> list[ChildInfo]:
     """The children of a supervisor, in start order (``pid`` None: not running)."""
-    result: list[ChildInfo] = _unwrap(await call(sup, (_Req.WHICH,), None))
+    result: list[ChildInfo] = await call(sup, (_Req.WHICH,), None)
     return result
 
 
 async def count_children(sup: Pid | str) -> ChildCounts:
     """How many specs, running children, supervisors and workers ``sup`` has."""
-    result: ChildCounts = _unwrap(await call(sup, (_Req.COUNT,), None))
+    result: ChildCounts = await call(sup, (_Req.COUNT,), None)
     return result
 
 
@@ -27,7 +27,7 @@ async def start_child(sup: Pid | str, spec: ChildSpec) -> Pid:
     ``DuplicateChild`` for a taken id; ``StartError`` if it fails to start;
     ``MaxChildren`` past a dynamic supervisor's limit.
     """
-    result: Pid = _unwrap(await call(sup, (_Req.START, spec), None))
+    result: Pid = await call(sup, (_Req.START, spec), None)
     return result
 
 
@@ -36,21 +36,21 @@ async def terminate_child(sup: Pid | str, child: Hashable) -> None:
 
     A Supervisor keeps the spec (pid None) unless the child is temporary.
     """
-    _unwrap(await call(sup, (_Req.TERMINATE, child), None))
+    await call(sup, (_Req.TERMINATE, child), None)
 
 
 async def restart_child(sup: Pid | str, child_id: Hashable) -> Pid:
     """Start again a child that is not running; return its new pid."""
-    result: Pid = _unwrap(await call(sup, (_Req.RESTART, child_id), None))
+    result: Pid = await call(sup, (_Req.RESTART, child_id), None)
     return result
 
 
 async def delete_child(sup: Pid | str, child_id: Hashable) -> None:
     """Forget the spec of a child that is not running."""
-    _unwrap(await call(sup, (_Req.DELETE, child_id), None))
+    await call(sup, (_Req.DELETE, child_id), None)
 
 
 async def supervisor_health(sup: Pid | str, timeout: float | None = 5.0) -> dict[str, Any]:
     """A snapshot of a supervisor for health reports (see ``asyncotp.health``)."""
-    result: dict[str, Any] = _unwrap(await call(sup, (_Req.HEALTH,), timeout))
+    result: dict[str, Any] = await call(sup, (_Req.HEALTH,), timeout)
     return result

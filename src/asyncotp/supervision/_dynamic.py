@@ -30,7 +30,7 @@ from ._base import (
     _check_settings,
     _Child,
     _counts,
-    _Failure,
+    _refuse,
     _Req,
     _RestartLater,
     _start_error,
@@ -210,8 +210,9 @@ class DynamicSupervisor(_SupervisorBase):
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Req)):
-            return _Failure(
-                ValueError(f"dynamic supervisor {self.pid!r} does not understand {request!r}")
+            return _refuse(
+                caller,
+                ValueError(f"dynamic supervisor {self.pid!r} does not understand {request!r}"),
             )
         op = request[0]
         children = self._children_list()
@@ -224,20 +225,23 @@ class DynamicSupervisor(_SupervisorBase):
         if op is _Req.START:
             spec = request[1]
             if not isinstance(spec, ChildSpec):
-                return _Failure(TypeError(f"start_child: expected a ChildSpec, not {spec!r}"))
+                return _refuse(
+                    caller, TypeError(f"start_child: expected a ChildSpec, not {spec!r}")
+                )
             if self.max_children is not None and len(self._dyn) >= self.max_children:
-                return _Failure(
+                return _refuse(
+                    caller,
                     MaxChildren(
                         f"dynamic supervisor {self.pid!r} already runs its max_children "
                         f"({self.max_children}); stop a child first or raise max_children"
-                    )
+                    ),
                 )
             child = _Child(spec)
             try:
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - returned to the caller as StartError
-                return _Failure(
-                    _start_error(f"dynamic supervisor {self.pid!r}: child {spec.id!r}", exc)
+                return _refuse(
+                    caller, _start_error(f"dynamic supervisor {self.pid!r}: child {spec.id!r}", exc)
                 )
             if pid is not None:
                 self._next_key += 1
@@ -247,20 +251,22 @@ class DynamicSupervisor(_SupervisorBase):
             target = request[1]
             found = self._by_pid.get(target) if type(target) is Pid else None
             if found is None:
-                return _Failure(
+                return _refuse(
+                    caller,
                     ChildNotFound(
                         f"dynamic supervisor {self.pid!r} has no child {target!r}; "
                         "terminate_child takes the child's pid",
                         target,
-                    )
+                    ),
                 )
             key = self._key_of(found)
             await self._stop_one(found)
             del self._dyn[key]
             return None
-        return _Failure(
+        return _refuse(
+            caller,
             ValueError(
                 f"dynamic supervisor {self.pid!r}: {op.value} is not available; children are "
                 "identified by pid (start_child, terminate_child)"
-            )
+            ),
         )

@@ -29,7 +29,7 @@ from ._base import (
     _check_specs,
     _Child,
     _counts,
-    _Failure,
+    _refuse,
     _Req,
     _RestartLater,
     _start_error,
@@ -321,12 +321,13 @@ class Supervisor(_SupervisorBase):
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Req)):
-            return _Failure(
+            return _refuse(
+                caller,
                 ValueError(
                     f"supervisor {self.pid!r} does not understand the call {request!r}; use "
                     "which_children, count_children, start_child, terminate_child, "
                     "restart_child or delete_child"
-                )
+                ),
             )
         op = request[0]
         if op is _Req.WHICH:
@@ -369,9 +370,9 @@ class Supervisor(_SupervisorBase):
             self._children.remove(child)
             return None  # noqa: TRY300 - every branch returns from inside the try
         except (ActorError, StartError, TypeError, ValueError) as exc:
-            return _Failure(exc)
+            return _refuse(caller, exc)
         except Exception as exc:  # noqa: BLE001 - a child's start function failed
-            return _Failure(StartError(f"supervisor {self.pid!r}: {exc!r}", exc))
+            return _refuse(caller, StartError(f"supervisor {self.pid!r}: {exc!r}", exc))
 
     async def _do_start_child(self, spec: ChildSpec) -> Pid | None:
         if not isinstance(spec, ChildSpec):

@@ -25,32 +25,39 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._clock import VirtualClock, current_clock
-from ._faults import (
-    FailingStart,
-    InjectedFault,
-    MessageFaults,
-    MessageRule,
-    crash,
-    fail_init,
-    kill,
-)
-from ._model import TreeHarness, check_schedule
-from ._probe import Probe
-from ._reports import Report, ReportCapture, capture_reports
-from ._snapshot import ChildState, SupervisorState, tree_snapshot
-from ._trees import (
-    Crash,
-    FailInit,
-    Fault,
-    Kill,
-    PassTime,
-    Path,
-    SupervisorSpec,
-    TreeWorker,
-    WorkerSpec,
-)
-from ._waits import SettleTimeout, WaitTimeout, settle, wait_for_exit, wait_for_restart
+from .._core import SettleTimeout as SettleTimeout
+from .._core import WaitTimeout as WaitTimeout
+from .._core import publish
+from ._clock import VirtualClock as VirtualClock
+from ._clock import current_clock as current_clock
+from ._faults import FailingStart as FailingStart
+from ._faults import InjectedFault as InjectedFault
+from ._faults import MessageFaults as MessageFaults
+from ._faults import MessageRule as MessageRule
+from ._faults import crash as crash
+from ._faults import fail_init as fail_init
+from ._faults import kill as kill
+from ._model import TreeHarness as TreeHarness
+from ._model import check_schedule as check_schedule
+from ._probe import Probe as Probe
+from ._reports import Report as Report
+from ._reports import ReportCapture as ReportCapture
+from ._reports import capture_reports as capture_reports
+from ._snapshot import ChildState as ChildState
+from ._snapshot import SupervisorState as SupervisorState
+from ._snapshot import tree_snapshot as tree_snapshot
+from ._trees import Crash as Crash
+from ._trees import FailInit as FailInit
+from ._trees import Fault as Fault
+from ._trees import Kill as Kill
+from ._trees import PassTime as PassTime
+from ._trees import Path as Path
+from ._trees import SupervisorSpec as SupervisorSpec
+from ._trees import TreeWorker as TreeWorker
+from ._trees import WorkerSpec as WorkerSpec
+from ._waits import settle as settle
+from ._waits import wait_for_exit as wait_for_exit
+from ._waits import wait_for_restart as wait_for_restart
 
 if TYPE_CHECKING:
     from ._machine import RandomTreeMachine, SupervisionMachine
@@ -118,9 +125,13 @@ def __getattr__(name: str) -> Any:
         raise ImportError(
             f"asyncotp.testing.{name} needs hypothesis: pip install hypothesis"
         ) from exc
+    publish((value,), __name__)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+publish((globals()[name] for name in __all__ if name in globals()), __name__)

@@ -19,6 +19,7 @@ from .._core import (
     Node,
     Pid,
     StartError,
+    WaitTimeout,
     current_node,
     deliver,
     exit_future,
@@ -31,7 +32,6 @@ from .._core import (
     set_interceptor,
 )
 from .._core import kill as core_kill
-from ._waits import WaitTimeout
 
 
 class InjectedFault(Exception):
@@ -280,7 +280,7 @@ class MessageFaults:
                     f"MessageFaults.{rule.action}: sender and dest are a Pid, a registered name "
                     f"or None, not {endpoint!r}"
                 )
-        rule._faults = self
+        rule._faults = self  # noqa: SLF001 - the rule and its owner, one module
         rule.active = rule.times != 0
         self.rules.append(rule)
         return rule

@@ -18,6 +18,7 @@ from .._core import (
     Exited,
     MonitorRef,
     Pid,
+    WaitTimeout,
     deliver_system,
     exit_future,
     is_exiting,
@@ -29,7 +30,6 @@ from .._core import (
     spawn,
 )
 from .._core import node_pid as core_node_pid
-from ._waits import WaitTimeout
 
 
 @final
@@ -123,7 +123,7 @@ class Probe:
                         if not message.fut.done():
                             message.fut.set_result(result)
                     continue
-                probe._arrived(message)
+                probe._arrived(message)  # noqa: SLF001 - the probe's own actor
 
         pid = spawn(collect, name=name, trap_exits=trap_exits)
         probe = cls(pid)

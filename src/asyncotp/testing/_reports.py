@@ -21,6 +21,7 @@ import attrs
 
 from .._core import (
     Pid,
+    WaitTimeout,
 )
 
 _LOGGER: Final = logging.getLogger("asyncotp")
@@ -222,8 +223,6 @@ class ReportCapture:
         """The first report (already captured, or still to come) of ``event``
         whose fields equal ``fields``; ``WaitTimeout`` past ``timeout``
         seconds of loop time (virtual time if a clock is installed)."""
-        from ._waits import WaitTimeout
-
         _check_fields(fields)
         for report in self.reports:
             if report.matches(event, fields):

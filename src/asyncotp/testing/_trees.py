@@ -161,7 +161,7 @@ class SupervisorSpec:
             mine = (*path, child.id)
             yield mine
             if isinstance(child, SupervisorSpec):
-                yield from child._descendants(mine)
+                yield from child._descendants(mine)  # noqa: SLF001 - same class, recursion
 
 
 # -- fault schedules -------------------------------------------------------------

@@ -17,6 +17,8 @@ from .._core import (
     NOPROC,
     Node,
     Pid,
+    SettleTimeout,
+    WaitTimeout,
     calling_pid,
     current_node,
     exit_future,
@@ -32,14 +34,6 @@ from ..supervision import (
 )
 from ._clock import current_clock
 from ._reports import Report, listen
-
-
-class WaitTimeout(AssertionError, TimeoutError):
-    """A test helper waited in vain: the message says for what, and what it saw."""
-
-
-class SettleTimeout(WaitTimeout):
-    """``settle()`` found actors that do not come to rest."""
 
 
 def _check_timeout(timeout: float, operation: str) -> None:
