@@ -34,6 +34,7 @@ gets ``Exited``) and ``Down`` to each monitor.
 """
 
 # -- the public runtime, re-exported by asyncotp.actors and asyncotp ----------
+from . import _validate as validate  # noqa: F401 - the validators, one namespace for the layers above
 from ._actor import ProcessInfo as ProcessInfo
 from ._actor import is_alive as is_alive
 from ._actor import process_info as process_info
@@ -56,18 +57,27 @@ from ._clock import now as now
 from ._context import current_node as current_node
 from ._context import node_of as node_of
 from ._errors import ActorError as ActorError
+from ._errors import BreakerState as BreakerState
 from ._errors import CallTimeout as CallTimeout
 from ._errors import ChildNotFound as ChildNotFound
+from ._errors import CircuitOpen as CircuitOpen
+from ._errors import DeadLetterNotFound as DeadLetterNotFound
 from ._errors import DuplicateChild as DuplicateChild
+from ._errors import IdempotencyKeyReused as IdempotencyKeyReused
+from ._errors import JobFailed as JobFailed
 from ._errors import MailboxFull as MailboxFull
 from ._errors import MaxChildren as MaxChildren
 from ._errors import NameTaken as NameTaken
 from ._errors import NoNodeError as NoNodeError
 from ._errors import NoProcess as NoProcess
 from ._errors import NotAnActorError as NotAnActorError
+from ._errors import Overloaded as Overloaded
 from ._errors import ReceiveTimeout as ReceiveTimeout
+from ._errors import RetryDeadlineExceeded as RetryDeadlineExceeded
+from ._errors import RetryError as RetryError
 from ._errors import ServerExited as ServerExited
 from ._errors import SettleTimeout as SettleTimeout
+from ._errors import ShedReason as ShedReason
 from ._errors import StartError as StartError
 from ._errors import WaitTimeout as WaitTimeout
 from ._mailbox import receive as receive

@@ -32,9 +32,9 @@ from .._core import (
     node_of,
     node_running,
     running_node,
+    validate,
     whereis_on,
 )
-from .._core import _validate as validate
 from ._report import _report, _watch_supervisor
 
 Scope: TypeAlias = MutableMapping[str, Any]

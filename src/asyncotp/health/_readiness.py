@@ -52,8 +52,8 @@ from .._core import (
     node_of,
     on_exit,
     registered_name,
+    validate,
 )
-from .._core import _validate as validate
 from ..actors import GenServer
 from ._values import TREE_CHECK, StatusRecord
 

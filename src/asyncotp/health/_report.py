@@ -53,9 +53,9 @@ from .._core import (
     on_exit,
     registered_name,
     using_node,
+    validate,
     whereis_on,
 )
-from .._core import _validate as validate
 from ..supervision import GAVE_UP, supervisor_health
 from ._readiness import (
     _ALIVE,

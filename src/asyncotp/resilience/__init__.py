@@ -5,15 +5,15 @@ shedding by age and priority; idempotency keys; worker pools with a
 dead-letter queue; observing undeliverable messages.
 """
 
-from .._core._errors import BreakerState as BreakerState
-from .._core._errors import CircuitOpen as CircuitOpen
-from .._core._errors import DeadLetterNotFound as DeadLetterNotFound
-from .._core._errors import IdempotencyKeyReused as IdempotencyKeyReused
-from .._core._errors import JobFailed as JobFailed
-from .._core._errors import Overloaded as Overloaded
-from .._core._errors import RetryDeadlineExceeded as RetryDeadlineExceeded
-from .._core._errors import RetryError as RetryError
-from .._core._errors import ShedReason as ShedReason
+from .._core import BreakerState as BreakerState
+from .._core import CircuitOpen as CircuitOpen
+from .._core import DeadLetterNotFound as DeadLetterNotFound
+from .._core import IdempotencyKeyReused as IdempotencyKeyReused
+from .._core import JobFailed as JobFailed
+from .._core import Overloaded as Overloaded
+from .._core import RetryDeadlineExceeded as RetryDeadlineExceeded
+from .._core import RetryError as RetryError
+from .._core import ShedReason as ShedReason
 from ._breaker import BreakerStateChanged as BreakerStateChanged
 from ._breaker import BreakerStats as BreakerStats
 from ._breaker import CircuitBreaker as CircuitBreaker

@@ -22,7 +22,9 @@ import attrs
 
 from .._core import (
     ActorError,
+    BreakerState,
     Caller,
+    CircuitOpen,
     Down,
     MailboxFull,
     MonitorRef,
@@ -34,10 +36,9 @@ from .._core import (
     self_pid,
     send,
     send_after,
+    validate,
 )
-from .._core import _validate as validate
 from .._core import call as gen_call
-from .._core._errors import BreakerState, CircuitOpen
 from ..health._readiness import ReadinessServer, add_reporter
 
 logger = logging.getLogger("asyncotp")

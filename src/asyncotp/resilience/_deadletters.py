@@ -22,9 +22,7 @@ from typing import Any
 
 import attrs
 
-from .._core import NOREPLY, Caller, Pid, call, now, self_pid
-from .._core import _validate as validate
-from .._core._errors import DeadLetterNotFound
+from .._core import NOREPLY, Caller, DeadLetterNotFound, Pid, call, now, self_pid, validate
 from ..actors import GenServer
 from ._undeliverable import Undeliverable
 

@@ -32,6 +32,7 @@ from .._core import (
     Caller,
     Cast,
     Down,
+    IdempotencyKeyReused,
     MailboxFull,
     MonitorRef,
     NoNodeError,
@@ -45,9 +46,8 @@ from .._core import (
     lookup,
     monitor,
     now,
+    validate,
 )
-from .._core import _validate as validate
-from .._core._errors import IdempotencyKeyReused
 from ..actors import GenServer
 
 logger = logging.getLogger("asyncotp")

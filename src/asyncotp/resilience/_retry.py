@@ -19,9 +19,15 @@ from typing import Any, Final, ParamSpec, TypeVar, TypeVarTuple
 
 import attrs
 
-from .._core import MailboxFull, NoProcess, ServerExited, now
-from .._core import _validate as validate
-from .._core._errors import RetryDeadlineExceeded, RetryError
+from .._core import (
+    MailboxFull,
+    NoProcess,
+    RetryDeadlineExceeded,
+    RetryError,
+    ServerExited,
+    now,
+    validate,
+)
 
 logger = logging.getLogger("asyncotp")
 

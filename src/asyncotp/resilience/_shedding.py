@@ -39,16 +39,17 @@ import attrs
 from .._core import (
     NOREPLY,
     Caller,
+    Overloaded,
     Pid,
+    ShedReason,
     Stop,
     call,
     deliver_system,
     now,
     self_pid,
     token_call,
+    validate,
 )
-from .._core import _validate as validate
-from .._core._errors import Overloaded, ShedReason
 from ..actors import GenServer
 
 _HANDLING_GRACE: Final = 5.0

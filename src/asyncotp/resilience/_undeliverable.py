@@ -24,9 +24,9 @@ from .._core import (
     now,
     send,
     set_dead_letter_hook,
+    validate,
     whereis,
 )
-from .._core import _validate as validate
 
 
 @attrs.frozen

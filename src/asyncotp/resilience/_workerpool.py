@@ -40,11 +40,14 @@ from .._core import (
     Caller,
     ChildSpec,
     Down,
+    JobFailed,
     MonitorRef,
     NoNodeError,
     NoProcess,
+    Overloaded,
     Pid,
     Restart,
+    ShedReason,
     call,
     demonitor,
     monitor,
@@ -54,9 +57,8 @@ from .._core import (
     send_after,
     spawn,
     stop,
+    validate,
 )
-from .._core import _validate as validate
-from .._core._errors import JobFailed, Overloaded, ShedReason
 from ..actors import GenServer
 from ..supervision import DynamicSupervisor, start_child
 from ._deadletters import _Bury, _Resubmit
