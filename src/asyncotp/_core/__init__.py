@@ -5,9 +5,10 @@ Nothing outside ``asyncotp._core`` touches a ``Process`` record or a
 ``health``, ``resilience``, ``testing``) import only the names below, from
 this package, never from its private modules. The modules, bottom up:
 
-* ``_pid``, ``_reasons``, ``_errors``, ``_clock``, ``_validate``,
+* ``_pid``, ``_reasons``, ``_errors``, ``_clock``, ``_safe``, ``_validate``,
   ``_childspec``: values (pids, exit reasons, ``Down``/``Exited``, every
-  error class, the time seam, argument validators, child specs).
+  error class, the time seam, ``safe_repr`` for user objects in messages,
+  argument validators, child specs).
 * ``_state``: the ``Process`` and ``Node`` records, process states, the
   context variables that say which actor and node a task belongs to.
 * ``_mailbox``: ``deliver`` (the one deliver-and-wake path every sender
@@ -117,6 +118,7 @@ from ._registry import register as register
 from ._registry import registered as registered
 from ._registry import unregister as unregister
 from ._registry import whereis as whereis
+from ._safe import safe_repr as safe_repr
 from ._server import NOREPLY as NOREPLY
 from ._server import Caller as Caller
 from ._server import Cast as Cast
@@ -138,8 +140,11 @@ from ._state import TimerRef as TimerRef
 from ._timers import cancel_timer as cancel_timer
 from ._timers import read_timer as read_timer
 from ._timers import send_after as send_after
+from ._validate import MAX_SECONDS as MAX_SECONDS
+from ._validate import check_delay as check_delay
 from ._validate import check_mailbox as check_mailbox
 from ._validate import check_name as check_name
+from ._validate import check_seconds as check_seconds
 from ._validate import check_timeout as check_timeout
 from ._validate import fn_name as fn_name
 from ._validate import is_async_callable as is_async_callable

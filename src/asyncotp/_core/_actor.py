@@ -22,6 +22,7 @@ from ._exits import exit_process, link_pair
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
+from ._safe import safe_repr
 from ._state import (
     DEAD,
     EXITING,
@@ -151,7 +152,7 @@ def spawn(
     link_to = current_process("spawn(..., link=True)") if link else None
     coro = fn(*args)
     if not inspect.iscoroutine(coro):
-        raise TypeError(f"spawn: {fn_name(fn)}(*args) returned {coro!r}, not a coroutine")
+        raise TypeError(f"spawn: {fn_name(fn)}(*args) returned {safe_repr(coro)}, not a coroutine")
     proc = spawn_process(
         node,
         coro,

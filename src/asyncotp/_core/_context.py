@@ -12,6 +12,7 @@ import asyncio
 
 from ._errors import NoNodeError, NoProcess, NotAnActorError
 from ._pid import Pid
+from ._safe import safe_repr
 from ._state import DEAD, NO_NODE_HINT, Node, Process, node_var, proc_var
 
 _loop_nodes: dict[asyncio.AbstractEventLoop, list[Node]] = {}
@@ -76,13 +77,14 @@ def resolve(dest: Pid | str, operation: str) -> Process | None:
         pid = node.names.get(dest)
         if pid is None:
             raise NoProcess(
-                f"{operation}: no actor is registered as {dest!r}; check the name, or that "
+                f"{operation}: no actor is registered as {safe_repr(dest)}; check the name, "
+                "or that "
                 "the actor has started (registered() lists the names in use)",
                 dest,
             )
         return node.procs.get(pid)
     raise TypeError(
-        f"{operation}: the destination must be a Pid or a registered name, not {dest!r}"
+        f"{operation}: the destination must be a Pid or a registered name, not {safe_repr(dest)}"
     )
 
 

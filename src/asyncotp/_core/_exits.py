@@ -188,7 +188,7 @@ def exit_process(proc: Process, reason: object) -> None:
         owed.extend(proc.callers)
         proc.callers = None
     if proc.mailbox:
-        owed.extend(m for m in proc.mailbox if isinstance(m, Droppable))
+        owed.extend(m for m in proc.mailbox if issubclass(type(m), Droppable))
         proc.mailbox.clear()
     for message in owed:
         message.abandon(proc, reason)
@@ -222,7 +222,14 @@ def exit_process(proc: Process, reason: object) -> None:
         callbacks = proc.on_exit
         proc.on_exit = None
         for callback in callbacks:
-            callback(reason)
+            try:
+                callback(reason)
+            except Exception:
+                logger.exception(
+                    "an exit callback of %s failed; the other callbacks still ran",
+                    label(proc),
+                    extra={"actor_pid": pid, "actor_name": proc.name},
+                )
     if not proc.reported and not is_clean_exit(reason):
         _crash_report(proc, reason, linked)
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ._errors import MailboxFull, NotAnActorError, ReceiveTimeout
 from ._state import BUDGET, Droppable, Node, Overflow, Process, proc_var
+from ._validate import MAX_SECONDS, check_timeout
 
 
 def deliver(proc: Process, message: object) -> None:
@@ -57,8 +58,9 @@ def _overflow(proc: Process, message: object) -> bool:
     policy = proc.overflow
     if policy is Overflow.REJECT:
         proc.rejected += 1
-        if isinstance(message, Droppable):
-            message.dropped(proc)
+        droppable = _droppable(message)
+        if droppable is not None:
+            droppable.dropped(proc)
             return False
         raise MailboxFull(
             f"the mailbox of {proc.pid!r} is full (mailbox_size={proc.maxlen}) and refuses "
@@ -68,14 +70,22 @@ def _overflow(proc: Process, message: object) -> bool:
         )
     proc.dropped += 1
     if policy is Overflow.DROP_NEWEST:
-        if isinstance(message, Droppable):
-            message.dropped(proc)
+        droppable = _droppable(message)
+        if droppable is not None:
+            droppable.dropped(proc)
         return False
     old = proc.mailbox.popleft()
     proc.evicted += 1
-    if isinstance(old, Droppable):
-        old.dropped(proc)
+    droppable = _droppable(old)
+    if droppable is not None:
+        droppable.dropped(proc)
     return True
+
+
+def _droppable(message: object) -> Droppable | None:
+    """``message`` if it is a ``Droppable``, judged by its type (a user
+    object's ``__class__``, which ``isinstance`` would ask, may raise)."""
+    return cast(Droppable, message) if issubclass(type(message), Droppable) else None
 
 
 def intercepted(node: Node, proc: Process, message: object) -> bool:
@@ -110,7 +120,8 @@ async def receive(match: Callable[[Any], bool] | None = None, timeout: float | N
 
     Messages that do not match stay where they are, in order. Past
     ``timeout`` seconds, ``ReceiveTimeout``; ``timeout=0`` takes a message that
-    is already there or raises at once.
+    is already there or raises at once; None or ``math.inf`` wait without
+    limit.
     """
     proc = proc_var.get()
     if proc is None:
@@ -119,7 +130,7 @@ async def receive(match: Callable[[Any], bool] | None = None, timeout: float | N
             "start one with asyncotp.spawn(fn)"
         )
     mailbox = proc.mailbox
-    if match is None and mailbox:
+    if match is None and timeout is None and mailbox:
         budget = proc.budget
         if budget < BUDGET:
             proc.budget = budget + 1
@@ -127,6 +138,8 @@ async def receive(match: Callable[[Any], bool] | None = None, timeout: float | N
         proc.budget = 0
         await asyncio.sleep(0)
         return mailbox.popleft()
+    if timeout is not None and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS):
+        timeout = check_timeout(timeout, "receive")
     return await _receive_slow(proc, match, timeout)
 
 

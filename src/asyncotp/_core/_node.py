@@ -19,9 +19,10 @@ from ._actor import spawn
 from ._context import enter_loop, leave_loop, process_of
 from ._exits import exit_future, exit_process, kill, request_stop, signal, wait_exit
 from ._reasons import KILLED, NORMAL, SHUTDOWN
+from ._safe import safe_repr
 from ._state import DEAD, Node, Process, node_var
 from ._timers import cancel_node_timers
-from ._validate import fn_name, is_async_callable
+from ._validate import check_seconds, fn_name, is_async_callable
 
 logger = logging.getLogger("asyncotp")
 
@@ -96,8 +97,8 @@ async def node(*, shutdown_timeout: float = 5.0) -> AsyncIterator[Node]:
 
     On leaving the block every actor is shut down with ``SHUTDOWN``: top-level
     supervisors one after another in reverse start order, other actors given
-    ``shutdown_timeout`` seconds before ``KILL``. The shutdown runs shielded,
-    so a cancellation around the block still cleans up.
+    ``shutdown_timeout`` seconds (finite, > 0) before ``KILL``. The shutdown
+    runs shielded, so a cancellation around the block still cleans up.
     """
     running = node_var.get()
     if running is not None and not running.closed:
@@ -105,9 +106,9 @@ async def node(*, shutdown_timeout: float = 5.0) -> AsyncIterator[Node]:
             "a node is already running in this task; nest actors inside it instead of "
             "starting a second node"
         )
-    if shutdown_timeout <= 0:
-        raise ValueError(f"node: shutdown_timeout must be > 0, not {shutdown_timeout!r}")
-    the_node = Node(shutdown_timeout)
+    timeout = check_seconds(shutdown_timeout, "node", "shutdown_timeout", positive=True)
+    assert timeout is not None
+    the_node = Node(timeout)
     token = node_var.set(the_node)
     enter_loop(the_node)
     try:
@@ -158,10 +159,10 @@ def run(
             reason = await exit_future(proc)
         if box:
             return box[0]  # type: ignore[no-any-return]
-        if isinstance(reason, BaseException):
-            raise reason
+        if issubclass(type(reason), BaseException):
+            raise reason  # type: ignore[misc]
         if reason is NORMAL:
             return None  # type: ignore[return-value]  # main raised Stop()
-        raise RuntimeError(f"the main actor ended with reason {reason!r}")
+        raise RuntimeError(f"the main actor ended with reason {safe_repr(reason)}")
 
     return anyio.run(entry, backend=backend, backend_options=backend_options)

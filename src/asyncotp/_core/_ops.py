@@ -24,6 +24,7 @@ from ._mailbox import drop_messages as _drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC
 from ._state import DEAD, EXITING, UNSET, Node, node_var, proc_var
+from ._validate import check_timeout
 
 
 def exit_future(pid: Pid) -> asyncio.Future[object]:
@@ -47,7 +48,9 @@ def on_exit(pid: Pid, callback: Callable[[object], None]) -> bool:
 
 
 async def wait_exit(pid: Pid, timeout: float | None) -> bool:
-    """Wait until ``pid`` has ended; return False past ``timeout`` seconds."""
+    """Wait until ``pid`` has ended; return False past ``timeout`` seconds
+    (None or ``math.inf``: no limit)."""
+    timeout = check_timeout(timeout, "wait_exit")
     proc = process_of(pid)
     if proc is None:
         return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._context import current_node, process_of
 from ._errors import NameTaken, NoProcess
 from ._pid import Pid
+from ._safe import safe_repr
 from ._validate import check_name
 
 
@@ -46,7 +47,7 @@ def unregister(name: str) -> None:
     node = current_node()
     pid = node.names.pop(name, None)
     if pid is None:
-        raise NoProcess(f"unregister: no actor is registered as {name!r}", name)
+        raise NoProcess(f"unregister: no actor is registered as {safe_repr(name)}", name)
     proc = node.procs.get(pid)
     if proc is not None:
         proc.name = None

@@ -12,6 +12,7 @@ keeps the set of callers it still owes a reply, so they fail at once with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from typing import Any, Final, Protocol, final
 
@@ -22,8 +23,9 @@ from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_ex
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILLED, NORMAL, Stop
+from ._safe import safe_repr
 from ._state import BUDGET, EXITING, UNSET, Droppable, ExitWith, Node, Overflow, Process, proc_var
-from ._validate import check_mailbox, check_name, check_timeout
+from ._validate import MAX_SECONDS, check_mailbox, check_name, check_seconds, check_timeout
 
 
 class _NoReplyMarker(enum.Enum):
@@ -116,7 +118,7 @@ class Caller(Droppable):
         fut.set_exception(
             CallTimeout(
                 f"call to {pid!r} got no reply within {self._timeout} s (request "
-                f"{self.request!r}); the server is busy or blocked: raise the timeout, or "
+                f"{safe_repr(self.request)}); the server is busy or blocked: raise the timeout, or "
                 "look at what the server is doing",
                 pid,
                 self._timeout,
@@ -128,7 +130,7 @@ class Caller(Droppable):
         if not fut.done():
             fut.set_exception(
                 ServerExited(
-                    f"{label(proc)} ended with reason {reason!r} before it replied",
+                    f"{label(proc)} ended with reason {safe_repr(reason)} before it replied",
                     proc.pid,
                     reason,
                 )
@@ -142,14 +144,15 @@ class Caller(Droppable):
             fut.set_exception(
                 MailboxFull(
                     f"call to {proc.pid!r}: its mailbox is full (mailbox_size={proc.maxlen}, "
-                    f"{proc.overflow!r}) and the request {self.request!r} was not queued; "
+                    f"{proc.overflow!r}) and the request {safe_repr(self.request)} was not "
+                    "queued; "
                     "retry later or give the server a larger mailbox_size",
                     proc.pid,
                 )
             )
 
     def __repr__(self) -> str:
-        return f"<Caller {self.pid!r} request={self.request!r}>"
+        return f"<Caller {self.pid!r} request={safe_repr(self.request)}>"
 
 
 @final
@@ -162,7 +165,7 @@ class Cast:
         self.request = request
 
     def __repr__(self) -> str:
-        return f"Cast({self.request!r})"
+        return f"Cast({safe_repr(self.request)})"
 
     def __eq__(self, other: object) -> bool:
         return type(other) is Cast and other.request == self.request
@@ -217,11 +220,6 @@ class _StopWait:
             )
 
 
-def _check_start_timeout(timeout: object, what: str) -> None:
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-        raise ValueError(f"{what}.start: timeout must be seconds > 0, not {timeout!r}")
-
-
 class Callbacks(Protocol):
     """What the server loop calls: a GenServer's callbacks."""
 
@@ -241,19 +239,20 @@ async def start_server(
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,
-    timeout: float,
+    timeout: float | None,
     has_terminate: bool,
 ) -> Pid:
     """Spawn ``server``'s loop and wait until its ``init`` has returned (the
-    start handshake); see ``GenServer.start``."""
-    what = type(server).__qualname__
+    start handshake); see ``GenServer.start``. ``timeout`` is seconds > 0,
+    or None or ``math.inf`` for no limit."""
     node = current_node()
+    what = type(server).__qualname__
+    if type(timeout) is not float or not 0.0 < timeout <= MAX_SECONDS:
+        timeout = check_seconds(timeout, f"{what}.start", "timeout", no_limit=True, positive=True)
     if name is not None:
         check_name(name, f"{what}.start")
     if mailbox_size is not None or overflow is not Overflow.REJECT:
         check_mailbox(mailbox_size, overflow, f"{what}.start")
-    if type(timeout) is not float or not timeout > 0:
-        _check_start_timeout(timeout, what)
     starter = current_process(f"{what}.start(..., link=True)") if link else None
     started: asyncio.Future[None] = node.loop.create_future()
     proc = spawn_process(
@@ -266,8 +265,9 @@ async def start_server(
         overflow=overflow,
     )
     proc.defers_exits = True
-    wait = _StartWait(started, timeout)
-    node.deadlines.add(wait, timeout)
+    wait = _StartWait(started, timeout or 0.0)
+    if timeout is not None:
+        node.deadlines.add(wait, timeout)
     try:
         await started
     except BaseException as exc:
@@ -289,8 +289,21 @@ async def start_server(
             ) from exc
         await wait_exit(proc, None)
         reason = exc.reason if isinstance(exc, Stop) else exc
-        raise StartError(f"{what}.init failed in {who}: {reason!r}", reason) from exc
+        raise StartError(f"{what}.init failed in {who}: {safe_repr(reason)}", reason) from exc
     return proc.pid
+
+
+def _shown(message: object) -> object:
+    """A message as users would recognise it (a cast as ``Cast``)."""
+    if type(message) is tuple and len(message) == 2 and message[0] is _CAST_TAG:
+        return Cast(message[1])
+    return message
+
+
+def _note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, unless the exception refuses notes."""
+    with contextlib.suppress(Exception):  # a user exception that breaks add_note keeps its text
+        exc.add_note(note)
 
 
 async def _serve(
@@ -376,8 +389,7 @@ async def _serve(
             reason = stop.reason
             break
         except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
-            shown = Cast(message[1]) if kind is tuple and message[0] is _CAST_TAG else message
-            exc.add_note(f"in {cls.__qualname__} {proc.pid!r} handling {shown!r}")
+            _note(exc, f"in {cls.__qualname__} {proc.pid!r} handling {safe_repr(_shown(message))}")
             reason = exc
             break
     proc.state = EXITING
@@ -385,7 +397,7 @@ async def _serve(
         try:
             await server.terminate(reason)
         except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
-            exc.add_note(f"raised by {cls.__qualname__}.terminate({reason!r})")
+            _note(exc, f"raised by {cls.__qualname__}.terminate({safe_repr(reason)})")
             reason = exc
             proc.forced_reason = UNSET  # its own crash, to be reported
     return ExitWith(reason)
@@ -394,7 +406,12 @@ async def _serve(
 # -- client functions ------------------------------------------------------
 
 
-async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) -> Any:
+DEFAULT_TIMEOUT: Final = 5.0
+"""The default of ``call``'s and ``stop``'s timeout (checked by identity on
+the hot path: the default needs no validation)."""
+
+
+async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
 
     ``timeout=None`` waits without limit. Raises ``CallTimeout`` past
@@ -402,6 +419,12 @@ async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) ->
     ``ServerExited`` if the server ends before replying, ``MailboxFull`` if
     a bounded mailbox refuses the request. A late reply is discarded.
     """
+    if (
+        timeout is not DEFAULT_TIMEOUT
+        and timeout is not None
+        and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
+    ):
+        timeout = check_timeout(timeout, "call")
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
         proc = node.procs.get(dest)
@@ -411,15 +434,13 @@ async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) ->
     if proc is None:
         if node.closed:
             current_node()  # raises NoNodeError
-        raise NoProcess(f"call: {dest!r} is not alive; nothing to call", dest)
+        raise NoProcess(f"call: {safe_repr(dest)} is not alive; nothing to call", dest)
     me = proc_var.get()
     if me is proc:
         raise ActorError(
             f"call: {proc.pid!r} called itself, which would wait forever; call a helper "
             "function directly instead"
         )
-    if timeout is not None and timeout != 5.0:
-        check_timeout(timeout, "call")
     fut = node.loop.create_future()
     caller = Caller(request, fut, proc, me.pid if me is not None else None, timeout)
     if node.intercept is None or not intercepted(node, proc, caller):
@@ -461,7 +482,9 @@ def cast(dest: Pid | str, request: object) -> None:
     deliver(proc, message)
 
 
-async def stop(dest: Pid | str, reason: object = NORMAL, timeout: float | None = 5.0) -> None:
+async def stop(
+    dest: Pid | str, reason: object = NORMAL, timeout: float | None = DEFAULT_TIMEOUT
+) -> None:
     """Stop a server (or any actor) with ``reason`` and wait until it has
     ended and its ``terminate`` has run.
 
@@ -470,10 +493,15 @@ async def stop(dest: Pid | str, reason: object = NORMAL, timeout: float | None =
     pending, so a server busy in a long callback still stops when it
     returns. ``NoProcess`` if it is not alive.
     """
-    check_timeout(timeout, "stop")
+    if (
+        timeout is not DEFAULT_TIMEOUT
+        and timeout is not None
+        and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
+    ):
+        timeout = check_timeout(timeout, "stop")
     proc = resolve(dest, "stop")
     if proc is None:
-        raise NoProcess(f"stop: {dest!r} is not alive", dest)
+        raise NoProcess(f"stop: {safe_repr(dest)} is not alive", dest)
     me = proc_var.get()
     if me is proc:
         raise ActorError(

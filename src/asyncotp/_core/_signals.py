@@ -12,6 +12,7 @@ from ._exits import link_pair, signal, unlink_pair
 from ._mailbox import deliver_system, drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC, Down, Exited, MonitorRef
+from ._safe import safe_repr
 from ._state import DEAD, proc_var
 
 
@@ -24,7 +25,7 @@ def link(pid: Pid) -> None:
     """
     proc = current_process("link")
     if type(pid) is not Pid:
-        raise TypeError(f"link: expected a Pid, not {pid!r}")
+        raise TypeError(f"link: expected a Pid, not {safe_repr(pid)}")
     if pid is proc.pid:
         return
     other = proc.node.procs.get(pid)
@@ -38,7 +39,7 @@ def unlink(pid: Pid) -> None:
     """Remove the link between the calling actor and ``pid``, if any."""
     proc = current_process("unlink")
     if type(pid) is not Pid:
-        raise TypeError(f"unlink: expected a Pid, not {pid!r}")
+        raise TypeError(f"unlink: expected a Pid, not {safe_repr(pid)}")
     unlink_pair(proc, pid)
 
 

@@ -13,7 +13,9 @@ from ._context import current_node
 from ._errors import MailboxFull
 from ._mailbox import deliver
 from ._pid import Pid
+from ._safe import safe_repr
 from ._state import DEAD, Node, TimerRef, proc_var
+from ._validate import check_delay
 
 
 def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -> None:
@@ -40,10 +42,11 @@ def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
     looked up when the timer fires.
     """
     node = current_node()
-    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
-        raise ValueError(f"send_after: delay must be a number of seconds >= 0, not {delay!r}")
+    delay = check_delay(delay, "send_after")
     if type(dest) is not Pid and not isinstance(dest, str):
-        raise TypeError(f"send_after: the destination must be a Pid or a name, not {dest!r}")
+        raise TypeError(
+            f"send_after: the destination must be a Pid or a name, not {safe_repr(dest)}"
+        )
     owner = proc_var.get()
     if owner is not None and owner.state == DEAD:
         owner = None

@@ -1,0 +1,257 @@
+"""The hardening rules, GenServer and Agent side (API.md, "Rules every
+function keeps"); the runtime's side is in tests/core/test_hardening.py.
+
+Each test's name states the rule. Callbacks are held busy with a ``Gate``;
+tests synchronise on replies, monitors and events, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import asyncotp
+from asyncotp import (
+    Agent,
+    Caller,
+    CallTimeout,
+    GenServer,
+    MailboxFull,
+    Overflow,
+    Pid,
+    ServerExited,
+    StartError,
+    Stop,
+    Supervisor,
+    call,
+    cast,
+    is_alive,
+    processes,
+    send,
+    whereis,
+)
+from asyncotp._core import safe_repr
+from asyncotp.testing import wait_for_restart
+from tests.core.test_hardening import BAD_SECONDS, Hostile, HostileError
+from tests.helpers import Gate, wait, watch
+
+
+async def queued_call(dest: Pid | str, request: object, timeout: float | None = 5.0) -> Any:
+    """A call from a new task, returned once its request is in the mailbox
+    (``call`` delivers before it first suspends)."""
+    started = asyncio.Event()
+
+    async def run() -> Any:
+        started.set()
+        return await call(dest, request, timeout)
+
+    task = asyncio.create_task(run())
+    await started.wait()
+    return task
+
+
+class Server(GenServer):
+    """Holds on a gate, raises what it is given, logs its terminate."""
+
+    log: list[object]
+
+    async def init(self, log: list[object]) -> None:
+        self.log = log
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        match request:
+            case ("hold", Gate() as gate):
+                await gate.pass_through()
+                return "held"
+            case Hostile():
+                raise HostileError()
+            case ("quiet", _):
+                return None
+            case "ping":
+                return "pong"
+        raise AssertionError("unexpected call")
+
+    async def handle_cast(self, request: Any) -> None:
+        match request:
+            case ("hold", Gate() as gate):
+                await gate.pass_through()
+            case ("raise", BaseException() as error):
+                raise error
+            case ("stop", reason):
+                raise Stop(reason)
+
+    async def terminate(self, reason: Any) -> None:
+        self.log.append(("terminate", reason))
+
+
+# -- 1. user objects that cannot be formatted do not break a server's exit -----------
+
+
+async def test_a_crash_that_cannot_be_formatted_runs_terminate_and_fails_every_caller_at_once(
+    node: asyncotp.Node,
+) -> None:
+    log: list[object] = []
+    pid = await Server.start(log)
+    ended = await watch(pid)
+    gate = Gate()
+    cast(pid, ("hold", gate))
+    await gate.entered.wait()
+    crashing = await queued_call(pid, Hostile(), timeout=None)
+    waiting = await queued_call(pid, "ping", timeout=None)
+    gate.open()
+    with pytest.raises(ServerExited) as crashed:
+        await wait(crashing)
+    with pytest.raises(ServerExited) as queued:
+        await wait(waiting)
+    error = crashed.value.reason
+    assert isinstance(error, HostileError)
+    assert queued.value.reason is error
+    assert "repr() raised RuntimeError" in str(crashed.value)
+    assert await wait(ended) is error
+    assert log == [("terminate", error)]
+    assert "repr() raised RuntimeError" in error.__notes__[0]  # the request, as a placeholder
+
+
+async def test_call_timeouts_fire_for_requests_that_cannot_be_formatted_and_for_other_calls(
+    node: asyncotp.Node,
+) -> None:
+    pid = await Server.start([])
+    gate = Gate()
+    cast(pid, ("hold", gate))
+    await gate.entered.wait()
+    with pytest.raises(CallTimeout) as hostile:
+        await wait(call(pid, ("quiet", Hostile()), timeout=0.01))
+    assert "repr() raised RuntimeError" in str(hostile.value)
+    with pytest.raises(CallTimeout):
+        await wait(call(pid, "ping", timeout=0.02))  # the shared deadline timer still runs
+    gate.open()
+    assert await call(pid, "ping") == "pong"
+
+
+async def test_start_error_stays_a_start_error_when_init_fails_with_an_unformattable_error(
+    node: asyncotp.Node,
+) -> None:
+    error = HostileError()
+
+    class Refuses(GenServer):
+        async def init(self) -> None:
+            raise error
+
+    with pytest.raises(StartError) as info:
+        await Refuses.start(name="refuses")
+    assert info.value.reason is error
+    assert "repr() raised RuntimeError" in str(info.value)
+    assert whereis("refuses") is None
+
+
+async def test_drop_oldest_evicting_an_unformattable_call_does_not_break_an_unrelated_sender(
+    node: asyncotp.Node,
+) -> None:
+    pid = await Server.start([], mailbox_size=1, overflow=Overflow.DROP_OLDEST)
+    gate = Gate()
+    cast(pid, ("hold", gate))
+    await gate.entered.wait()
+    evicted = await queued_call(pid, Hostile(), timeout=None)
+    cast(pid, ("stop", "later"))  # evicts the call: this sender must not see its failure
+    with pytest.raises(MailboxFull) as info:
+        await wait(evicted)
+    assert "repr() raised RuntimeError" in str(info.value)
+    ended = await watch(pid)
+    gate.open()
+    assert await wait(ended) == "later"
+
+
+async def test_a_supervisor_restarts_a_child_whose_crash_cannot_be_formatted(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    # caplog formats every record (and fails on one it cannot format): the
+    # supervisor's reports of this crash must format too.
+    sup = await Supervisor.start([Server.child_spec([], id="worker")])
+    [child] = await asyncotp.which_children(sup)
+    assert child.pid is not None
+    cast(child.pid, ("raise", HostileError()))
+    restarted = await wait_for_restart(sup, "worker", child.pid)
+    assert restarted is not child.pid
+    assert await call(restarted, "ping") == "pong"
+    assert any("repr() raised RuntimeError" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_default_handle_info_logs_an_unformattable_message_with_a_placeholder(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    pid = await Server.start([])
+    send(pid, Hostile())
+    assert await call(pid, "ping") == "pong"
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "repr() raised RuntimeError" in warning.getMessage()
+
+
+@pytest.mark.parametrize("bad", [*BAD_SECONDS, 0, 0.0], ids=safe_repr)
+async def test_start_refuses_a_bad_timeout_before_it_starts_anything(
+    node: asyncotp.Node, bad: object
+) -> None:
+    before = processes()
+    with pytest.raises(ValueError) as info:
+        await Server.start([], name="never", timeout=bad)  # type: ignore[arg-type]
+    assert "timeout" in str(info.value)
+    assert safe_repr(bad) in str(info.value)
+    assert whereis("never") is None
+    assert processes() == before
+
+
+@pytest.mark.parametrize("no_limit", [None, math.inf])
+async def test_start_takes_none_or_inf_as_no_limit(node: asyncotp.Node, no_limit: object) -> None:
+    pid = await Server.start([], timeout=no_limit)  # type: ignore[arg-type]
+    assert await call(pid, "ping") == "pong"
+
+
+@pytest.mark.parametrize("bad", BAD_SECONDS, ids=safe_repr)
+async def test_agent_functions_refuse_a_bad_timeout_before_they_call(
+    node: asyncotp.Node, bad: Any
+) -> None:
+    agent = await Agent.start(lambda: 0)
+    attempts: dict[str, Callable[[], Awaitable[object]]] = {
+        "Agent.get": lambda: Agent.get(agent, timeout=bad),
+        "Agent.update": lambda: Agent.update(agent, lambda n: n + 1, timeout=bad),
+        "Agent.get_and_update": lambda: Agent.get_and_update(
+            agent, lambda n: (n, n + 1), timeout=bad
+        ),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(ValueError) as info:
+            await attempt()
+        assert f"{name}: timeout" in str(info.value)
+    assert await Agent.get(agent) == 0
+
+
+# -- 4. Agent: a function that is not callable fails at the call site ---------------
+
+
+@pytest.mark.parametrize("bad", [42, "state", None])
+async def test_agent_functions_refuse_a_function_that_is_not_callable_at_the_call_site(
+    node: asyncotp.Node, bad: Any
+) -> None:
+    agent = await Agent.start(lambda: {"n": 1})
+    attempts: dict[str, Callable[[], Awaitable[object]]] = {
+        "Agent.get": lambda: Agent.get(agent, bad),
+        "Agent.update": lambda: Agent.update(agent, bad),
+        "Agent.get_and_update": lambda: Agent.get_and_update(agent, bad),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(TypeError) as info:
+            await attempt()
+        assert name in str(info.value)
+        assert "fn" in str(info.value)
+        assert repr(bad) in str(info.value)
+    with pytest.raises(TypeError, match=r"Agent\.cast: fn"):
+        Agent.cast(agent, bad)
+    assert is_alive(agent)
+    assert await Agent.get(agent) == {"n": 1}
+
+
+# -- 5. a task a server starts is not the server ------------------------------------

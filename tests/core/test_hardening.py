@@ -1,0 +1,308 @@
+"""The runtime core's hardening rules (API.md, "Rules every function keeps").
+
+Each test's name states the rule. The GenServer and Agent side of the same
+rules is in tests/actors/test_hardening.py. Tests synchronise on messages,
+monitors, futures and events, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+
+import asyncotp
+from asyncotp import (
+    NORMAL,
+    Backoff,
+    Caller,
+    CallTimeout,
+    Cast,
+    ChildSpec,
+    Down,
+    Exited,
+    Pid,
+    Shutdown,
+    Stop,
+    call,
+    is_alive,
+    monitor,
+    process_info,
+    receive,
+    self_pid,
+    send,
+    send_after,
+    set_trap_exits,
+    spawn,
+    stop,
+)
+from asyncotp._core import on_exit, safe_repr
+from tests.helpers import WAIT, down_of, drain, in_actor, wait, watch
+
+# -- user objects that refuse to be formatted, compared or hashed --------------------
+
+
+class Hostile:
+    """A message, request or reason whose repr, str, == and hash all raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr refused")
+
+    def __str__(self) -> str:
+        raise RuntimeError("str refused")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("== refused")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("hash refused")
+
+
+class HostileError(Exception):
+    """An exception whose repr, str, == and hash all raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr refused")
+
+    def __str__(self) -> str:
+        raise RuntimeError("str refused")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("== refused")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("hash refused")
+
+
+async def idle() -> None:
+    """An actor that waits for ``"stop"``."""
+    await receive(lambda m: m == "stop")
+
+
+def records_of(caplog: pytest.LogCaptureFixture, pid: Pid) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
+
+
+# -- 1. the runtime never formats, compares or hashes user data unguarded ----------
+
+
+def test_safe_repr_shows_a_placeholder_naming_the_type_when_repr_raises() -> None:
+    shown = safe_repr(Hostile())
+    assert shown.startswith("<tests.core.test_hardening.Hostile object at 0x")
+    assert "repr() raised RuntimeError" in shown
+    assert safe_repr([1, "a"]) == "[1, 'a']"
+
+
+async def test_the_reprs_of_down_exited_stop_shutdown_cast_survive_a_reason_whose_repr_raises(
+    node: asyncotp.Node,
+) -> None:
+    reason = Hostile()
+    pid = spawn(idle)
+    for value in (
+        Down(asyncotp.MonitorRef(), pid, reason),
+        Exited(pid, reason),
+        Stop(reason),
+        Stop(NORMAL, reply=reason),
+        Shutdown(reason),
+        Cast(reason),
+    ):
+        assert "repr() raised RuntimeError" in repr(value)
+    send(pid, "stop")
+
+
+async def test_a_crash_whose_error_cannot_be_formatted_still_reaches_links_monitors_and_the_log(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    error = HostileError()
+
+    async def crasher() -> None:
+        await receive(lambda m: m == "go")
+        raise error
+
+    async def scenario() -> tuple[Pid, Down, Exited]:
+        set_trap_exits(True)
+        pid = spawn(crasher, link=True)
+        ref = monitor(pid)
+        send(pid, "go")
+        down = await down_of(ref)
+        exited = await receive(lambda m: type(m) is Exited, timeout=WAIT)
+        return pid, down, exited
+
+    pid, down, exited = await in_actor(scenario)
+    assert down.reason is error
+    assert exited.reason is error
+    assert exited.pid is pid
+    [record] = records_of(caplog, pid)
+    assert record.levelno == logging.ERROR
+    assert "repr() raised RuntimeError" in record.getMessage()
+    assert record.exc_info is not None
+    assert record.exc_info[1] is error
+
+
+async def test_a_timer_delivers_a_message_whose_repr_eq_and_hash_raise(node: asyncotp.Node) -> None:
+    message = Hostile()
+
+    async def scenario() -> object:
+        send_after(0, self_pid(), message)
+        return await receive(timeout=WAIT)
+
+    assert await in_actor(scenario) is message
+
+
+async def test_a_failing_exit_callback_is_logged_and_the_exit_still_completes(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    pid = spawn(idle)
+    seen: list[object] = []
+
+    def broken(reason: object) -> None:
+        raise RuntimeError("callback broke")
+
+    assert on_exit(pid, broken)  # the core's API for the layers above
+    assert on_exit(pid, seen.append)
+    ended = await watch(pid)
+    send(pid, "stop")
+    assert await wait(ended) is NORMAL
+    assert seen == [NORMAL]
+    assert any("exit callback" in r.getMessage() for r in caplog.records)
+
+
+# -- 2. time arguments are validated before anything happens -----------------------
+
+BAD_SECONDS: list[object] = [math.nan, -1, -0.5, -math.inf, 10**400, "1", True]
+"""Refused wherever a time is expected."""
+BAD_FINITE: list[object] = [*BAD_SECONDS, math.inf, 1e300]
+"""Refused where the time must be finite (a delay, a shutdown time)."""
+
+
+def assert_names(error: BaseException, argument: str, value: object) -> None:
+    message = str(error)
+    assert argument in message, message
+    assert safe_repr(value) in message, message
+
+
+@pytest.mark.parametrize("bad", BAD_SECONDS, ids=safe_repr)
+async def test_call_refuses_a_bad_timeout_before_it_delivers_the_request(
+    node: asyncotp.Node, bad: object
+) -> None:
+    pid = spawn(idle)
+    with pytest.raises(ValueError) as info:
+        await call(pid, "request", timeout=bad)  # type: ignore[arg-type]
+    assert_names(info.value, "call: timeout", bad)
+    info_now = process_info(pid)
+    assert info_now is not None
+    assert info_now.mailbox_length == 0
+
+
+@pytest.mark.parametrize("bad", BAD_SECONDS, ids=safe_repr)
+async def test_stop_refuses_a_bad_timeout_before_it_asks_the_actor_to_stop(
+    node: asyncotp.Node, bad: object
+) -> None:
+    pid = spawn(idle)
+    with pytest.raises(ValueError) as info:
+        await stop(pid, timeout=bad)  # type: ignore[arg-type]
+    assert_names(info.value, "stop: timeout", bad)
+    info_now = process_info(pid)
+    assert info_now is not None
+    assert info_now.status != "exiting"
+
+
+@pytest.mark.parametrize("bad", BAD_SECONDS, ids=safe_repr)
+async def test_receive_refuses_a_bad_timeout_before_it_takes_a_message(
+    node: asyncotp.Node, bad: object
+) -> None:
+    async def scenario() -> tuple[str, list[object]]:
+        send(self_pid(), "waiting")
+        try:
+            await receive(timeout=bad)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return str(exc), await drain()
+        raise AssertionError("receive accepted a bad timeout")
+
+    message, left = await in_actor(scenario)
+    assert "receive: timeout" in message
+    assert safe_repr(bad) in message
+    assert left == ["waiting"]
+
+
+@pytest.mark.parametrize("bad", BAD_FINITE, ids=safe_repr)
+async def test_send_after_refuses_a_bad_or_infinite_delay(node: asyncotp.Node, bad: object) -> None:
+    pid = spawn(idle)
+    with pytest.raises(ValueError) as info:
+        send_after(bad, pid, "m")  # type: ignore[arg-type]
+    assert_names(info.value, "send_after: delay", bad)
+
+
+async def test_send_after_says_to_set_no_timer_for_an_infinite_delay(node: asyncotp.Node) -> None:
+    with pytest.raises(ValueError, match="set no timer"):
+        send_after(math.inf, "anyone", "m")
+
+
+@pytest.mark.parametrize("bad", [*BAD_FINITE, 0, 0.0], ids=safe_repr)
+async def test_node_refuses_a_bad_shutdown_timeout_before_it_starts(bad: object) -> None:
+    with pytest.raises(ValueError) as info:
+        async with asyncotp.node(shutdown_timeout=bad):  # type: ignore[arg-type]
+            raise AssertionError("the node started")
+    assert_names(info.value, "shutdown_timeout", bad)
+
+
+async def test_a_nan_call_timeout_is_refused_and_later_call_deadlines_still_fire(
+    node: asyncotp.Node,
+) -> None:
+    pid = spawn(idle)  # never replies
+    with pytest.raises(ValueError):
+        await call(pid, "first", timeout=math.nan)
+    with pytest.raises(CallTimeout):
+        await wait(call(pid, "second", timeout=0.01))
+    with pytest.raises(CallTimeout):
+        await wait(call(pid, "third", timeout=0.02))
+
+
+async def test_inf_means_no_limit_for_call_stop_and_receive_timeouts(node: asyncotp.Node) -> None:
+    async def server() -> None:
+        while True:
+            message = await receive(timeout=math.inf)
+            if isinstance(message, Caller):
+                message.reply(message.timeout)
+
+    pid = spawn(server)
+    assert await wait(call(pid, "your timeout?", timeout=math.inf)) is None  # no limit
+    assert await wait(call(pid, "and now?", timeout=2)) == 2.0  # a plain float
+    await wait(stop(pid, timeout=math.inf))
+    assert not is_alive(pid)
+
+
+@pytest.mark.parametrize("bad", [math.nan, 10**400, 1e300], ids=safe_repr)
+def test_a_child_spec_refuses_a_shutdown_time_that_overflows(bad: object) -> None:
+    async def start() -> Pid:
+        raise AssertionError("never started")
+
+    with pytest.raises(ValueError) as info:
+        ChildSpec("a", start, shutdown=bad)  # type: ignore[arg-type]
+    assert_names(info.value, "ChildSpec.shutdown", bad)
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("initial", 10**400),
+        ("initial", math.inf),
+        ("max", math.inf),
+        ("max", 1e300),
+        ("reset_after", 10**400),
+        ("multiplier", 10**400),
+        ("multiplier", math.inf),
+    ],
+)
+def test_a_backoff_refuses_times_and_factors_that_overflow(field: str, bad: object) -> None:
+    with pytest.raises(ValueError) as info:
+        Backoff(**{field: bad})  # type: ignore[arg-type]
+    assert_names(info.value, f"Backoff.{field}", bad)
+
+
+def test_a_backoff_may_never_start_over() -> None:
+    assert Backoff(reset_after=math.inf).reset_after == math.inf
+
+
+# -- 3. overflow policies apply to user messages only --------------------------------
