@@ -14,6 +14,8 @@ import pytest
 
 import asyncotp
 from asyncotp import (
+    KILL,
+    KILLED,
     NORMAL,
     Backoff,
     Caller,
@@ -22,6 +24,7 @@ from asyncotp import (
     ChildSpec,
     Down,
     Exited,
+    Overflow,
     Pid,
     Shutdown,
     Stop,
@@ -33,6 +36,7 @@ from asyncotp import (
     self_pid,
     send,
     send_after,
+    send_exit,
     set_trap_exits,
     spawn,
     stop,
@@ -306,3 +310,72 @@ def test_a_backoff_may_never_start_over() -> None:
 
 
 # -- 3. overflow policies apply to user messages only --------------------------------
+
+
+async def test_drop_oldest_never_evicts_a_monitors_down(node: asyncotp.Node) -> None:
+    async def scenario() -> tuple[list[object], int]:
+        me = self_pid()
+        victim = spawn(idle)
+        ref = monitor(victim)
+        ended = await watch(victim)
+        send(victim, "stop")
+        await wait(ended)  # our Down is queued too (unread)
+        for message in ("a", "b", "c"):
+            send(me, message)
+        info = process_info(me)
+        assert info is not None
+        messages = await drain()
+        assert isinstance(messages[0], Down)
+        assert messages[0].ref is ref
+        return messages[1:], info.dropped
+
+    rest, dropped = await in_actor(scenario, mailbox_size=2, overflow=Overflow.DROP_OLDEST)
+    assert rest == ["c"]  # "a" then "b" were evicted, never the Down
+    assert dropped == 2
+
+
+async def test_drop_oldest_drops_the_new_message_when_only_system_messages_are_queued(
+    node: asyncotp.Node,
+) -> None:
+    async def scenario() -> tuple[list[object], int]:
+        set_trap_exits(True)
+        me = self_pid()
+        victim = spawn(idle, link=True)
+        ended = await watch(victim)
+        send_exit(victim, KILL)
+        await wait(ended)
+        send(me, "user")  # the mailbox holds one Exited: "user" has nothing to evict
+        info = process_info(me)
+        assert info is not None
+        return await drain(), info.dropped
+
+    messages, dropped = await in_actor(scenario, mailbox_size=1, overflow=Overflow.DROP_OLDEST)
+    assert len(messages) == 1
+    assert isinstance(messages[0], Exited)
+    assert messages[0].reason is KILLED
+    assert dropped == 1
+
+
+@pytest.mark.parametrize("overflow", [Overflow.REJECT, Overflow.DROP_NEWEST])
+async def test_a_full_mailbox_still_takes_exit_signals_and_downs(
+    node: asyncotp.Node, overflow: Overflow
+) -> None:
+    async def scenario() -> list[object]:
+        set_trap_exits(True)
+        me = self_pid()
+        send(me, "filler")  # full now
+        victim = spawn(idle, link=True)
+        ref = monitor(victim)
+        ended = await watch(victim)
+        send(victim, "stop")
+        await wait(ended)
+        messages = await drain()
+        assert any(isinstance(m, Down) and m.ref is ref for m in messages)
+        return messages
+
+    messages = await in_actor(scenario, mailbox_size=1, overflow=overflow)
+    assert messages[0] == "filler"
+    assert len(messages) == 3  # filler, Exited(NORMAL) (it traps), Down
+
+
+# -- 5. a task that an actor starts is not that actor --------------------------------

@@ -171,6 +171,7 @@ def exit_process(proc: Process, reason: object) -> None:
         del node.names[proc.name]
     if proc.waiter is not None:
         proc.waiter = None
+    proc.system = None
     if proc.timers:
         for timer in proc.timers:
             if timer._handle is not None:

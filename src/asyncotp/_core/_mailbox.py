@@ -8,7 +8,10 @@ drains them without going back to the event loop for every one.
 ``deliver`` is the only way a user message enters a mailbox (``send``,
 ``cast``, ``call``, timers and the testing kit all use it), and
 ``deliver_system`` the only way a runtime message does (``Down``,
-``Exited``, a behaviour's own tokens): bounds never refuse those.
+``Exited``, a behaviour's own tokens). Overflow policies apply to user
+messages only: bounds never refuse a system message, and ``DROP_OLDEST``
+never evicts one (a bounded ``DROP_OLDEST`` mailbox remembers which queued
+messages are system ones; nothing else pays for that).
 """
 
 from __future__ import annotations
@@ -38,9 +41,28 @@ def deliver(proc: Process, message: object) -> None:
 
 
 def deliver_system(proc: Process, message: object) -> None:
-    """Append a message that bounds never refuse (``Down``, ``Exited``, tokens)."""
-    proc.mailbox.append(message)
+    """Append a message that bounds never refuse nor evict (``Down``,
+    ``Exited``, tokens)."""
+    mailbox = proc.mailbox
+    mailbox.append(message)
+    if proc.maxlen is not None and proc.overflow is Overflow.DROP_OLDEST:
+        system = proc.system
+        if system is None:
+            proc.system = [message]
+        else:
+            if len(system) >= len(mailbox):  # some were taken since: forget those
+                _prune_system(proc)
+            system.append(message)
     wake(proc)
+
+
+def _prune_system(proc: Process) -> None:
+    """Forget the system messages that are no longer queued. The list holds
+    them alive, so an ``id`` in it cannot belong to another queued message."""
+    system = proc.system
+    if system:
+        queued = {id(m) for m in proc.mailbox}
+        system[:] = [m for m in system if id(m) in queued]
 
 
 def wake(proc: Process) -> None:
@@ -69,17 +91,31 @@ def _overflow(proc: Process, message: object) -> bool:
             proc.pid,
         )
     proc.dropped += 1
-    if policy is Overflow.DROP_NEWEST:
-        droppable = _droppable(message)
+    if policy is Overflow.DROP_OLDEST:
+        mailbox = proc.mailbox
+        if not proc.system:
+            old = mailbox.popleft()
+        else:
+            _prune_system(proc)
+            protected = {id(m) for m in proc.system}
+            for index, old in enumerate(mailbox):
+                if id(old) not in protected:
+                    del mailbox[index]
+                    break
+            else:  # only system messages are queued: the new message goes instead
+                droppable = _droppable(message)
+                if droppable is not None:
+                    droppable.dropped(proc)
+                return False
+        proc.evicted += 1
+        droppable = _droppable(old)
         if droppable is not None:
             droppable.dropped(proc)
-        return False
-    old = proc.mailbox.popleft()
-    proc.evicted += 1
-    droppable = _droppable(old)
+        return True
+    droppable = _droppable(message)  # DROP_NEWEST
     if droppable is not None:
         droppable.dropped(proc)
-    return True
+    return False
 
 
 def _droppable(message: object) -> Droppable | None:

@@ -118,6 +118,7 @@ class Process:
         "rejected",
         "reported",
         "state",
+        "system",
         "task",
         "timers",
         "trap_exits",
@@ -133,6 +134,11 @@ class Process:
         self.mailbox: deque[Any] = deque()
         self.waiter: asyncio.Future[Any] | None = None
         self.task: asyncio.Task[None] | None = None
+        """The actor's own task: the only task that is this actor (a task it
+        starts inherits its context, not its identity)."""
+        self.system: list[object] | None = None
+        """System messages in a bounded ``DROP_OLDEST`` mailbox, which
+        eviction skips (possibly stale: only the ones still queued count)."""
         self.state = NEW
         self.maxlen = maxlen
         self.overflow = overflow
