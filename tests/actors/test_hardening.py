@@ -22,6 +22,7 @@ from asyncotp import (
     CallTimeout,
     GenServer,
     MailboxFull,
+    NotAnActorError,
     Overflow,
     Pid,
     ServerExited,
@@ -32,6 +33,8 @@ from asyncotp import (
     cast,
     is_alive,
     processes,
+    receive,
+    self_pid,
     send,
     whereis,
 )
@@ -255,3 +258,46 @@ async def test_agent_functions_refuse_a_function_that_is_not_callable_at_the_cal
 
 
 # -- 5. a task a server starts is not the server ------------------------------------
+
+
+class Spawner(GenServer):
+    """``init`` starts a task that tries to act as the server."""
+
+    async def init(self, outcome: asyncio.Future[list[object]]) -> None:
+        self.me = self_pid()
+        self.got: list[object] = []
+        send(self.me, "for the server")  # queued before the task runs
+        self.task = asyncio.create_task(self._try(outcome))
+
+    async def _try(self, outcome: asyncio.Future[list[object]]) -> None:
+        seen: list[object] = []
+        try:
+            self_pid()
+            seen.append("self_pid allowed")
+        except NotAnActorError:
+            seen.append("self_pid refused")
+        try:
+            seen.append(await receive())  # would take "for the server"
+        except NotAnActorError:
+            seen.append("receive refused")
+        # Any task of the node may call the server (not "the server calling itself").
+        seen.append(await call(self.me, "ping"))
+        outcome.set_result(seen)
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        return "pong" if request == "ping" else self.got
+
+    async def handle_info(self, message: Any) -> None:
+        self.got.append(message)
+
+
+async def test_a_task_a_server_starts_cannot_take_its_messages_nor_pass_for_it(
+    node: asyncotp.Node,
+) -> None:
+    outcome: asyncio.Future[list[object]] = asyncio.get_running_loop().create_future()
+    pid = await Spawner.start(outcome)
+    assert await wait(outcome) == ["self_pid refused", "receive refused", "pong"]
+    assert await call(pid, "messages") == ["for the server"]
+
+
+# -- 8. KILL ends a server whose callback swallows the cancellation -------------------

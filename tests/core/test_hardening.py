@@ -7,8 +7,12 @@ monitors, futures and events, never on sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -24,12 +28,18 @@ from asyncotp import (
     ChildSpec,
     Down,
     Exited,
+    NoProcess,
+    NotAnActorError,
     Overflow,
     Pid,
     Shutdown,
     Stop,
+    WrongThreadError,
     call,
+    cast,
+    from_thread,
     is_alive,
+    link,
     monitor,
     process_info,
     receive,
@@ -40,6 +50,7 @@ from asyncotp import (
     set_trap_exits,
     spawn,
     stop,
+    whereis,
 )
 from asyncotp._core import on_exit, safe_repr
 from tests.helpers import WAIT, down_of, drain, in_actor, wait, watch
@@ -379,3 +390,227 @@ async def test_a_full_mailbox_still_takes_exit_signals_and_downs(
 
 
 # -- 5. a task that an actor starts is not that actor --------------------------------
+
+
+async def test_a_task_an_actor_starts_is_not_that_actor_and_cannot_take_its_messages(
+    node: asyncotp.Node,
+) -> None:
+    async def scenario() -> tuple[dict[str, str], list[object]]:
+        me = self_pid()
+        send(me, "mine")  # queued: a stolen receive would take it
+        outcome: dict[str, str] = {}
+
+        async def child() -> None:
+            checks: dict[str, Callable[[], Any]] = {
+                "self_pid": self_pid,
+                "link": lambda: link(me),
+                "monitor": lambda: monitor(me),
+                "set_trap_exits": lambda: set_trap_exits(True),
+            }
+            for name, check in checks.items():
+                try:
+                    check()
+                    outcome[name] = "allowed"
+                except NotAnActorError:
+                    outcome[name] = "refused"
+            for name, timeout in (("receive", None), ("receive(timeout=0)", 0.0)):
+                try:
+                    await receive(timeout=timeout)
+                    outcome[name] = "allowed"
+                except NotAnActorError:
+                    outcome[name] = "refused"
+            # What any task of the node may do still works.
+            send(me, "from the child")
+            outcome["spawn"] = "allowed" if is_alive(spawn(idle, name="spawned")) else "?"
+
+        await asyncio.create_task(child())
+        send(whereis("spawned"), "stop")  # type: ignore[arg-type]
+        return outcome, await drain()
+
+    outcome, messages = await in_actor(scenario)
+    assert outcome == {
+        "self_pid": "refused",
+        "link": "refused",
+        "monitor": "refused",
+        "set_trap_exits": "refused",
+        "receive": "refused",
+        "receive(timeout=0)": "refused",
+        "spawn": "allowed",
+    }
+    assert messages == ["mine", "from the child"]
+
+
+async def test_a_call_from_a_task_an_actor_started_is_a_plain_tasks_call(
+    node: asyncotp.Node,
+) -> None:
+    # The task's call to its own actor is not "the actor calling itself".
+    async def scenario() -> object:
+        me = self_pid()
+        task = asyncio.create_task(call(me, "question", timeout=WAIT))
+        caller = await receive(lambda m: isinstance(m, Caller), timeout=WAIT)
+        assert caller.pid is None  # a plain task's call
+        caller.reply("answer")
+        return await task
+
+    assert await in_actor(scenario) == "answer"
+
+
+# -- 6. the runtime is for the node's thread; threads use from_thread -----------------
+
+
+async def run_in_thread(target: Callable[[], None]) -> None:
+    """Run ``target`` in a real ``threading.Thread``; wait for it (bounded)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            target()
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            loop.call_soon_threadsafe(done.set_result, None)
+
+    thread = threading.Thread(target=body, name="worker")
+    thread.start()
+    await wait(done)
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+async def test_every_function_called_from_another_thread_raises_wrong_thread_error(
+    node: asyncotp.Node,
+) -> None:
+    pid = spawn(idle, name="svc")
+    outcome: dict[str, object] = {}
+
+    def attempts() -> None:
+        checks: dict[str, Callable[[], object]] = {
+            "send": lambda: send(pid, "x"),
+            "send by name": lambda: send("svc", "x"),
+            "cast": lambda: cast(pid, "x"),
+            "cast by name": lambda: cast("svc", "x"),
+            "call": lambda: asyncio.run(call(pid, "x")),
+            "stop": lambda: asyncio.run(stop(pid)),
+            "spawn": lambda: spawn(idle),
+            "send_exit": lambda: send_exit(pid, KILL),
+            "is_alive": lambda: is_alive(pid),
+            "process_info": lambda: process_info(pid),
+            "whereis": lambda: whereis("svc"),
+            "send_after": lambda: send_after(0, pid, "x"),
+            "self_pid": self_pid,
+        }
+        for name, check in checks.items():
+            try:
+                check()
+                outcome[name] = "allowed"
+            except WrongThreadError as exc:
+                outcome[name] = "WrongThreadError" if "from_thread" in str(exc) else str(exc)
+            except Exception as exc:  # reported by the assertion below
+                outcome[name] = exc
+
+    await run_in_thread(attempts)
+    assert set(outcome.values()) == {"WrongThreadError"}, outcome
+    info = process_info(pid)
+    assert info is not None
+    assert info.mailbox_length == 0
+    assert info.status == "waiting"
+
+
+async def test_a_thread_that_copied_an_actors_context_is_still_another_thread(
+    node: asyncotp.Node,
+) -> None:
+    async def scenario() -> list[str]:
+        me = self_pid()
+        refused = []
+        for fn in (self_pid, lambda: send(me, "x"), lambda: send_after(0, me, "x")):
+            try:
+                await asyncio.to_thread(fn)  # copies the actor's context
+            except WrongThreadError:
+                refused.append("refused")
+        assert await drain() == []
+        return refused
+
+    assert await in_actor(scenario) == ["refused"] * 3
+
+
+async def test_from_thread_send_cast_call_and_run_reach_the_node_from_a_real_thread(
+    node: asyncotp.Node,
+) -> None:
+    log: list[object] = []
+
+    async def server() -> None:
+        while True:
+            message = await receive()
+            if isinstance(message, Caller):
+                message.reply(("echo", message.request))
+            elif isinstance(message, Cast):
+                log.append(("cast", message.request))
+            else:
+                log.append(message)
+
+    async def silent() -> None:
+        await receive(lambda m: m == "stop")
+
+    pid = spawn(server, name="echo")
+    quiet = spawn(silent)
+    outcome: dict[str, object] = {}
+
+    async def in_the_node(x: int) -> tuple[int, Pid]:
+        # A plain task of the node: it may spawn, it is not an actor.
+        try:
+            self_pid()
+        except NotAnActorError:
+            pass
+        else:
+            raise AssertionError("from_thread.run ran as an actor")
+        return x * 2, spawn(idle)
+
+    def work() -> None:  # the thread holds the Node
+        from_thread.send(node, pid, "hello")
+        from_thread.cast(node, "echo", "a cast")
+        outcome["call"] = from_thread.call(node, "echo", "ping", timeout=WAIT)
+        outcome["run"] = from_thread.run(node, in_the_node, 21)
+        attempts: dict[str, Callable[[], object]] = {
+            "unknown name": lambda: from_thread.send(node, "nobody", "x"),
+            "call unknown": lambda: from_thread.call(node, "nobody", "x"),
+            "timeout": lambda: from_thread.call(node, quiet, "x", timeout=0.01),
+            "bad timeout": lambda: from_thread.call(node, pid, "x", timeout=math.nan),
+        }
+        for name, attempt in attempts.items():
+            try:
+                attempt()
+            except Exception as exc:
+                outcome[name] = type(exc)
+
+    await run_in_thread(work)
+    assert outcome["call"] == ("echo", "ping")
+    ran = outcome["run"]
+    assert isinstance(ran, tuple)
+    doubled, spawned = ran
+    assert doubled == 42
+    assert is_alive(spawned)
+    send(spawned, "stop")
+    assert outcome["unknown name"] is NoProcess
+    assert outcome["call unknown"] is NoProcess
+    assert outcome["timeout"] is CallTimeout
+    assert outcome["bad timeout"] is ValueError
+    assert log == ["hello", ("cast", "a cast")]  # the call came after them in the mailbox
+    send(quiet, "stop")
+
+
+async def test_from_thread_refuses_the_nodes_own_thread_where_it_would_deadlock(
+    node: asyncotp.Node,
+) -> None:
+    pid = spawn(idle)
+    with pytest.raises(WrongThreadError, match="deadlock"):
+        from_thread.call(node, pid, "x")
+    with pytest.raises(WrongThreadError):
+        from_thread.send(node, pid, "x")
+    with pytest.raises(TypeError, match="Node"):
+        from_thread.send("not a node", pid, "x")  # type: ignore[arg-type]
+
+
+# -- 7. a timer to a pid belongs to its destination ---------------------------------

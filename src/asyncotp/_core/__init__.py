@@ -24,8 +24,15 @@ this package, never from its private modules. The modules, bottom up:
 * ``_server``: the GenServer loop, ``call``, ``cast``, ``stop`` and the
   start handshake (the ``GenServer`` class itself is ``asyncotp.actors``').
 * ``_node``: ``node()``, ``run()`` and the orderly shutdown.
+* ``_threads``: the bridge for other threads (``thread_send``,
+  ``thread_cast``, ``thread_call``, ``thread_run``), public as
+  ``asyncotp.from_thread``.
 * ``_ops``: the internal API on pids for the layers above (listed last
   below).
+
+Two rules hold everywhere (``_context``): only an actor's own task is that
+actor (a task it starts is a plain task), and the functions run on the
+node's event-loop thread (``WrongThreadError`` elsewhere).
 
 The hot path of a call: ``_server.call`` -> ``_mailbox.deliver`` ->
 the server's loop in ``_server._serve`` -> ``handle_call`` -> the caller's
@@ -71,6 +78,7 @@ from ._errors import ServerExited as ServerExited
 from ._errors import SettleTimeout as SettleTimeout
 from ._errors import StartError as StartError
 from ._errors import WaitTimeout as WaitTimeout
+from ._errors import WrongThreadError as WrongThreadError
 from ._mailbox import receive as receive
 from ._node import node as node
 from ._node import run as run
@@ -137,6 +145,10 @@ from ._signals import unlink as unlink
 from ._state import Node as Node
 from ._state import Overflow as Overflow
 from ._state import TimerRef as TimerRef
+from ._threads import thread_call as thread_call
+from ._threads import thread_cast as thread_cast
+from ._threads import thread_run as thread_run
+from ._threads import thread_send as thread_send
 from ._timers import cancel_timer as cancel_timer
 from ._timers import read_timer as read_timer
 from ._timers import send_after as send_after

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ._context import current_node, current_process, process_of, resolve
+from ._context import current_node, current_process, get_ident, process_of, resolve, wrong_thread
 from ._errors import NameTaken, NoNodeError
 from ._exits import exit_process, link_pair
 from ._mailbox import deliver, intercepted
@@ -140,7 +140,7 @@ def spawn(
     does. ``fn`` must be an async function (or an object with an async
     ``__call__``, or a ``functools.partial`` of one).
     """
-    node = current_node()
+    node = current_node("spawn")
     if not is_async_callable(fn):
         raise TypeError(
             f"spawn: {fn_name(fn)} is not an async function; an actor runs "
@@ -170,10 +170,13 @@ def send(dest: Pid | str, message: object) -> None:
 
     Never waits. A dead pid drops the message; an unknown name raises
     ``NoProcess``; a full bounded mailbox applies its overflow policy
-    (``MailboxFull`` with ``Overflow.REJECT``).
+    (``MailboxFull`` with ``Overflow.REJECT``). From another thread than the
+    node's: ``WrongThreadError`` (use ``asyncotp.from_thread.send``).
     """
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        if node.thread != get_ident():
+            wrong_thread(node, "send")
         proc = node.procs.get(dest)
         if proc is None:
             if node.closed:
@@ -188,7 +191,17 @@ def send(dest: Pid | str, message: object) -> None:
         node = proc.node
     if node.intercept is not None and intercepted(node, proc, message):
         return
-    deliver(proc, message)
+    if proc.maxlen is not None:
+        deliver(proc, message)
+        return
+    # deliver()'s unbounded case, inlined on this hot path (it pays for the
+    # thread check above).
+    proc.mailbox.append(message)
+    waiter = proc.waiter
+    if waiter is not None:
+        proc.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 def self_pid() -> Pid:
@@ -199,7 +212,8 @@ def self_pid() -> Pid:
 def is_alive(pid: Pid) -> bool:
     """Whether the actor behind ``pid`` is still running."""
     if type(pid) is not Pid:
-        raise TypeError(f"is_alive: expected a Pid, not {pid!r}")
+        raise TypeError(f"is_alive: expected a Pid, not {safe_repr(pid)}")
+    _check_pid_thread(pid, "is_alive")
     proc = process_of(pid)
     return proc is not None and proc.state < DEAD
 
@@ -207,7 +221,8 @@ def is_alive(pid: Pid) -> bool:
 def process_info(pid: Pid) -> ProcessInfo | None:
     """A frozen snapshot of the actor, or None if it is dead."""
     if type(pid) is not Pid:
-        raise TypeError(f"process_info: expected a Pid, not {pid!r}")
+        raise TypeError(f"process_info: expected a Pid, not {safe_repr(pid)}")
+    _check_pid_thread(pid, "process_info")
     proc = process_of(pid)
     if proc is None or proc.state == DEAD:
         return None
@@ -234,4 +249,10 @@ def process_info(pid: Pid) -> ProcessInfo | None:
 
 def processes() -> list[Pid]:
     """The pids of every live actor of the node, in start order."""
-    return list(current_node().procs)
+    return list(current_node("processes").procs)
+
+
+def _check_pid_thread(pid: Pid, operation: str) -> None:
+    node: Node = pid._node  # type: ignore[assignment]  # a pid's directory is its node
+    if node.thread != get_ident():
+        wrong_thread(node, operation)

@@ -6,7 +6,8 @@ mailbox, so a burst of messages costs one ``append`` each and the receiver
 drains them without going back to the event loop for every one.
 
 ``deliver`` is the only way a user message enters a mailbox (``send``,
-``cast``, ``call``, timers and the testing kit all use it), and
+``cast``, ``call``, timers and the testing kit all use it; ``send`` and
+``cast`` inline its unbounded case, which is the append and the wake), and
 ``deliver_system`` the only way a runtime message does (``Down``,
 ``Exited``, a behaviour's own tokens). Overflow policies apply to user
 messages only: bounds never refuse a system message, and ``DROP_OLDEST``
@@ -21,7 +22,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
-from ._errors import MailboxFull, NotAnActorError, ReceiveTimeout
+from ._context import calling_process, current_process, task_on
+from ._errors import MailboxFull, ReceiveTimeout
 from ._state import BUDGET, Droppable, Node, Overflow, Process, proc_var
 from ._validate import MAX_SECONDS, check_timeout
 
@@ -127,7 +129,7 @@ def _droppable(message: object) -> Droppable | None:
 def intercepted(node: Node, proc: Process, message: object) -> bool:
     """Whether the node's interceptor took ``message`` (testing only)."""
     assert node.intercept is not None
-    sender = proc_var.get()
+    sender = calling_process()
     return not node.intercept(sender.pid if sender is not None else None, proc.pid, message)
 
 
@@ -158,22 +160,25 @@ async def receive(match: Callable[[Any], bool] | None = None, timeout: float | N
     ``timeout`` seconds, ``ReceiveTimeout``; ``timeout=0`` takes a message that
     is already there or raises at once; None or ``math.inf`` wait without
     limit.
+
+    Only the actor's own task may receive: in a plain task, and in a task
+    that an actor started (which inherits the actor's context, not its
+    identity), ``receive`` raises ``NotAnActorError``, so such a task can
+    never take the actor's messages.
     """
     proc = proc_var.get()
-    if proc is None:
-        raise NotAnActorError(
-            "receive must be called from inside an actor (only actors have a mailbox); "
-            "start one with asyncotp.spawn(fn)"
-        )
-    mailbox = proc.mailbox
-    if match is None and timeout is None and mailbox:
-        budget = proc.budget
-        if budget < BUDGET:
-            proc.budget = budget + 1
+    if proc is not None and match is None and timeout is None:
+        mailbox = proc.mailbox
+        # The fast path: a message is there and this task is the actor.
+        if mailbox and proc.task is task_on(proc.node.loop):
+            budget = proc.budget
+            if budget < BUDGET:
+                proc.budget = budget + 1
+                return mailbox.popleft()
+            proc.budget = 0
+            await asyncio.sleep(0)
             return mailbox.popleft()
-        proc.budget = 0
-        await asyncio.sleep(0)
-        return mailbox.popleft()
+    proc = current_process("receive")  # NotAnActorError / WrongThreadError
     if timeout is not None and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS):
         timeout = check_timeout(timeout, "receive")
     return await _receive_slow(proc, match, timeout)

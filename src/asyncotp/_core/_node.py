@@ -99,6 +99,9 @@ async def node(*, shutdown_timeout: float = 5.0) -> AsyncIterator[Node]:
     supervisors one after another in reverse start order, other actors given
     ``shutdown_timeout`` seconds (finite, > 0) before ``KILL``. The shutdown
     runs shielded, so a cancellation around the block still cleans up.
+
+    The ``Node`` it gives is what other threads hold to reach the node
+    (``asyncotp.from_thread.send(node, ...)``, ``call``, ``cast``, ``run``).
     """
     running = node_var.get()
     if running is not None and not running.closed:

@@ -17,7 +17,14 @@ import enum
 from typing import Any, Final, Protocol, final
 
 from ._actor import spawn_process
-from ._context import current_node, current_process, resolve
+from ._context import (
+    current_node,
+    current_process,
+    get_ident,
+    resolve,
+    task_on,
+    wrong_thread,
+)
 from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
 from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
@@ -65,8 +72,14 @@ class Caller(Droppable):
         self._timeout = timeout
 
     def reply(self, value: object) -> bool:
-        """Answer the call; return False if the caller no longer waits."""
-        callers = self._server.callers
+        """Answer the call; return False if the caller no longer waits.
+
+        From any task of the node; from another thread, ``WrongThreadError``
+        (hand the value to the loop with ``loop.call_soon_threadsafe``)."""
+        server = self._server
+        if server.node.thread != get_ident():
+            wrong_thread(server.node, "Caller.reply")
+        callers = server.callers
         if callers:
             callers.discard(self)
         fut = self._fut
@@ -83,8 +96,11 @@ class Caller(Droppable):
         business (a refused request), not for the server's own crash.
         """
         if not isinstance(error, BaseException):
-            raise TypeError(f"Caller.fail takes an exception instance, not {error!r}")
-        callers = self._server.callers
+            raise TypeError(f"Caller.fail takes an exception instance, not {safe_repr(error)}")
+        server = self._server
+        if server.node.thread != get_ident():
+            wrong_thread(server.node, "Caller.fail")
+        callers = server.callers
         if callers:
             callers.discard(self)
         fut = self._fut
@@ -245,7 +261,7 @@ async def start_server(
     """Spawn ``server``'s loop and wait until its ``init`` has returned (the
     start handshake); see ``GenServer.start``. ``timeout`` is seconds > 0,
     or None or ``math.inf`` for no limit."""
-    node = current_node()
+    node = current_node("GenServer.start")
     what = type(server).__qualname__
     if type(timeout) is not float or not 0.0 < timeout <= MAX_SECONDS:
         timeout = check_seconds(timeout, f"{what}.start", "timeout", no_limit=True, positive=True)
@@ -414,10 +430,12 @@ the hot path: the default needs no validation)."""
 async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
 
-    ``timeout=None`` waits without limit. Raises ``CallTimeout`` past
-    ``timeout``, ``NoProcess`` if ``dest`` is dead or an unknown name,
-    ``ServerExited`` if the server ends before replying, ``MailboxFull`` if
-    a bounded mailbox refuses the request. A late reply is discarded.
+    ``timeout=None`` (or ``math.inf``) waits without limit. Raises
+    ``CallTimeout`` past ``timeout``, ``NoProcess`` if ``dest`` is dead or an
+    unknown name, ``ServerExited`` if the server ends before replying,
+    ``MailboxFull`` if a bounded mailbox refuses the request. A late reply
+    is discarded. From another thread than the node's: ``WrongThreadError``
+    (use ``asyncotp.from_thread.call``).
     """
     if (
         timeout is not DEFAULT_TIMEOUT
@@ -427,15 +445,19 @@ async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT
         timeout = check_timeout(timeout, "call")
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        if node.thread != get_ident():
+            wrong_thread(node, "call")
         proc = node.procs.get(dest)
     else:
         proc = resolve(dest, "call")
-        node = current_node()
+        node = current_node("call")
     if proc is None:
         if node.closed:
-            current_node()  # raises NoNodeError
+            current_node("call")  # raises NoNodeError
         raise NoProcess(f"call: {safe_repr(dest)} is not alive; nothing to call", dest)
-    me = proc_var.get()
+    me = proc_var.get()  # the calling actor, if this task is one (calling_process, inlined)
+    if me is not None and me.task is not task_on(node.loop):
+        me = None
     if me is proc:
         raise ActorError(
             f"call: {proc.pid!r} called itself, which would wait forever; call a helper "
@@ -454,14 +476,17 @@ def cast(dest: Pid | str, request: object) -> None:
     """Send a fire-and-forget request to a server; never waits.
 
     A dead pid drops it; an unknown name raises ``NoProcess``; a full mailbox
-    with ``Overflow.REJECT`` raises ``MailboxFull``.
+    with ``Overflow.REJECT`` raises ``MailboxFull``. From another thread than
+    the node's: ``WrongThreadError`` (use ``asyncotp.from_thread.cast``).
     """
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        if node.thread != get_ident():
+            wrong_thread(node, "cast")
         proc = node.procs.get(dest)
         if proc is None:
             if node.closed:
-                current_node()
+                current_node("cast")
             if node.on_dead_letter is not None:
                 node.on_dead_letter(dest, Cast(request))
             return
@@ -479,7 +504,17 @@ def cast(dest: Pid | str, request: object) -> None:
             return
     else:
         message = (_CAST_TAG, request) if proc.defers_exits else Cast(request)
-    deliver(proc, message)
+    if proc.maxlen is not None:
+        deliver(proc, message)
+        return
+    # deliver()'s unbounded case, inlined on this hot path (it pays for the
+    # thread check above).
+    proc.mailbox.append(message)
+    waiter = proc.waiter
+    if waiter is not None:
+        proc.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 async def stop(
@@ -502,8 +537,8 @@ async def stop(
     proc = resolve(dest, "stop")
     if proc is None:
         raise NoProcess(f"stop: {safe_repr(dest)} is not alive", dest)
-    me = proc_var.get()
-    if me is proc:
+    me = proc_var.get()  # the calling actor, if this task is one (calling_process, inlined)
+    if me is proc and me.task is task_on(proc.node.loop):
         raise ActorError(
             f"stop: {proc.pid!r} cannot wait for its own end; raise Stop(reason) instead"
         )

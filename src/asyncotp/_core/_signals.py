@@ -7,13 +7,13 @@ watcher receives ``Down(ref, pid, reason)``.
 
 from __future__ import annotations
 
-from ._context import current_process, process_of, resolve
+from ._context import calling_process, current_process, process_of, resolve
 from ._exits import link_pair, signal, unlink_pair
 from ._mailbox import deliver_system, drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC, Down, Exited, MonitorRef
 from ._safe import safe_repr
-from ._state import DEAD, proc_var
+from ._state import DEAD
 
 
 def link(pid: Pid) -> None:
@@ -77,7 +77,7 @@ def send_exit(pid: Pid | str, reason: object) -> None:
     target = resolve(pid, "send_exit")
     if target is None:
         return
-    sender_proc = proc_var.get()
+    sender_proc = calling_process()
     sender = sender_proc.pid if sender_proc is not None else target.node.pid
     signal(target, sender, reason, from_link=False)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import threading
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -196,11 +197,20 @@ class TimerRef:
 class Node:
     """One running actor system: its processes, names and timers.
 
-    Made by ``run`` or ``async with node()``; users rarely touch it.
+    Made by ``run`` or ``async with node() as node``. Its use for users: it
+    is what another thread holds to reach the node. asyncotp's functions
+    run on the node's event-loop thread (from any other they raise
+    ``WrongThreadError``); a thread calls ``asyncotp.from_thread.send(node,
+    dest, message)``, ``from_thread.cast(node, dest, request)``,
+    ``from_thread.call(node, dest, request, timeout)`` or
+    ``from_thread.run(node, async_fn, *args)`` instead, which run on the
+    node's loop and block the thread until done.
     """
 
     def __init__(self, shutdown_timeout: float = 5.0) -> None:
         self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        """The event loop's thread: the runtime's functions refuse others."""
         self.procs: dict[Pid, Process] = {}
         self.names: dict[str, Pid] = {}
         self.timers: set[TimerRef] = set()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ._context import current_node
+from ._context import check_thread, current_node
 from ._errors import MailboxFull
 from ._mailbox import deliver
 from ._pid import Pid
@@ -41,7 +41,7 @@ def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
     A timer set by an actor is cancelled when that actor ends. A name is
     looked up when the timer fires.
     """
-    node = current_node()
+    node = current_node("send_after")
     delay = check_delay(delay, "send_after")
     if type(dest) is not Pid and not isinstance(dest, str):
         raise TypeError(
@@ -64,6 +64,7 @@ def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
 
 def cancel_timer(ref: TimerRef) -> bool:
     """Cancel a timer; return whether it was still pending."""
+    check_thread(ref._node, "cancel_timer")
     handle = ref._handle
     if handle is None:
         return False
@@ -74,6 +75,7 @@ def cancel_timer(ref: TimerRef) -> bool:
 
 def read_timer(ref: TimerRef) -> float | None:
     """Seconds left before the timer fires, or None if it is no longer pending."""
+    check_thread(ref._node, "read_timer")
     handle = ref._handle
     if handle is None:
         return None
