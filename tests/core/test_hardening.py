@@ -34,14 +34,17 @@ from asyncotp import (
     Pid,
     Shutdown,
     Stop,
+    TimerRef,
     WrongThreadError,
     call,
+    cancel_timer,
     cast,
     from_thread,
     is_alive,
     link,
     monitor,
     process_info,
+    read_timer,
     receive,
     self_pid,
     send,
@@ -614,3 +617,31 @@ async def test_from_thread_refuses_the_nodes_own_thread_where_it_would_deadlock(
 
 
 # -- 7. a timer to a pid belongs to its destination ---------------------------------
+
+
+async def test_a_timer_to_a_pid_outlives_the_actor_that_set_it(node: asyncotp.Node) -> None:
+    async def sets_timer(target: Pid) -> TimerRef:
+        return send_after(0.01, target, "tick")
+
+    async def scenario() -> tuple[float | None, object]:
+        me = self_pid()
+        timer = await in_actor(lambda: sets_timer(me))  # that helper has ended now
+        return read_timer(timer), await receive(timeout=WAIT)
+
+    left, message = await in_actor(scenario)
+    assert left is not None  # still pending after its setter ended
+    assert message == "tick"
+
+
+async def test_a_timer_to_a_name_belongs_to_the_node_not_to_the_actor_that_set_it() -> None:
+    async def sets_timer() -> TimerRef:
+        return send_after(10.0, "late", "m")
+
+    async with asyncotp.node():
+        timer = await in_actor(sets_timer)
+        assert read_timer(timer) is not None  # its setter has ended
+    assert read_timer(timer) is None  # the node's end cancelled it
+    assert cancel_timer(timer) is False
+
+
+# -- 8. KILL ends an actor that swallows the cancellation -----------------------------
