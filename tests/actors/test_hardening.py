@@ -8,6 +8,7 @@ tests synchronise on replies, monitors and events, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -17,11 +18,14 @@ import pytest
 
 import asyncotp
 from asyncotp import (
+    KILL,
+    KILLED,
     Agent,
     Caller,
     CallTimeout,
     GenServer,
     MailboxFull,
+    NoProcess,
     NotAnActorError,
     Overflow,
     Pid,
@@ -36,9 +40,10 @@ from asyncotp import (
     receive,
     self_pid,
     send,
+    send_exit,
     whereis,
 )
-from asyncotp._core import safe_repr
+from asyncotp._core import exit_future, safe_repr
 from asyncotp.testing import wait_for_restart
 from tests.core.test_hardening import BAD_SECONDS, Hostile, HostileError
 from tests.helpers import Gate, wait, watch
@@ -301,3 +306,127 @@ async def test_a_task_a_server_starts_cannot_take_its_messages_nor_pass_for_it(
 
 
 # -- 8. KILL ends a server whose callback swallows the cancellation -------------------
+
+
+class Stubborn(GenServer):
+    async def init(self, log: list[object]) -> None:
+        self.log = log
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        if not isinstance(request, Gate):
+            self.log.append(("call", request))
+            return request
+        try:
+            await request.pass_through()
+        except asyncio.CancelledError:
+            self.log.append("swallowed")
+        return "reply after KILL"
+
+    async def handle_cast(self, request: Any) -> None:
+        if isinstance(request, Gate):
+            try:
+                await request.pass_through()
+            except asyncio.CancelledError:
+                self.log.append("swallowed")
+            return
+        self.log.append(("cast", request))
+
+    async def terminate(self, reason: Any) -> None:
+        self.log.append(("terminate", reason))
+
+
+async def test_kill_ends_a_server_whose_cast_callback_swallows_the_cancellation(
+    node: asyncotp.Node,
+) -> None:
+    log: list[object] = []
+    pid = await Stubborn.start(log)
+    ended = await watch(pid)
+    gate = Gate()
+    cast(pid, gate)
+    await gate.entered.wait()
+    queued = await queued_call(pid, "queued", timeout=None)
+    send_exit(pid, KILL)
+    assert await wait(ended) is KILLED
+    with pytest.raises(ServerExited) as info:
+        await wait(queued)  # not answered by the killed server
+    assert info.value.reason is KILLED
+    assert log == ["swallowed"]  # no terminate after KILL
+
+
+async def test_kill_ends_a_server_whose_callback_swallows_the_cancellation_with_killed(
+    node: asyncotp.Node,
+) -> None:
+    log: list[object] = []
+    pid = await Stubborn.start(log)
+    ended = await watch(pid)
+    gate = Gate()
+    holding = await queued_call(pid, gate, timeout=None)
+    await gate.entered.wait()
+    queued = await queued_call(pid, "queued", timeout=None)
+    cast(pid, "after")
+    send_exit(pid, KILL)
+    assert await wait(ended) is KILLED
+    with pytest.raises(ServerExited) as info:
+        await wait(holding)  # no reply from a killed server
+    assert info.value.reason is KILLED
+    with pytest.raises(ServerExited):
+        await wait(queued)
+    assert log == ["swallowed"]  # neither the cast nor terminate ran
+    with pytest.raises(NoProcess):
+        await call(pid, "anything")
+
+
+class SwallowsInit(GenServer):
+    async def init(self, gate: Gate) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # swallows a KILL
+            await gate.pass_through()
+
+
+async def test_kill_during_init_ends_a_server_whose_init_swallows_the_cancellation(
+    node: asyncotp.Node,
+) -> None:
+    gate = Gate()
+    starting = asyncio.create_task(SwallowsInit.start(gate, name="swallower"))
+    await gate.entered.wait()
+    pid = whereis("swallower")
+    assert pid is not None
+    ended = exit_future(pid)
+    send_exit(pid, KILL)
+    with pytest.raises(StartError):
+        await wait(starting)
+    assert await wait(ended) is KILLED
+    assert whereis("swallower") is None
+
+
+# -- 9. KeyboardInterrupt in a callback stops the node in order -----------------------
+
+
+class SlowInit(GenServer):
+    async def init(self, gate: Gate) -> None:
+        await gate.pass_through()
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        return request
+
+
+async def test_cancelling_a_start_kills_the_half_started_server_and_frees_its_name(
+    node: asyncotp.Node,
+) -> None:
+    gate = Gate()
+    starting = asyncio.create_task(SlowInit.start(gate, name="slow"))
+    await gate.entered.wait()
+    half = whereis("slow")
+    assert half is not None
+    ended = exit_future(half)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert whereis("slow") is None  # freed at once: a retry can take it
+    assert await wait(ended) is KILLED
+    gate.open()
+    again = await SlowInit.start(gate, name="slow")
+    assert await call("slow", "hello") == "hello"
+    assert again is not half
+
+
+# -- 11. Stop in terminate; stop() when terminate fails ---------------------------------

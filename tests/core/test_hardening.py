@@ -645,3 +645,29 @@ async def test_a_timer_to_a_name_belongs_to_the_node_not_to_the_actor_that_set_i
 
 
 # -- 8. KILL ends an actor that swallows the cancellation -----------------------------
+
+
+async def test_a_plain_actor_that_swallows_a_kill_is_cancelled_again_at_its_next_receive(
+    node: asyncotp.Node,
+) -> None:
+    entered = asyncio.Event()
+    after: list[str] = []
+
+    async def stubborn() -> None:
+        try:
+            entered.set()
+            await receive()
+        except asyncio.CancelledError:
+            after.append("swallowed")
+        await receive()  # a killed actor is cancelled here again
+        after.append("never")
+
+    pid = spawn(stubborn)
+    await entered.wait()
+    ended = await watch(pid)
+    send_exit(pid, KILL)
+    assert await wait(ended) is KILLED
+    assert after == ["swallowed"]
+
+
+# -- 9. SystemExit and KeyboardInterrupt stop the node in order -------------------------

@@ -94,6 +94,11 @@ def force_exit(proc: Process, reason: object) -> None:
         proc.forced_reason = reason
     if reason is KILLED:
         proc.killed = True
+        if proc.defers_exits:
+            # A behaviour's loop looks at its pending exit after every
+            # callback and every wait: a callback that swallows the
+            # cancellation still ends the server, with KILLED.
+            proc.pending_exit = KILLED
     if proc.state == NEW:
         # The task has not run a single step: its body would never see a
         # cancellation, so finish the bookkeeping here. The task's first

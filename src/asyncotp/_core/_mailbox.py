@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from ._context import calling_process, current_process, task_on
 from ._errors import MailboxFull, ReceiveTimeout
-from ._state import BUDGET, Droppable, Node, Overflow, Process, proc_var
+from ._state import BUDGET, EXITING, Droppable, Node, Overflow, Process, proc_var
 from ._validate import MAX_SECONDS, check_timeout
 
 
@@ -164,7 +164,8 @@ async def receive(match: Callable[[Any], bool] | None = None, timeout: float | N
     Only the actor's own task may receive: in a plain task, and in a task
     that an actor started (which inherits the actor's context, not its
     identity), ``receive`` raises ``NotAnActorError``, so such a task can
-    never take the actor's messages.
+    never take the actor's messages. A killed actor that swallowed the
+    cancellation is cancelled again at its next ``receive`` that waits.
     """
     proc = proc_var.get()
     if proc is not None and match is None and timeout is None:
@@ -177,6 +178,8 @@ async def receive(match: Callable[[Any], bool] | None = None, timeout: float | N
                 return mailbox.popleft()
             proc.budget = 0
             await asyncio.sleep(0)
+            if proc.killed or (proc.state >= EXITING and not proc.defers_exits):
+                raise asyncio.CancelledError  # it was ended, and swallowed the cancellation
             return mailbox.popleft()
     proc = current_process("receive")  # NotAnActorError / WrongThreadError
     if timeout is not None and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS):
@@ -195,6 +198,8 @@ async def _receive_slow(
     expired: list[bool] | None = None  # made with the timer, which appends to it on firing
     try:
         while True:
+            if proc.killed or (proc.state >= EXITING and not proc.defers_exits):
+                raise asyncio.CancelledError  # it was ended, and swallowed the cancellation
             if match is None:
                 if mailbox:
                     return mailbox.popleft()

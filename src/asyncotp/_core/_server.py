@@ -246,6 +246,19 @@ class Callbacks(Protocol):
     async def terminate(self, reason: Any) -> None: ...
 
 
+def _abort_start(proc: Process, starter: Process | None) -> None:
+    """Undo a start that will not complete: the server is killed at once
+    (without a crash report) and its name freed now, so that a retry can
+    take it; the starter, if linked, is unlinked first so that it survives."""
+    if starter is not None:
+        unlink_pair(starter, proc.pid)
+    proc.reported = True
+    kill(proc)
+    node = proc.node
+    if proc.name is not None and node.names.get(proc.name) is proc.pid:
+        del node.names[proc.name]
+
+
 async def start_server(
     server: Callbacks,
     args: tuple[Any, ...],
@@ -259,8 +272,12 @@ async def start_server(
     has_terminate: bool,
 ) -> Pid:
     """Spawn ``server``'s loop and wait until its ``init`` has returned (the
-    start handshake); see ``GenServer.start``. ``timeout`` is seconds > 0,
-    or None or ``math.inf`` for no limit."""
+    start handshake); see ``GenServer.start``.
+
+    ``timeout`` is seconds > 0, or None or ``math.inf`` for no limit. If the
+    deadline passes, or the task that starts is cancelled, the half-started
+    server is killed and its name freed before ``start`` raises
+    (``StartError``, or the ``CancelledError``)."""
     node = current_node("GenServer.start")
     what = type(server).__qualname__
     if type(timeout) is not float or not 0.0 < timeout <= MAX_SECONDS:
@@ -287,16 +304,14 @@ async def start_server(
     try:
         await started
     except BaseException as exc:
-        if isinstance(exc, asyncio.CancelledError):
+        if not isinstance(exc, Exception):  # cancelled (or worse): undo, then let it through
             if not started.done():
                 started.cancel()
+            _abort_start(proc, starter)
             raise
         who = f"<Pid {proc.pid.number} {name!r}>" if name else repr(proc.pid)
         if exc is wait.error:  # our deadline, not a TimeoutError raised by init
-            if starter is not None:
-                unlink_pair(starter, proc.pid)
-            proc.reported = True
-            kill(proc)
+            _abort_start(proc, starter)
             await wait_exit(proc, None)
             raise StartError(
                 f"{what} did not finish init within {timeout} s "
@@ -322,6 +337,12 @@ def _note(exc: BaseException, note: str) -> None:
         exc.add_note(note)
 
 
+def _was_killed(proc: Process) -> bool:
+    # A function, so that type checkers do not narrow ``proc.killed`` for
+    # the rest of the server loop (a KILL changes it during any await).
+    return proc.killed
+
+
 async def _serve(
     server: Callbacks,
     args: tuple[Any, ...],
@@ -333,6 +354,8 @@ async def _serve(
     assert proc is not None
     try:
         await server.init(*args, **kwargs)
+        if _was_killed(proc):  # init swallowed the cancellation of a KILL
+            raise asyncio.CancelledError
     except BaseException as exc:
         # Unlink from the starter first, so that a starter that used
         # link=True survives to receive StartError; a KILL during init
@@ -350,6 +373,8 @@ async def _serve(
 
     # The message loop. Callbacks are looked up once, unbound, and the common
     # case of a call is answered inline: this loop is the server's hot path.
+    # The pending exit (a stop, a shutdown, a KILL whose cancellation the
+    # callback swallowed) is looked at after every callback and every wait.
     cls = type(server)
     handle_call = cls.handle_call
     handle_cast = cls.handle_cast
@@ -383,6 +408,9 @@ async def _serve(
             elif kind is Caller:
                 proc.current = message
                 result = await handle_call(server, message.request, message)
+                if proc.killed:  # it swallowed the KILL: no reply (ServerExited instead)
+                    reason = KILLED
+                    break
                 proc.current = None
                 if result is not NOREPLY:
                     fut = message._fut

@@ -136,10 +136,12 @@ class GenServer:
     ) -> Pid:
         """Spawn the server and wait until ``init(*args, **kwargs)`` has returned.
 
-        If ``init`` raises or takes longer than ``timeout`` seconds, ``start``
-        raises ``StartError`` (its ``__cause__`` is the error, a
-        ``TimeoutError`` for the timeout) and nothing is left running or
-        registered. ``link=True`` links the server to the calling actor.
+        If ``init`` raises or takes longer than ``timeout`` seconds (> 0;
+        None or ``math.inf``: no limit), ``start`` raises ``StartError`` (its
+        ``__cause__`` is the error, a ``TimeoutError`` for the timeout) and
+        nothing is left running or registered; so too when the task calling
+        ``start`` is cancelled (the ``CancelledError`` goes through).
+        ``link=True`` links the server to the calling actor.
         """
         return await start_server(
             cls(),
