@@ -41,6 +41,7 @@ from asyncotp import (
     self_pid,
     send,
     send_exit,
+    stop,
     whereis,
 )
 from asyncotp._core import exit_future, safe_repr
@@ -197,6 +198,28 @@ async def test_the_default_handle_info_logs_an_unformattable_message_with_a_plac
     assert await call(pid, "ping") == "pong"
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "repr() raised RuntimeError" in warning.getMessage()
+
+
+@pytest.mark.parametrize(
+    "reason", [RuntimeError("broken state"), "bad_state"], ids=["exception", "plain reason"]
+)
+async def test_a_servers_crash_report_names_the_server_its_last_message_and_the_reason(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture, reason: object
+) -> None:
+    pid = await Server.start([], name="reporter")
+    ended = await watch(pid)
+    request = ("raise", reason) if isinstance(reason, Exception) else ("stop", reason)
+    cast(pid, request)
+    assert await wait(ended) is reason
+    [report] = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
+    text = report.getMessage()
+    assert "'reporter'" in text  # the server
+    assert "Server" in text  # its class
+    assert f"Cast({request!r})" in text  # the last message it handled
+    assert repr(reason) in text
+
+
+# -- 2. time arguments are validated before anything happens -----------------------
 
 
 @pytest.mark.parametrize("bad", [*BAD_SECONDS, 0, 0.0], ids=safe_repr)
@@ -430,3 +453,43 @@ async def test_cancelling_a_start_kills_the_half_started_server_and_frees_its_na
 
 
 # -- 11. Stop in terminate; stop() when terminate fails ---------------------------------
+
+
+class EndsInTerminate(GenServer):
+    async def init(self, outcome: BaseException) -> None:
+        self.outcome = outcome
+
+    async def terminate(self, reason: Any) -> None:
+        raise self.outcome
+
+
+async def test_stop_raised_in_terminate_makes_its_reason_the_exit_reason(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    pid = await EndsInTerminate.start(Stop("chosen in terminate"))
+    ended = await watch(pid)
+    with pytest.raises(ServerExited) as info:
+        await stop(pid, "asked")
+    assert info.value.reason == "chosen in terminate"
+    assert await wait(ended) == "chosen in terminate"
+    [report] = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
+    assert "chosen in terminate" in report.getMessage()
+
+
+async def test_stop_raises_server_exited_with_the_crash_when_terminate_crashes(
+    node: asyncotp.Node,
+) -> None:
+    error = RuntimeError("terminate failed")
+    pid = await EndsInTerminate.start(error)
+    with pytest.raises(ServerExited) as info:
+        await stop(pid)
+    assert info.value.reason is error
+    assert "terminate failed" in str(info.value)
+
+
+async def test_stop_returns_quietly_when_the_server_ends_as_asked(node: asyncotp.Node) -> None:
+    log: list[object] = []
+    pid = await Server.start(log)
+    await stop(pid, "asked")
+    await stop(await Server.start(log), KILL)  # KILL ends with KILLED: as asked
+    assert log == [("terminate", "asked")]

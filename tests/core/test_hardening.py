@@ -93,6 +93,14 @@ class HostileError(Exception):
         raise RuntimeError("hash refused")
 
 
+class Sly(Hostile):
+    """Refuses even to say what it is: ``isinstance`` asks ``__class__``."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("__class__ refused")
+
+
 async def idle() -> None:
     """An actor that waits for ``"stop"``."""
     await receive(lambda m: m == "stop")
@@ -156,6 +164,30 @@ async def test_a_crash_whose_error_cannot_be_formatted_still_reaches_links_monit
     assert "repr() raised RuntimeError" in record.getMessage()
     assert record.exc_info is not None
     assert record.exc_info[1] is error
+
+
+async def test_an_exit_reason_that_cannot_be_compared_hashed_or_formatted_goes_through_links(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    reason = Sly()
+    buddy_pid: asyncio.Future[Pid] = asyncio.get_running_loop().create_future()
+
+    async def buddy() -> None:
+        await receive(lambda m: m == "never")
+
+    async def stopper() -> None:
+        buddy_pid.set_result(spawn(buddy, link=True))  # does not trap: ends with the reason
+        await receive(lambda m: m == "go")
+        raise Stop(reason)
+
+    pid = spawn(stopper)
+    ended = await watch(pid)
+    buddy_ended = await watch(await wait(buddy_pid))
+    send(pid, "go")
+    assert await wait(ended) is reason
+    assert await wait(buddy_ended) is reason
+    [record] = records_of(caplog, pid)  # its own abnormal end: reported
+    assert "repr() raised RuntimeError" in record.getMessage()
 
 
 async def test_a_timer_delivers_a_message_whose_repr_eq_and_hash_raise(node: asyncotp.Node) -> None:

@@ -106,9 +106,14 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
     proc_var.set(proc)
     proc.state = RUNNING
     reason: object
+    detail: str | None = None
     try:
         result = await coro
-        reason = result.reason if type(result) is ExitWith else NORMAL
+        if type(result) is ExitWith:
+            reason = result.reason
+            detail = result.detail
+        else:
+            reason = NORMAL
     except Stop as stop:
         reason = KILLED if stop.reason is KILL else stop.reason
     except asyncio.CancelledError:
@@ -121,7 +126,7 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
         raise
     if proc.forced_reason is not UNSET:
         reason = proc.forced_reason
-    exit_process(proc, reason)
+    exit_process(proc, reason, detail)
 
 
 def spawn(

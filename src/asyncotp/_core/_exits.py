@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import anyio
 
 from ._mailbox import deliver_system, wake
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NOPROC, NORMAL, Down, Exited, is_clean_exit
+from ._safe import safe_repr
 from ._state import DEAD, EXITING, NEW, UNSET, Droppable, Process
 
 logger = logging.getLogger("asyncotp")
@@ -162,9 +164,13 @@ def unlink_pair(a: Process, b_pid: Pid) -> None:
         other.links.discard(a.pid)
 
 
-def exit_process(proc: Process, reason: object) -> None:
+def exit_process(proc: Process, reason: object, detail: str | None = None) -> None:
     """Everything that happens when an actor ends: names, timers, callers,
-    links, monitors, exit callbacks and the crash report."""
+    links, monitors, exit callbacks and the crash report (``detail``: what
+    the actor was doing, for the report).
+
+    No user object is formatted, compared or hashed here, and an exit
+    callback that fails is logged and skipped: an exit always completes."""
     if proc.state == DEAD:
         return
     proc.state = DEAD
@@ -237,29 +243,33 @@ def exit_process(proc: Process, reason: object) -> None:
                     extra={"actor_pid": pid, "actor_name": proc.name},
                 )
     if not proc.reported and not is_clean_exit(reason):
-        _crash_report(proc, reason, linked)
+        _crash_report(proc, reason, linked, detail)
 
 
-def _crash_report(proc: Process, reason: object, linked: bool) -> None:
-    # An actor that raised is always reported (unless its supervisor
-    # reports it); an actor ended by a signal only when nobody would hear
-    # of it otherwise.
+def _crash_report(proc: Process, reason: object, linked: bool, detail: str | None) -> None:
+    # An actor that ended by itself (it raised, or raised Stop with a
+    # reason that is not clean) is always reported, unless its supervisor
+    # reports it; an actor ended by a signal only when nobody would hear
+    # of it otherwise (as OTP's crash reports).
     if proc.parent is not None:
         parent = proc.node.procs.get(proc.parent)
         if parent is not None and parent.is_supervisor:
             return
-    own_crash = isinstance(reason, BaseException) and proc.forced_reason is UNSET
-    if not own_crash and linked:
+    own = proc.forced_reason is UNSET and reason is not KILLED
+    if not own and linked:
         return
+    # The record carries formatted text only (and the reason as an extra
+    # field): a handler formatting it later cannot meet a failing repr.
     extra = {"actor_pid": proc.pid, "actor_name": proc.name, "reason": reason}
-    who = label(proc)
-    if isinstance(reason, BaseException):
+    who = label(proc) if detail is None else f"{label(proc)} ({detail})"
+    if issubclass(type(reason), BaseException):  # by type: __class__ is not asked
+        error = cast(BaseException, reason)
         logger.error(
-            "actor %s crashed: %r",
+            "actor %s crashed: %s",
             who,
-            reason,
-            exc_info=(type(reason), reason, reason.__traceback__),
+            safe_repr(reason),
+            exc_info=(type(error), error, error.__traceback__),
             extra=extra,
         )
     else:
-        logger.error("actor %s exited with reason %r", who, reason, extra=extra)
+        logger.error("actor %s exited with reason %s", who, safe_repr(reason), extra=extra)

@@ -29,9 +29,19 @@ from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExit
 from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
-from ._reasons import KILLED, NORMAL, Stop
+from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
 from ._safe import safe_repr
-from ._state import BUDGET, EXITING, UNSET, Droppable, ExitWith, Node, Overflow, Process, proc_var
+from ._state import (
+    BUDGET,
+    EXITING,
+    UNSET,
+    Droppable,
+    ExitWith,
+    Node,
+    Overflow,
+    Process,
+    proc_var,
+)
 from ._validate import MAX_SECONDS, check_mailbox, check_name, check_seconds, check_timeout
 
 
@@ -324,6 +334,10 @@ async def start_server(
     return proc.pid
 
 
+_NOTHING: Final = object()
+"""No message handled yet (the server loop's ``message`` before the first)."""
+
+
 def _shown(message: object) -> object:
     """A message as users would recognise it (a cast as ``Cast``)."""
     if type(message) is tuple and len(message) == 2 and message[0] is _CAST_TAG:
@@ -341,6 +355,13 @@ def _was_killed(proc: Process) -> bool:
     # A function, so that type checkers do not narrow ``proc.killed`` for
     # the rest of the server loop (a KILL changes it during any await).
     return proc.killed
+
+
+def _detail(cls: type, message: object) -> str:
+    """For the crash report: the server's class and its last message."""
+    if message is _NOTHING:
+        return f"{cls.__qualname__}, no message handled yet"
+    return f"{cls.__qualname__}, last message {safe_repr(_shown(message))}"
 
 
 async def _serve(
@@ -382,6 +403,7 @@ async def _serve(
     mailbox = proc.mailbox
     loop = proc.node.loop
     budget = 0
+    message: Any = _NOTHING
     reason: object
     while True:
         if proc.pending_exit is not UNSET:
@@ -430,7 +452,7 @@ async def _serve(
             if stop.has_reply and kind is Caller:
                 proc.current = None
                 message.reply(stop.reply)
-            reason = stop.reason
+            reason = KILLED if stop.reason is KILL else stop.reason
             break
         except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
             _note(exc, f"in {cls.__qualname__} {proc.pid!r} handling {safe_repr(_shown(message))}")
@@ -440,11 +462,16 @@ async def _serve(
     if not proc.killed and has_terminate:
         try:
             await server.terminate(reason)
+        except Stop as stop:  # terminate chose the exit reason
+            reason = KILLED if stop.reason is KILL else stop.reason
+            proc.forced_reason = UNSET
         except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
             _note(exc, f"raised by {cls.__qualname__}.terminate({safe_repr(reason)})")
             reason = exc
             proc.forced_reason = UNSET  # its own crash, to be reported
-    return ExitWith(reason)
+    if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
+        return ExitWith(reason)  # nothing to report
+    return ExitWith(reason, _detail(cls, message))
 
 
 # -- client functions ------------------------------------------------------
@@ -551,10 +578,13 @@ async def stop(
     """Stop a server (or any actor) with ``reason`` and wait until it has
     ended and its ``terminate`` has run.
 
-    Past ``timeout``: ``CallTimeout``, and the actor is left as it is: not
-    killed, and (as with OTP's ``proc_lib:stop``) the stop request stays
-    pending, so a server busy in a long callback still stops when it
-    returns. ``NoProcess`` if it is not alive.
+    Past ``timeout`` (None or ``math.inf``: no limit): ``CallTimeout``, and
+    the actor is left as it is: not killed, and (as with OTP's
+    ``proc_lib:stop``) the stop request stays pending, so a server busy in a
+    long callback still stops when it returns. ``NoProcess`` if it is not
+    alive. If the actor ends with another reason than ``reason`` (its
+    ``terminate`` crashed, or it ended otherwise first), ``ServerExited``
+    carrying that reason, as OTP's ``gen_server:stop`` exits with it.
     """
     if (
         timeout is not DEFAULT_TIMEOUT
@@ -571,10 +601,22 @@ async def stop(
             f"stop: {proc.pid!r} cannot wait for its own end; raise Stop(reason) instead"
         )
     exited = exit_future(proc)
-    request_stop(proc, reason)
+    if reason is KILL:
+        expected: object = KILLED
+        kill(proc)
+    else:
+        expected = reason
+        request_stop(proc, reason)
     if timeout is not None and not exited.done():
         proc.node.deadlines.add(_StopWait(exited, proc.pid, timeout), timeout)
-    await exited
+    ended = await exited
+    if ended is not expected:
+        raise ServerExited(
+            f"stop: {label(proc)} was asked to stop with reason {safe_repr(reason)} but ended with "
+            f"reason {safe_repr(ended)} (its terminate failed, or it ended otherwise first)",
+            proc.pid,
+            ended,
+        )
 
 
 def token_call(request: object) -> Caller:

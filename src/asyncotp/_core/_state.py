@@ -82,12 +82,14 @@ class Droppable:
 @final
 class ExitWith:
     """Returned by a behaviour's main coroutine to end with ``reason``
-    (cheaper than raising ``Stop``)."""
+    (cheaper than raising ``Stop``). ``detail`` says, for the crash report,
+    what the behaviour was and what it handled last (already formatted)."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("detail", "reason")
 
-    def __init__(self, reason: object) -> None:
+    def __init__(self, reason: object, detail: str | None = None) -> None:
         self.reason = KILLED if reason is KILL else reason
+        self.detail = detail
 
 
 @final
