@@ -20,6 +20,7 @@ import asyncotp
 from asyncotp import (
     KILL,
     KILLED,
+    SHUTDOWN,
     Agent,
     Caller,
     CallTimeout,
@@ -30,6 +31,7 @@ from asyncotp import (
     Overflow,
     Pid,
     ServerExited,
+    Shutdown,
     StartError,
     Stop,
     Supervisor,
@@ -422,6 +424,27 @@ async def test_kill_during_init_ends_a_server_whose_init_swallows_the_cancellati
 
 
 # -- 9. KeyboardInterrupt in a callback stops the node in order -----------------------
+
+
+async def test_keyboard_interrupt_in_a_callback_runs_every_terminate_then_is_raised_from_node() -> (
+    None
+):
+    log: list[object] = []
+    interrupt = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt) as info:  # noqa: PT012 - the whole node's life
+        async with asyncotp.node():
+            other = await Server.start(log, name="other")
+            culprit = await Server.start(log, name="culprit")
+            cast(culprit, ("raise", interrupt))
+            await asyncio.Event().wait()  # the node cancels the block to stop
+    assert info.value is interrupt
+    assert sorted(map(repr, log)) == sorted(
+        [repr(("terminate", Shutdown(interrupt))), repr(("terminate", SHUTDOWN))]
+    )
+    del other
+
+
+# -- 10. cancelling a start undoes it -------------------------------------------------
 
 
 class SlowInit(GenServer):

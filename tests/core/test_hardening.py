@@ -10,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from asyncotp import (
     KILL,
     KILLED,
     NORMAL,
+    SHUTDOWN,
     Backoff,
     Caller,
     CallTimeout,
@@ -55,7 +60,7 @@ from asyncotp import (
     stop,
     whereis,
 )
-from asyncotp._core import on_exit, safe_repr
+from asyncotp._core import exit_future, on_exit, safe_repr
 from tests.helpers import WAIT, down_of, drain, in_actor, wait, watch
 
 # -- user objects that refuse to be formatted, compared or hashed --------------------
@@ -703,3 +708,86 @@ async def test_a_plain_actor_that_swallows_a_kill_is_cancelled_again_at_its_next
 
 
 # -- 9. SystemExit and KeyboardInterrupt stop the node in order -------------------------
+
+
+def never_retrieved(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+@pytest.mark.parametrize("fatal", [SystemExit(3), KeyboardInterrupt()], ids=repr)
+async def test_system_exit_in_an_actor_shuts_every_actor_down_then_is_raised_from_node(
+    fatal: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[object] = []
+    ready = asyncio.Event()
+
+    async def bystander() -> None:
+        set_trap_exits(True)
+        ready.set()
+        seen.append(await receive())
+
+    async def quitter() -> None:
+        await receive(lambda m: m == "go")
+        raise fatal
+
+    ended: asyncio.Future[object] | None = None
+    with pytest.raises(type(fatal)) as info:  # noqa: PT012 - the whole node's life
+        async with asyncotp.node():
+            spawn(bystander)
+            await ready.wait()
+            quitting = spawn(quitter)
+            ended = exit_future(quitting)  # resolved by the exit itself, not by an actor
+            send(quitting, "go")
+            await asyncio.Event().wait()  # the node cancels the block to stop
+    assert ended is not None
+    assert info.value is fatal
+    assert ended.result() == Shutdown(fatal)
+    assert len(seen) == 1
+    assert isinstance(seen[0], Exited)
+    assert seen[0].reason is SHUTDOWN
+    assert never_retrieved(caplog) == []
+
+
+SYSTEM_EXIT_PROGRAM = """
+import asyncotp
+from asyncotp import GenServer, spawn
+
+
+class Bystander(GenServer):
+    async def terminate(self, reason):
+        print("terminate", reason, flush=True)
+
+
+async def quitter():
+    raise SystemExit(3)
+
+
+async def main():
+    await Bystander.start()
+    spawn(quitter)
+    await asyncotp.receive()  # the node stops this actor too
+
+
+asyncotp.run(main)
+print("not reached")
+"""
+
+
+def test_system_exit_in_an_actor_stops_run_in_order_and_exits_with_its_code(
+    tmp_path: Path,
+) -> None:
+    program = tmp_path / "quits.py"
+    program.write_text(SYSTEM_EXIT_PROGRAM)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", str(program)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.splitlines() == ["terminate SHUTDOWN"]
+    assert "never retrieved" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

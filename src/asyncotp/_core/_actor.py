@@ -18,7 +18,7 @@ import attrs
 
 from ._context import current_node, current_process, get_ident, process_of, resolve, wrong_thread
 from ._errors import NameTaken, NoNodeError
-from ._exits import exit_process, link_pair
+from ._exits import exit_process, fatal, link_pair
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
@@ -120,10 +120,11 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
         reason = KILLED
     except Exception as exc:  # noqa: BLE001 - an actor's crash is its exit reason
         reason = exc
-    except BaseException as exc:
-        # KeyboardInterrupt, SystemExit: end the actor, then let it through.
-        exit_process(proc, exc)
-        raise
+    except BaseException as exc:  # noqa: BLE001 - never re-raised into the event loop
+        # SystemExit, KeyboardInterrupt: the node shuts down in order and
+        # raises it from node()/run(); raising it here would stop the loop
+        # under every other actor.
+        reason = fatal(proc, exc)
     if proc.forced_reason is not UNSET:
         reason = proc.forced_reason
     exit_process(proc, reason, detail)

@@ -20,7 +20,7 @@ import anyio
 
 from ._mailbox import deliver_system, wake
 from ._pid import Pid
-from ._reasons import KILL, KILLED, NOPROC, NORMAL, Down, Exited, is_clean_exit
+from ._reasons import KILL, KILLED, NOPROC, NORMAL, Down, Exited, Shutdown, is_clean_exit
 from ._safe import safe_repr
 from ._state import DEAD, EXITING, NEW, UNSET, Droppable, Process
 
@@ -162,6 +162,27 @@ def unlink_pair(a: Process, b_pid: Pid) -> None:
     other = a.node.procs.get(b_pid)
     if other is not None and other.links is not None:
         other.links.discard(a.pid)
+
+
+def fatal(proc: Process, exc: BaseException) -> object:
+    """The exit reason of an actor that raised ``exc``, not an ``Exception``.
+
+    ``SystemExit`` and ``KeyboardInterrupt`` stop the whole node in order:
+    the node records the first one, its host task (``async with node()``) is
+    cancelled so that the shutdown begins, and ``node()`` (or ``run()``)
+    raises it once every actor has been shut down. The actor itself ends
+    with ``Shutdown(exc)``. Any other ``BaseException`` is a crash like any
+    other (the exception is the reason)."""
+    if not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        return exc
+    node = proc.node
+    if node.fatal is None:
+        node.fatal = exc
+        host = node.host
+        if not node.shutting_down and host is not None and not host.done():
+            node.host_cancelled = True
+            host.cancel(f"asyncotp: {label(proc)} raised {type(exc).__name__}; stopping the node")
+    return Shutdown(exc)
 
 
 def exit_process(proc: Process, reason: object, detail: str | None = None) -> None:

@@ -26,7 +26,7 @@ from ._context import (
     wrong_thread,
 )
 from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
-from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
+from ._exits import exit_future, fatal, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
@@ -384,8 +384,16 @@ async def _serve(
         if proc.parent is not None:
             unlink_pair(proc, proc.parent)
         proc.reported = True
+        if isinstance(exc, Exception):
+            failure: BaseException = exc
+        elif isinstance(exc, asyncio.CancelledError):
+            failure = Stop(KILLED)
+        else:  # SystemExit, KeyboardInterrupt: the node stops (see _exits.fatal)
+            failure = Stop(fatal(proc, exc))
         if not started.done():
-            started.set_exception(exc if isinstance(exc, Exception) else Stop(KILLED))
+            started.set_exception(failure)
+        if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
+            return ExitWith(failure.reason)
         raise
     if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
         raise Stop(NORMAL)
@@ -458,6 +466,11 @@ async def _serve(
             _note(exc, f"in {cls.__qualname__} {proc.pid!r} handling {safe_repr(_shown(message))}")
             reason = exc
             break
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
+            break
     proc.state = EXITING
     if not proc.killed and has_terminate:
         try:
@@ -469,6 +482,11 @@ async def _serve(
             _note(exc, f"raised by {cls.__qualname__}.terminate({safe_repr(reason)})")
             reason = exc
             proc.forced_reason = UNSET  # its own crash, to be reported
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
+            proc.forced_reason = UNSET
     if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
         return ExitWith(reason)  # nothing to report
     return ExitWith(reason, _detail(cls, message))

@@ -213,6 +213,12 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.thread = threading.get_ident()
         """The event loop's thread: the runtime's functions refuse others."""
+        self.host: asyncio.Task[Any] | None = asyncio.current_task()
+        """The task that runs the node (``async with node()``)."""
+        self.fatal: BaseException | None = None
+        """A ``SystemExit`` or ``KeyboardInterrupt`` raised in an actor: the
+        node shuts down in order, then raises it from ``node()``/``run()``."""
+        self.host_cancelled = False
         self.procs: dict[Pid, Process] = {}
         self.names: dict[str, Pid] = {}
         self.timers: set[TimerRef] = set()
