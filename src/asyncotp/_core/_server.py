@@ -413,8 +413,9 @@ async def _serve(
     budget = 0
     message: Any = _NOTHING
     reason: object
+    unset, cast_tag, budget_max = UNSET, _CAST_TAG, BUDGET  # locals: cheaper than globals
     while True:
-        if proc.pending_exit is not UNSET:
+        if proc.pending_exit is not unset:
             reason = proc.pending_exit
             if proc.forced_reason is UNSET:
                 proc.forced_reason = reason  # a signal's consequence, not its own crash
@@ -425,7 +426,7 @@ async def _serve(
             proc.waiter = waiter
             await waiter
             continue
-        if budget >= BUDGET:
+        if budget >= budget_max:
             budget = 0
             await asyncio.sleep(0)
             continue
@@ -433,7 +434,7 @@ async def _serve(
         message = mailbox.popleft()
         kind = type(message)
         try:
-            if kind is tuple and len(message) == 2 and message[0] is _CAST_TAG:
+            if kind is tuple and len(message) == 2 and message[0] is cast_tag:
                 await handle_cast(server, message[1])
             elif kind is Caller:
                 proc.current = message
