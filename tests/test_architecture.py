@@ -37,9 +37,16 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(SRC.rglob("*.py"))}
 
 
+TOP_LEVEL_MODULES = {"from_thread", "__main__"}
+"""Public modules of the top-level package itself (``asyncotp.from_thread``):
+they sit in the ``asyncotp`` layer."""
+
+
 def layer_of(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else "asyncotp"
+    if len(parts) == 1 or parts[1] in TOP_LEVEL_MODULES:
+        return "asyncotp"
+    return parts[1]
 
 
 def is_package(module: str) -> bool:

@@ -4,8 +4,10 @@ The public API lives in thin namespaces, all re-exported here:
 ``asyncotp.actors`` (processes, GenServer, Agent), ``asyncotp.supervision``
 (child specs, supervisors, applications), ``asyncotp.health`` (health and
 readiness, ASGI endpoints) and ``asyncotp.resilience`` (retries, circuit
-breakers, load shedding, idempotency, dead letters). ``asyncotp.testing``
-(the kit to property-test crash recovery) is imported on demand.
+breakers, load shedding, idempotency, dead letters). ``asyncotp.from_thread``
+is the bridge for other threads (the functions run on the node's event-loop
+thread). ``asyncotp.testing`` (the kit to property-test crash recovery) is
+imported on demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
 runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``resilience``
@@ -13,6 +15,7 @@ runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``resilience``
 """
 
 from . import actors as actors
+from . import from_thread as from_thread
 from . import health as health
 from . import resilience as resilience
 from . import supervision as supervision
@@ -48,6 +51,7 @@ from .actors import Shutdown as Shutdown
 from .actors import StartError as StartError
 from .actors import Stop as Stop
 from .actors import TimerRef as TimerRef
+from .actors import WrongThreadError as WrongThreadError
 from .actors import call as call
 from .actors import cancel_timer as cancel_timer
 from .actors import cast as cast

@@ -827,7 +827,10 @@ async def test_terminate_raising_becomes_the_exit_reason(node: Node) -> None:
     log: list[object] = []
     pid = await Probe.start(log, fail_terminate=error)
     ended = await watch(pid)
-    await stop(pid, "halt")
+    # stop() reports that the server did not end as asked (as OTP's gen_server:stop).
+    with pytest.raises(ServerExited) as info:
+        await stop(pid, "halt")
+    assert info.value.reason is error
     assert await ended is error
     assert log == [("terminate", "halt")]
 

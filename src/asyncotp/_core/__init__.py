@@ -5,9 +5,10 @@ Nothing outside ``asyncotp._core`` touches a ``Process`` record or a
 ``health``, ``resilience``, ``testing``) import only the names below, from
 this package, never from its private modules. The modules, bottom up:
 
-* ``_pid``, ``_reasons``, ``_errors``, ``_clock``, ``_validate``,
+* ``_pid``, ``_reasons``, ``_errors``, ``_clock``, ``_safe``, ``_validate``,
   ``_childspec``: values (pids, exit reasons, ``Down``/``Exited``, every
-  error class, the time seam, argument validators, child specs).
+  error class, the time seam, ``safe_repr`` for user objects in messages,
+  argument validators, child specs).
 * ``_state``: the ``Process`` and ``Node`` records, process states, the
   context variables that say which actor and node a task belongs to.
 * ``_mailbox``: ``deliver`` (the one deliver-and-wake path every sender
@@ -23,8 +24,15 @@ this package, never from its private modules. The modules, bottom up:
 * ``_server``: the GenServer loop, ``call``, ``cast``, ``stop`` and the
   start handshake (the ``GenServer`` class itself is ``asyncotp.actors``').
 * ``_node``: ``node()``, ``run()`` and the orderly shutdown.
+* ``_threads``: the bridge for other threads (``thread_send``,
+  ``thread_cast``, ``thread_call``, ``thread_run``), public as
+  ``asyncotp.from_thread``.
 * ``_ops``: the internal API on pids for the layers above (listed last
   below).
+
+Two rules hold everywhere (``_context``): only an actor's own task is that
+actor (a task it starts is a plain task), and the functions run on the
+node's event-loop thread (``WrongThreadError`` elsewhere).
 
 The hot path of a call: ``_server.call`` -> ``_mailbox.deliver`` ->
 the server's loop in ``_server._serve`` -> ``handle_call`` -> the caller's
@@ -80,6 +88,7 @@ from ._errors import SettleTimeout as SettleTimeout
 from ._errors import ShedReason as ShedReason
 from ._errors import StartError as StartError
 from ._errors import WaitTimeout as WaitTimeout
+from ._errors import WrongThreadError as WrongThreadError
 from ._mailbox import receive as receive
 from ._node import node as node
 from ._node import run as run
@@ -127,6 +136,7 @@ from ._registry import register as register
 from ._registry import registered as registered
 from ._registry import unregister as unregister
 from ._registry import whereis as whereis
+from ._safe import safe_repr as safe_repr
 from ._server import NOREPLY as NOREPLY
 from ._server import Caller as Caller
 from ._server import Cast as Cast
@@ -145,11 +155,18 @@ from ._signals import unlink as unlink
 from ._state import Node as Node
 from ._state import Overflow as Overflow
 from ._state import TimerRef as TimerRef
+from ._threads import thread_call as thread_call
+from ._threads import thread_cast as thread_cast
+from ._threads import thread_run as thread_run
+from ._threads import thread_send as thread_send
 from ._timers import cancel_timer as cancel_timer
 from ._timers import read_timer as read_timer
 from ._timers import send_after as send_after
+from ._validate import MAX_SECONDS as MAX_SECONDS
+from ._validate import check_delay as check_delay
 from ._validate import check_mailbox as check_mailbox
 from ._validate import check_name as check_name
+from ._validate import check_seconds as check_seconds
 from ._validate import check_timeout as check_timeout
 from ._validate import fn_name as fn_name
 from ._validate import is_async_callable as is_async_callable

@@ -16,12 +16,13 @@ from typing import Any
 
 import attrs
 
-from ._context import current_node, current_process, process_of, resolve
+from ._context import current_node, current_process, get_ident, process_of, resolve, wrong_thread
 from ._errors import NameTaken, NoNodeError
-from ._exits import exit_process, link_pair
+from ._exits import exit_process, fatal, link_pair
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
+from ._safe import safe_repr
 from ._state import (
     DEAD,
     EXITING,
@@ -105,22 +106,28 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
     proc_var.set(proc)
     proc.state = RUNNING
     reason: object
+    detail: str | None = None
     try:
         result = await coro
-        reason = result.reason if type(result) is ExitWith else NORMAL
+        if type(result) is ExitWith:
+            reason = result.reason
+            detail = result.detail
+        else:
+            reason = NORMAL
     except Stop as stop:
         reason = KILLED if stop.reason is KILL else stop.reason
     except asyncio.CancelledError:
         reason = KILLED
     except Exception as exc:  # noqa: BLE001 - an actor's crash is its exit reason
         reason = exc
-    except BaseException as exc:
-        # KeyboardInterrupt, SystemExit: end the actor, then let it through.
-        exit_process(proc, exc)
-        raise
+    except BaseException as exc:  # noqa: BLE001 - never re-raised into the event loop
+        # SystemExit, KeyboardInterrupt: the node shuts down in order and
+        # raises it from node()/run(); raising it here would stop the loop
+        # under every other actor.
+        reason = fatal(proc, exc)
     if proc.forced_reason is not UNSET:
         reason = proc.forced_reason
-    exit_process(proc, reason)
+    exit_process(proc, reason, detail)
 
 
 def spawn(
@@ -139,7 +146,7 @@ def spawn(
     does. ``fn`` must be an async function (or an object with an async
     ``__call__``, or a ``functools.partial`` of one).
     """
-    node = current_node()
+    node = current_node("spawn")
     if not is_async_callable(fn):
         raise TypeError(
             f"spawn: {fn_name(fn)} is not an async function; an actor runs "
@@ -151,7 +158,7 @@ def spawn(
     link_to = current_process("spawn(..., link=True)") if link else None
     coro = fn(*args)
     if not inspect.iscoroutine(coro):
-        raise TypeError(f"spawn: {fn_name(fn)}(*args) returned {coro!r}, not a coroutine")
+        raise TypeError(f"spawn: {fn_name(fn)}(*args) returned {safe_repr(coro)}, not a coroutine")
     proc = spawn_process(
         node,
         coro,
@@ -169,10 +176,13 @@ def send(dest: Pid | str, message: object) -> None:
 
     Never waits. A dead pid drops the message; an unknown name raises
     ``NoProcess``; a full bounded mailbox applies its overflow policy
-    (``MailboxFull`` with ``Overflow.REJECT``).
+    (``MailboxFull`` with ``Overflow.REJECT``). From another thread than the
+    node's: ``WrongThreadError`` (use ``asyncotp.from_thread.send``).
     """
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        if node.thread != get_ident():
+            wrong_thread(node, "send")
         proc = node.procs.get(dest)
         if proc is None:
             if node.closed:
@@ -187,7 +197,17 @@ def send(dest: Pid | str, message: object) -> None:
         node = proc.node
     if node.intercept is not None and intercepted(node, proc, message):
         return
-    deliver(proc, message)
+    if proc.maxlen is not None:
+        deliver(proc, message)
+        return
+    # deliver()'s unbounded case, inlined on this hot path (it pays for the
+    # thread check above).
+    proc.mailbox.append(message)
+    waiter = proc.waiter
+    if waiter is not None:
+        proc.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
 
 
 def self_pid() -> Pid:
@@ -198,7 +218,8 @@ def self_pid() -> Pid:
 def is_alive(pid: Pid) -> bool:
     """Whether the actor behind ``pid`` is still running."""
     if type(pid) is not Pid:
-        raise TypeError(f"is_alive: expected a Pid, not {pid!r}")
+        raise TypeError(f"is_alive: expected a Pid, not {safe_repr(pid)}")
+    _check_pid_thread(pid, "is_alive")
     proc = process_of(pid)
     return proc is not None and proc.state < DEAD
 
@@ -206,7 +227,8 @@ def is_alive(pid: Pid) -> bool:
 def process_info(pid: Pid) -> ProcessInfo | None:
     """A frozen snapshot of the actor, or None if it is dead."""
     if type(pid) is not Pid:
-        raise TypeError(f"process_info: expected a Pid, not {pid!r}")
+        raise TypeError(f"process_info: expected a Pid, not {safe_repr(pid)}")
+    _check_pid_thread(pid, "process_info")
     proc = process_of(pid)
     if proc is None or proc.state == DEAD:
         return None
@@ -233,4 +255,10 @@ def process_info(pid: Pid) -> ProcessInfo | None:
 
 def processes() -> list[Pid]:
     """The pids of every live actor of the node, in start order."""
-    return list(current_node().procs)
+    return list(current_node("processes").procs)
+
+
+def _check_pid_thread(pid: Pid, operation: str) -> None:
+    node: Node = pid._node  # type: ignore[assignment]  # a pid's directory is its node
+    if node.thread != get_ident():
+        wrong_thread(node, operation)

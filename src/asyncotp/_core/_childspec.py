@@ -14,6 +14,8 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from ._pid import Pid
+from ._safe import safe_repr
+from ._validate import check_seconds
 
 
 class Restart(enum.Enum):
@@ -99,7 +101,20 @@ class Backoff:
         for field in ("initial", "max", "multiplier", "jitter", "reset_after"):
             value = getattr(self, field)
             if not _number(value) or not value >= 0:  # `not >=` also refuses NaN
-                raise ValueError(f"Backoff.{field} must be a number >= 0, not {value!r}")
+                raise ValueError(f"Backoff.{field} must be a number >= 0, not {safe_repr(value)}")
+        # Times are finite (reset_after may be math.inf: never start over),
+        # and no field overflows a float.
+        check_seconds(self.initial, "", "Backoff.initial")
+        check_seconds(self.max, "", "Backoff.max")
+        check_seconds(self.reset_after, "", "Backoff.reset_after", no_limit=True)
+        try:
+            finite = math.isfinite(self.multiplier)
+        except OverflowError:  # an int beyond any float
+            finite = False
+        if not finite:
+            raise ValueError(
+                f"Backoff.multiplier must be a finite number >= 1, not {safe_repr(self.multiplier)}"
+            )
         if self.multiplier < 1:
             raise ValueError(f"Backoff.multiplier must be >= 1, not {self.multiplier!r}")
         if self.jitter > 1:
@@ -134,9 +149,9 @@ _DEFAULT: Final = _Default.TOKEN
 def _check_id(_inst: Any, _attr: Any, value: Any) -> None:
     try:
         hash(value)
-    except TypeError:
+    except Exception:  # noqa: BLE001 - unhashable, or a __hash__ that fails
         raise TypeError(
-            f"ChildSpec.id must be a hashable value (a str, usually), not {value!r}"
+            f"ChildSpec.id must be a hashable value (a str, usually), not {safe_repr(value)}"
         ) from None
     if value is None:
         raise TypeError("ChildSpec.id must be a hashable value (a str, usually), not None")
@@ -146,21 +161,23 @@ def _check_start(_inst: Any, _attr: Any, value: Any) -> None:
     if not callable(value):
         raise TypeError(
             f"ChildSpec.start must be an async callable returning a Pid "
-            f"(for example partial(MyServer.start, arg)), not {value!r}"
+            f"(for example partial(MyServer.start, arg)), not {safe_repr(value)}"
         )
 
 
 def _check_enum(kind: type[enum.Enum], field: str) -> Callable[[object, object, object], None]:
     def check(_inst: object, _attr: object, value: object) -> None:
         if not isinstance(value, kind):
-            raise TypeError(f"ChildSpec.{field} must be a {kind.__name__} member, not {value!r}")
+            raise TypeError(
+                f"ChildSpec.{field} must be a {kind.__name__} member, not {safe_repr(value)}"
+            )
 
     return check
 
 
 def _check_backoff(_inst: Any, _attr: Any, value: Any) -> None:
     if value is not None and not isinstance(value, Backoff):
-        raise TypeError(f"ChildSpec.backoff must be None or a Backoff, not {value!r}")
+        raise TypeError(f"ChildSpec.backoff must be None or a Backoff, not {safe_repr(value)}")
 
 
 @attrs.frozen
@@ -195,10 +212,12 @@ class ChildSpec:
         if not _number(shutdown):
             raise TypeError(
                 f"ChildSpec.shutdown must be seconds (a number > 0), BRUTAL_KILL or "
-                f"INFINITY, not {shutdown!r}"
+                f"INFINITY, not {safe_repr(shutdown)}"
             )
         if not shutdown > 0:  # type: ignore[operator]
             raise ValueError(
                 f"ChildSpec.shutdown must be > 0 seconds (use BRUTAL_KILL to kill at once), "
-                f"not {shutdown!r}"
+                f"not {safe_repr(shutdown)}"
             )
+        # Not NaN nor beyond a float (math.inf waits like INFINITY).
+        check_seconds(shutdown, "", "ChildSpec.shutdown", no_limit=True, positive=True)

@@ -6,14 +6,21 @@ loop timer for the earliest live deadline. A call that got its reply leaves a
 stale entry that is dropped the next time its queue is touched. This takes a
 ``call_later``/``cancel`` pair (about a third of a call round trip) off the
 hot path.
+
+Timeouts reach ``add`` validated (finite, >= 0, plain floats): a NaN here
+would never expire and would stop the shared timer from being re-armed for
+every later call of the node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 from typing import Protocol
+
+logger = logging.getLogger("asyncotp")
 
 
 class Expirable(Protocol):
@@ -63,7 +70,10 @@ class Deadlines:
                     queue.popleft()
                 elif when <= now:
                     queue.popleft()
-                    item.expire()
+                    try:
+                        item.expire()
+                    except Exception:
+                        logger.exception("asyncotp: a call deadline failed to expire")
                 else:
                     break
             if not queue:

@@ -22,6 +22,14 @@ class NoNodeError(ActorError, RuntimeError):
     """An asyncotp call was made outside a running node."""
 
 
+class WrongThreadError(NoNodeError):
+    """An asyncotp function was called from a thread other than its node's
+    event-loop thread. Other threads use ``asyncotp.from_thread``.
+
+    A ``NoNodeError``: no node runs on the calling thread.
+    """
+
+
 class NotAnActorError(ActorError, RuntimeError):
     """A call that needs the calling actor (its pid or mailbox) ran in a plain task."""
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
 import anyio
 
 from ._mailbox import deliver_system, wake
 from ._pid import Pid
-from ._reasons import KILL, KILLED, NOPROC, NORMAL, Down, Exited, is_clean_exit
+from ._reasons import KILL, KILLED, NOPROC, NORMAL, Down, Exited, Shutdown, is_clean_exit
+from ._safe import safe_repr
 from ._state import DEAD, EXITING, NEW, UNSET, Droppable, Process
 
 logger = logging.getLogger("asyncotp")
@@ -94,6 +96,11 @@ def force_exit(proc: Process, reason: object) -> None:
         proc.forced_reason = reason
     if reason is KILLED:
         proc.killed = True
+        if proc.defers_exits:
+            # A behaviour's loop looks at its pending exit after every
+            # callback and every wait: a callback that swallows the
+            # cancellation still ends the server, with KILLED.
+            proc.pending_exit = KILLED
     if proc.state == NEW:
         # The task has not run a single step: its body would never see a
         # cancellation, so finish the bookkeeping here. The task's first
@@ -157,9 +164,34 @@ def unlink_pair(a: Process, b_pid: Pid) -> None:
         other.links.discard(a.pid)
 
 
-def exit_process(proc: Process, reason: object) -> None:
+def fatal(proc: Process, exc: BaseException) -> object:
+    """The exit reason of an actor that raised ``exc``, not an ``Exception``.
+
+    ``SystemExit`` and ``KeyboardInterrupt`` stop the whole node in order:
+    the node records the first one, its host task (``async with node()``) is
+    cancelled so that the shutdown begins, and ``node()`` (or ``run()``)
+    raises it once every actor has been shut down. The actor itself ends
+    with ``Shutdown(exc)``. Any other ``BaseException`` is a crash like any
+    other (the exception is the reason)."""
+    if not isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        return exc
+    node = proc.node
+    if node.fatal is None:
+        node.fatal = exc
+        host = node.host
+        if not node.shutting_down and host is not None and not host.done():
+            node.host_cancelled = True
+            host.cancel(f"asyncotp: {label(proc)} raised {type(exc).__name__}; stopping the node")
+    return Shutdown(exc)
+
+
+def exit_process(proc: Process, reason: object, detail: str | None = None) -> None:
     """Everything that happens when an actor ends: names, timers, callers,
-    links, monitors, exit callbacks and the crash report."""
+    links, monitors, exit callbacks and the crash report (``detail``: what
+    the actor was doing, for the report).
+
+    No user object is formatted, compared or hashed here, and an exit
+    callback that fails is logged and skipped: an exit always completes."""
     if proc.state == DEAD:
         return
     proc.state = DEAD
@@ -171,6 +203,7 @@ def exit_process(proc: Process, reason: object) -> None:
         del node.names[proc.name]
     if proc.waiter is not None:
         proc.waiter = None
+    proc.system = None
     if proc.timers:
         for timer in proc.timers:
             if timer._handle is not None:
@@ -188,7 +221,7 @@ def exit_process(proc: Process, reason: object) -> None:
         owed.extend(proc.callers)
         proc.callers = None
     if proc.mailbox:
-        owed.extend(m for m in proc.mailbox if isinstance(m, Droppable))
+        owed.extend(m for m in proc.mailbox if issubclass(type(m), Droppable))
         proc.mailbox.clear()
     for message in owed:
         message.abandon(proc, reason)
@@ -222,31 +255,42 @@ def exit_process(proc: Process, reason: object) -> None:
         callbacks = proc.on_exit
         proc.on_exit = None
         for callback in callbacks:
-            callback(reason)
+            try:
+                callback(reason)
+            except Exception:
+                logger.exception(
+                    "an exit callback of %s failed; the other callbacks still ran",
+                    label(proc),
+                    extra={"actor_pid": pid, "actor_name": proc.name},
+                )
     if not proc.reported and not is_clean_exit(reason):
-        _crash_report(proc, reason, linked)
+        _crash_report(proc, reason, linked, detail)
 
 
-def _crash_report(proc: Process, reason: object, linked: bool) -> None:
-    # An actor that raised is always reported (unless its supervisor
-    # reports it); an actor ended by a signal only when nobody would hear
-    # of it otherwise.
+def _crash_report(proc: Process, reason: object, linked: bool, detail: str | None) -> None:
+    # An actor that ended by itself (it raised, or raised Stop with a
+    # reason that is not clean) is always reported, unless its supervisor
+    # reports it; an actor ended by a signal only when nobody would hear
+    # of it otherwise (as OTP's crash reports).
     if proc.parent is not None:
         parent = proc.node.procs.get(proc.parent)
         if parent is not None and parent.is_supervisor:
             return
-    own_crash = isinstance(reason, BaseException) and proc.forced_reason is UNSET
-    if not own_crash and linked:
+    own = proc.forced_reason is UNSET and reason is not KILLED
+    if not own and linked:
         return
+    # The record carries formatted text only (and the reason as an extra
+    # field): a handler formatting it later cannot meet a failing repr.
     extra = {"actor_pid": proc.pid, "actor_name": proc.name, "reason": reason}
-    who = label(proc)
-    if isinstance(reason, BaseException):
+    who = label(proc) if detail is None else f"{label(proc)} ({detail})"
+    if issubclass(type(reason), BaseException):  # by type: __class__ is not asked
+        error = cast(BaseException, reason)
         logger.error(
-            "actor %s crashed: %r",
+            "actor %s crashed: %s",
             who,
-            reason,
-            exc_info=(type(reason), reason, reason.__traceback__),
+            safe_repr(reason),
+            exc_info=(type(error), error, error.__traceback__),
             extra=extra,
         )
     else:
-        logger.error("actor %s exited with reason %r", who, reason, extra=extra)
+        logger.error("actor %s exited with reason %s", who, safe_repr(reason), extra=extra)

@@ -6,9 +6,13 @@ mailbox, so a burst of messages costs one ``append`` each and the receiver
 drains them without going back to the event loop for every one.
 
 ``deliver`` is the only way a user message enters a mailbox (``send``,
-``cast``, ``call``, timers and the testing kit all use it), and
+``cast``, ``call``, timers and the testing kit all use it; ``send`` and
+``cast`` inline its unbounded case, which is the append and the wake), and
 ``deliver_system`` the only way a runtime message does (``Down``,
-``Exited``, a behaviour's own tokens): bounds never refuse those.
+``Exited``, a behaviour's own tokens). Overflow policies apply to user
+messages only: bounds never refuse a system message, and ``DROP_OLDEST``
+never evicts one (a bounded ``DROP_OLDEST`` mailbox remembers which queued
+messages are system ones; nothing else pays for that).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from ._errors import MailboxFull, NotAnActorError, ReceiveTimeout
-from ._state import BUDGET, Droppable, Node, Overflow, Process, proc_var
+from ._context import calling_process, current_process, task_on
+from ._errors import MailboxFull, ReceiveTimeout
+from ._state import BUDGET, EXITING, Droppable, Node, Overflow, Process, proc_var
+from ._validate import MAX_SECONDS, check_timeout
 
 
 def deliver(proc: Process, message: object) -> None:
@@ -37,9 +43,28 @@ def deliver(proc: Process, message: object) -> None:
 
 
 def deliver_system(proc: Process, message: object) -> None:
-    """Append a message that bounds never refuse (``Down``, ``Exited``, tokens)."""
-    proc.mailbox.append(message)
+    """Append a message that bounds never refuse nor evict (``Down``,
+    ``Exited``, tokens)."""
+    mailbox = proc.mailbox
+    mailbox.append(message)
+    if proc.maxlen is not None and proc.overflow is Overflow.DROP_OLDEST:
+        system = proc.system
+        if system is None:
+            proc.system = [message]
+        else:
+            if len(system) >= len(mailbox):  # some were taken since: forget those
+                _prune_system(proc)
+            system.append(message)
     wake(proc)
+
+
+def _prune_system(proc: Process) -> None:
+    """Forget the system messages that are no longer queued. The list holds
+    them alive, so an ``id`` in it cannot belong to another queued message."""
+    system = proc.system
+    if system:
+        queued = {id(m) for m in proc.mailbox}
+        system[:] = [m for m in system if id(m) in queued]
 
 
 def wake(proc: Process) -> None:
@@ -57,8 +82,9 @@ def _overflow(proc: Process, message: object) -> bool:
     policy = proc.overflow
     if policy is Overflow.REJECT:
         proc.rejected += 1
-        if isinstance(message, Droppable):
-            message.dropped(proc)
+        droppable = _droppable(message)
+        if droppable is not None:
+            droppable.dropped(proc)
             return False
         raise MailboxFull(
             f"the mailbox of {proc.pid!r} is full (mailbox_size={proc.maxlen}) and refuses "
@@ -67,21 +93,43 @@ def _overflow(proc: Process, message: object) -> bool:
             proc.pid,
         )
     proc.dropped += 1
-    if policy is Overflow.DROP_NEWEST:
-        if isinstance(message, Droppable):
-            message.dropped(proc)
-        return False
-    old = proc.mailbox.popleft()
-    proc.evicted += 1
-    if isinstance(old, Droppable):
-        old.dropped(proc)
-    return True
+    if policy is Overflow.DROP_OLDEST:
+        mailbox = proc.mailbox
+        if not proc.system:
+            old = mailbox.popleft()
+        else:
+            _prune_system(proc)
+            protected = {id(m) for m in proc.system}
+            for index, old in enumerate(mailbox):
+                if id(old) not in protected:
+                    del mailbox[index]
+                    break
+            else:  # only system messages are queued: the new message goes instead
+                droppable = _droppable(message)
+                if droppable is not None:
+                    droppable.dropped(proc)
+                return False
+        proc.evicted += 1
+        droppable = _droppable(old)
+        if droppable is not None:
+            droppable.dropped(proc)
+        return True
+    droppable = _droppable(message)  # DROP_NEWEST
+    if droppable is not None:
+        droppable.dropped(proc)
+    return False
+
+
+def _droppable(message: object) -> Droppable | None:
+    """``message`` if it is a ``Droppable``, judged by its type (a user
+    object's ``__class__``, which ``isinstance`` would ask, may raise)."""
+    return cast(Droppable, message) if issubclass(type(message), Droppable) else None
 
 
 def intercepted(node: Node, proc: Process, message: object) -> bool:
     """Whether the node's interceptor took ``message`` (testing only)."""
     assert node.intercept is not None
-    sender = proc_var.get()
+    sender = calling_process()
     return not node.intercept(sender.pid if sender is not None else None, proc.pid, message)
 
 
@@ -110,23 +158,32 @@ async def receive(match: Callable[[Any], bool] | None = None, timeout: float | N
 
     Messages that do not match stay where they are, in order. Past
     ``timeout`` seconds, ``ReceiveTimeout``; ``timeout=0`` takes a message that
-    is already there or raises at once.
+    is already there or raises at once; None or ``math.inf`` wait without
+    limit.
+
+    Only the actor's own task may receive: in a plain task, and in a task
+    that an actor started (which inherits the actor's context, not its
+    identity), ``receive`` raises ``NotAnActorError``, so such a task can
+    never take the actor's messages. A killed actor that swallowed the
+    cancellation is cancelled again at its next ``receive`` that waits.
     """
     proc = proc_var.get()
-    if proc is None:
-        raise NotAnActorError(
-            "receive must be called from inside an actor (only actors have a mailbox); "
-            "start one with asyncotp.spawn(fn)"
-        )
-    mailbox = proc.mailbox
-    if match is None and mailbox:
-        budget = proc.budget
-        if budget < BUDGET:
-            proc.budget = budget + 1
+    if proc is not None and match is None and timeout is None:
+        mailbox = proc.mailbox
+        # The fast path: a message is there and this task is the actor.
+        if mailbox and proc.task is task_on(proc.node.loop):
+            budget = proc.budget
+            if budget < BUDGET:
+                proc.budget = budget + 1
+                return mailbox.popleft()
+            proc.budget = 0
+            await asyncio.sleep(0)
+            if proc.killed or (proc.state >= EXITING and not proc.defers_exits):
+                raise asyncio.CancelledError  # it was ended, and swallowed the cancellation
             return mailbox.popleft()
-        proc.budget = 0
-        await asyncio.sleep(0)
-        return mailbox.popleft()
+    proc = current_process("receive")  # NotAnActorError / WrongThreadError
+    if timeout is not None and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS):
+        timeout = check_timeout(timeout, "receive")
     return await _receive_slow(proc, match, timeout)
 
 
@@ -141,6 +198,8 @@ async def _receive_slow(
     expired: list[bool] | None = None  # made with the timer, which appends to it on firing
     try:
         while True:
+            if proc.killed or (proc.state >= EXITING and not proc.defers_exits):
+                raise asyncio.CancelledError  # it was ended, and swallowed the cancellation
             if match is None:
                 if mailbox:
                     return mailbox.popleft()

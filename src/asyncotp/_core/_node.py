@@ -4,6 +4,11 @@ On exit the node stops every actor in reverse start order, one top-level
 supervisor at a time: each gets ``SHUTDOWN`` and a deadline, then ``KILL``.
 The shutdown runs shielded, so a cancellation around the node (a
 ``fail_after`` in a test) still cleans up.
+
+A ``SystemExit`` or ``KeyboardInterrupt`` raised inside an actor does not
+escape into the event loop (that would stop it under every other actor):
+the node records it and cancels its host task, shuts every actor down in
+order (``terminate`` runs), then raises it from ``node()`` and ``run()``.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from ._actor import spawn
 from ._context import enter_loop, leave_loop, process_of
 from ._exits import exit_future, exit_process, kill, request_stop, signal, wait_exit
 from ._reasons import KILLED, NORMAL, SHUTDOWN
+from ._safe import safe_repr
 from ._state import DEAD, Node, Process, node_var
 from ._timers import cancel_node_timers
-from ._validate import fn_name, is_async_callable
+from ._validate import check_seconds, fn_name, is_async_callable
 
 logger = logging.getLogger("asyncotp")
 
@@ -96,8 +102,13 @@ async def node(*, shutdown_timeout: float = 5.0) -> AsyncIterator[Node]:
 
     On leaving the block every actor is shut down with ``SHUTDOWN``: top-level
     supervisors one after another in reverse start order, other actors given
-    ``shutdown_timeout`` seconds before ``KILL``. The shutdown runs shielded,
-    so a cancellation around the block still cleans up.
+    ``shutdown_timeout`` seconds (finite, > 0) before ``KILL``. The shutdown
+    runs shielded, so a cancellation around the block still cleans up.
+
+    The ``Node`` it gives is what other threads hold to reach the node
+    (``asyncotp.from_thread.send(node, ...)``, ``call``, ``cast``, ``run``).
+    If an actor raises ``SystemExit`` or ``KeyboardInterrupt``, the block is
+    cancelled, every actor is shut down as above, and the block raises it.
     """
     running = node_var.get()
     if running is not None and not running.closed:
@@ -105,20 +116,33 @@ async def node(*, shutdown_timeout: float = 5.0) -> AsyncIterator[Node]:
             "a node is already running in this task; nest actors inside it instead of "
             "starting a second node"
         )
-    if shutdown_timeout <= 0:
-        raise ValueError(f"node: shutdown_timeout must be > 0, not {shutdown_timeout!r}")
-    the_node = Node(shutdown_timeout)
+    timeout = check_seconds(shutdown_timeout, "node", "shutdown_timeout", positive=True)
+    assert timeout is not None
+    the_node = Node(timeout)
     token = node_var.set(the_node)
     enter_loop(the_node)
+    body_error: BaseException | None = None
     try:
         yield the_node
+    except BaseException as exc:  # noqa: BLE001 - re-raised below, after the shutdown
+        body_error = exc
+    try:
+        with anyio.CancelScope(shield=True):
+            await shutdown(the_node)
     finally:
-        try:
-            with anyio.CancelScope(shield=True):
-                await shutdown(the_node)
-        finally:
-            node_var.reset(token)
-            leave_loop(the_node)
+        node_var.reset(token)
+        leave_loop(the_node)
+    fatal = the_node.fatal
+    if fatal is not None:
+        # An actor raised SystemExit or KeyboardInterrupt: it wins over the
+        # cancellation the node made to get here (and over any other error).
+        host = the_node.host
+        if the_node.host_cancelled and host is not None:
+            the_node.host_cancelled = False
+            host.uncancel()
+        raise fatal
+    if body_error is not None:
+        raise body_error
 
 
 def run(
@@ -144,24 +168,35 @@ def run(
             f"run: {fn_name(main)} is not an async function; define it with `async def`"
         )
 
+    fatal: list[BaseException] = []
+
     async def entry() -> T:
-        async with node():
-            box: list[Any] = []
+        try:
+            async with node():
+                box: list[Any] = []
 
-            async def main_actor() -> None:
-                box.append(await main(*args))
+                async def main_actor() -> None:
+                    box.append(await main(*args))
 
-            pid = spawn(main_actor)
-            proc = process_of(pid)
-            assert proc is not None
-            proc.reported = True  # run() raises the error itself
-            reason = await exit_future(proc)
+                pid = spawn(main_actor)
+                proc = process_of(pid)
+                assert proc is not None
+                proc.reported = True  # run() raises the error itself
+                reason = await exit_future(proc)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # Raised by run() itself once the loop has closed: through the
+            # loop's main task it would be logged as never retrieved.
+            fatal.append(exc)
+            return None  # type: ignore[return-value]
         if box:
             return box[0]  # type: ignore[no-any-return]
-        if isinstance(reason, BaseException):
-            raise reason
+        if issubclass(type(reason), BaseException):
+            raise reason  # type: ignore[misc]
         if reason is NORMAL:
             return None  # type: ignore[return-value]  # main raised Stop()
-        raise RuntimeError(f"the main actor ended with reason {reason!r}")
+        raise RuntimeError(f"the main actor ended with reason {safe_repr(reason)}")
 
-    return anyio.run(entry, backend=backend, backend_options=backend_options)
+    result = anyio.run(entry, backend=backend, backend_options=backend_options)
+    if fatal:
+        raise fatal[0]
+    return result

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._context import current_process, node_of, process_of, resolve
+from ._context import calling_process, current_process, node_of, process_of, resolve
 from ._exits import add_on_exit
 from ._exits import exit_future as _exit_future
 from ._exits import kill as _kill
@@ -23,7 +23,8 @@ from ._mailbox import deliver_system as _deliver_system
 from ._mailbox import drop_messages as _drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC
-from ._state import DEAD, EXITING, UNSET, Node, node_var, proc_var
+from ._state import DEAD, EXITING, UNSET, Node, node_var
+from ._validate import check_timeout
 
 
 def exit_future(pid: Pid) -> asyncio.Future[object]:
@@ -47,7 +48,9 @@ def on_exit(pid: Pid, callback: Callable[[object], None]) -> bool:
 
 
 async def wait_exit(pid: Pid, timeout: float | None) -> bool:
-    """Wait until ``pid`` has ended; return False past ``timeout`` seconds."""
+    """Wait until ``pid`` has ended; return False past ``timeout`` seconds
+    (None or ``math.inf``: no limit)."""
+    timeout = check_timeout(timeout, "wait_exit")
     proc = process_of(pid)
     if proc is None:
         return True
@@ -120,8 +123,9 @@ def is_exiting(pid: Pid) -> bool:
 
 
 def calling_pid() -> Pid | None:
-    """The calling actor's pid, or None in a plain task."""
-    proc = proc_var.get()
+    """The calling actor's pid, or None in a plain task (a task an actor
+    started included)."""
+    proc = calling_process()
     return None if proc is None else proc.pid
 
 

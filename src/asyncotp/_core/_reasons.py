@@ -15,6 +15,7 @@ from typing import Final, final
 import attrs
 
 from ._pid import Pid
+from ._safe import safe_repr
 
 
 class ExitReason(enum.Enum):
@@ -44,7 +45,7 @@ NOPROC: Final = ExitReason.NOPROC
 """The actor was already gone (monitors, links)."""
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Shutdown:
     """A shutdown with a detail, Erlang's ``{shutdown, Detail}``.
 
@@ -53,6 +54,9 @@ class Shutdown:
     """
 
     detail: object
+
+    def __repr__(self) -> str:
+        return f"Shutdown(detail={safe_repr(self.detail)})"
 
 
 def is_clean_exit(reason: object) -> bool:
@@ -93,11 +97,11 @@ class Stop(Exception):
 
     def __repr__(self) -> str:
         if self.has_reply:
-            return f"Stop({self.reason!r}, reply={self.reply!r})"
-        return f"Stop({self.reason!r})"
+            return f"Stop({safe_repr(self.reason)}, reply={safe_repr(self.reply)})"
+        return f"Stop({safe_repr(self.reason)})"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Exited:
     """An exit signal turned into a message, for an actor that traps exits.
 
@@ -107,6 +111,9 @@ class Exited:
 
     pid: Pid
     reason: object
+
+    def __repr__(self) -> str:
+        return f"Exited(pid={self.pid!r}, reason={safe_repr(self.reason)})"
 
 
 _ref_counter = itertools.count(1)
@@ -125,10 +132,13 @@ class MonitorRef:
         return f"<MonitorRef {self._number}>"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Down:
     """The message a monitor delivers when the monitored actor ends."""
 
     ref: MonitorRef
     pid: Pid
     reason: object
+
+    def __repr__(self) -> str:
+        return f"Down(ref={self.ref!r}, pid={self.pid!r}, reason={safe_repr(self.reason)})"

@@ -6,9 +6,10 @@ A name belongs to one live actor at a time and is freed when it ends
 
 from __future__ import annotations
 
-from ._context import current_node, process_of
+from ._context import check_thread, current_node, node_of, process_of
 from ._errors import NameTaken, NoProcess
 from ._pid import Pid
+from ._safe import safe_repr
 from ._validate import check_name
 
 
@@ -19,7 +20,8 @@ def register(name: str, pid: Pid) -> None:
     """
     check_name(name, "register")
     if type(pid) is not Pid:
-        raise TypeError(f"register: expected a Pid, not {pid!r}")
+        raise TypeError(f"register: expected a Pid, not {safe_repr(pid)}")
+    check_thread(node_of(pid), "register")
     proc = process_of(pid)
     if proc is None:
         raise NoProcess(f"register({name!r}): {pid!r} is not alive", pid)
@@ -43,10 +45,10 @@ def register(name: str, pid: Pid) -> None:
 
 def unregister(name: str) -> None:
     """Free ``name``; ``NoProcess`` if nobody holds it."""
-    node = current_node()
+    node = current_node("unregister")
     pid = node.names.pop(name, None)
     if pid is None:
-        raise NoProcess(f"unregister: no actor is registered as {name!r}", name)
+        raise NoProcess(f"unregister: no actor is registered as {safe_repr(name)}", name)
     proc = node.procs.get(pid)
     if proc is not None:
         proc.name = None
@@ -54,9 +56,9 @@ def unregister(name: str) -> None:
 
 def whereis(name: str) -> Pid | None:
     """The pid registered as ``name``, or None."""
-    return current_node().names.get(name)
+    return current_node("whereis").names.get(name)
 
 
 def registered() -> list[str]:
     """The names registered in the node, sorted."""
-    return sorted(current_node().names)
+    return sorted(current_node("registered").names)

@@ -12,18 +12,37 @@ keeps the set of callers it still owes a reply, so they fail at once with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from typing import Any, Final, Protocol, final
 
 from ._actor import spawn_process
-from ._context import current_node, current_process, resolve
+from ._context import (
+    current_node,
+    current_process,
+    get_ident,
+    resolve,
+    task_on,
+    wrong_thread,
+)
 from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
-from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
+from ._exits import exit_future, fatal, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
-from ._reasons import KILLED, NORMAL, Stop
-from ._state import BUDGET, EXITING, UNSET, Droppable, ExitWith, Node, Overflow, Process, proc_var
-from ._validate import check_mailbox, check_name, check_timeout
+from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
+from ._safe import safe_repr
+from ._state import (
+    BUDGET,
+    EXITING,
+    UNSET,
+    Droppable,
+    ExitWith,
+    Node,
+    Overflow,
+    Process,
+    proc_var,
+)
+from ._validate import MAX_SECONDS, check_mailbox, check_name, check_seconds, check_timeout
 
 
 class _NoReplyMarker(enum.Enum):
@@ -63,8 +82,14 @@ class Caller(Droppable):
         self._timeout = timeout
 
     def reply(self, value: object) -> bool:
-        """Answer the call; return False if the caller no longer waits."""
-        callers = self._server.callers
+        """Answer the call; return False if the caller no longer waits.
+
+        From any task of the node; from another thread, ``WrongThreadError``
+        (hand the value to the loop with ``loop.call_soon_threadsafe``)."""
+        server = self._server
+        if server.node.thread != get_ident():
+            wrong_thread(server.node, "Caller.reply")
+        callers = server.callers
         if callers:
             callers.discard(self)
         fut = self._fut
@@ -81,8 +106,11 @@ class Caller(Droppable):
         business (a refused request), not for the server's own crash.
         """
         if not isinstance(error, BaseException):
-            raise TypeError(f"Caller.fail takes an exception instance, not {error!r}")
-        callers = self._server.callers
+            raise TypeError(f"Caller.fail takes an exception instance, not {safe_repr(error)}")
+        server = self._server
+        if server.node.thread != get_ident():
+            wrong_thread(server.node, "Caller.fail")
+        callers = server.callers
         if callers:
             callers.discard(self)
         fut = self._fut
@@ -116,7 +144,7 @@ class Caller(Droppable):
         fut.set_exception(
             CallTimeout(
                 f"call to {pid!r} got no reply within {self._timeout} s (request "
-                f"{self.request!r}); the server is busy or blocked: raise the timeout, or "
+                f"{safe_repr(self.request)}); the server is busy or blocked: raise the timeout, or "
                 "look at what the server is doing",
                 pid,
                 self._timeout,
@@ -128,7 +156,7 @@ class Caller(Droppable):
         if not fut.done():
             fut.set_exception(
                 ServerExited(
-                    f"{label(proc)} ended with reason {reason!r} before it replied",
+                    f"{label(proc)} ended with reason {safe_repr(reason)} before it replied",
                     proc.pid,
                     reason,
                 )
@@ -142,14 +170,15 @@ class Caller(Droppable):
             fut.set_exception(
                 MailboxFull(
                     f"call to {proc.pid!r}: its mailbox is full (mailbox_size={proc.maxlen}, "
-                    f"{proc.overflow!r}) and the request {self.request!r} was not queued; "
+                    f"{proc.overflow!r}) and the request {safe_repr(self.request)} was not "
+                    "queued; "
                     "retry later or give the server a larger mailbox_size",
                     proc.pid,
                 )
             )
 
     def __repr__(self) -> str:
-        return f"<Caller {self.pid!r} request={self.request!r}>"
+        return f"<Caller {self.pid!r} request={safe_repr(self.request)}>"
 
 
 @final
@@ -162,7 +191,7 @@ class Cast:
         self.request = request
 
     def __repr__(self) -> str:
-        return f"Cast({self.request!r})"
+        return f"Cast({safe_repr(self.request)})"
 
     def __eq__(self, other: object) -> bool:
         return type(other) is Cast and other.request == self.request
@@ -217,11 +246,6 @@ class _StopWait:
             )
 
 
-def _check_start_timeout(timeout: object, what: str) -> None:
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
-        raise ValueError(f"{what}.start: timeout must be seconds > 0, not {timeout!r}")
-
-
 class Callbacks(Protocol):
     """What the server loop calls: a GenServer's callbacks."""
 
@@ -230,6 +254,19 @@ class Callbacks(Protocol):
     async def handle_cast(self, request: Any) -> None: ...
     async def handle_info(self, message: Any) -> None: ...
     async def terminate(self, reason: Any) -> None: ...
+
+
+def _abort_start(proc: Process, starter: Process | None) -> None:
+    """Undo a start that will not complete: the server is killed at once
+    (without a crash report) and its name freed now, so that a retry can
+    take it; the starter, if linked, is unlinked first so that it survives."""
+    if starter is not None:
+        unlink_pair(starter, proc.pid)
+    proc.reported = True
+    kill(proc)
+    node = proc.node
+    if proc.name is not None and node.names.get(proc.name) is proc.pid:
+        del node.names[proc.name]
 
 
 async def start_server(
@@ -241,19 +278,24 @@ async def start_server(
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,
-    timeout: float,
+    timeout: float | None,
     has_terminate: bool,
 ) -> Pid:
     """Spawn ``server``'s loop and wait until its ``init`` has returned (the
-    start handshake); see ``GenServer.start``."""
+    start handshake); see ``GenServer.start``.
+
+    ``timeout`` is seconds > 0, or None or ``math.inf`` for no limit. If the
+    deadline passes, or the task that starts is cancelled, the half-started
+    server is killed and its name freed before ``start`` raises
+    (``StartError``, or the ``CancelledError``)."""
+    node = current_node("GenServer.start")
     what = type(server).__qualname__
-    node = current_node()
+    if type(timeout) is not float or not 0.0 < timeout <= MAX_SECONDS:
+        timeout = check_seconds(timeout, f"{what}.start", "timeout", no_limit=True, positive=True)
     if name is not None:
         check_name(name, f"{what}.start")
     if mailbox_size is not None or overflow is not Overflow.REJECT:
         check_mailbox(mailbox_size, overflow, f"{what}.start")
-    if type(timeout) is not float or not timeout > 0:
-        _check_start_timeout(timeout, what)
     starter = current_process(f"{what}.start(..., link=True)") if link else None
     started: asyncio.Future[None] = node.loop.create_future()
     proc = spawn_process(
@@ -266,21 +308,20 @@ async def start_server(
         overflow=overflow,
     )
     proc.defers_exits = True
-    wait = _StartWait(started, timeout)
-    node.deadlines.add(wait, timeout)
+    wait = _StartWait(started, timeout or 0.0)
+    if timeout is not None:
+        node.deadlines.add(wait, timeout)
     try:
         await started
     except BaseException as exc:
-        if isinstance(exc, asyncio.CancelledError):
+        if not isinstance(exc, Exception):  # cancelled (or worse): undo, then let it through
             if not started.done():
                 started.cancel()
+            _abort_start(proc, starter)
             raise
         who = f"<Pid {proc.pid.number} {name!r}>" if name else repr(proc.pid)
         if exc is wait.error:  # our deadline, not a TimeoutError raised by init
-            if starter is not None:
-                unlink_pair(starter, proc.pid)
-            proc.reported = True
-            kill(proc)
+            _abort_start(proc, starter)
             await wait_exit(proc, None)
             raise StartError(
                 f"{what} did not finish init within {timeout} s "
@@ -289,8 +330,38 @@ async def start_server(
             ) from exc
         await wait_exit(proc, None)
         reason = exc.reason if isinstance(exc, Stop) else exc
-        raise StartError(f"{what}.init failed in {who}: {reason!r}", reason) from exc
+        raise StartError(f"{what}.init failed in {who}: {safe_repr(reason)}", reason) from exc
     return proc.pid
+
+
+_NOTHING: Final = object()
+"""No message handled yet (the server loop's ``message`` before the first)."""
+
+
+def _shown(message: object) -> object:
+    """A message as users would recognise it (a cast as ``Cast``)."""
+    if type(message) is tuple and len(message) == 2 and message[0] is _CAST_TAG:
+        return Cast(message[1])
+    return message
+
+
+def _note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, unless the exception refuses notes."""
+    with contextlib.suppress(Exception):  # a user exception that breaks add_note keeps its text
+        exc.add_note(note)
+
+
+def _was_killed(proc: Process) -> bool:
+    # A function, so that type checkers do not narrow ``proc.killed`` for
+    # the rest of the server loop (a KILL changes it during any await).
+    return proc.killed
+
+
+def _detail(cls: type, message: object) -> str:
+    """For the crash report: the server's class and its last message."""
+    if message is _NOTHING:
+        return f"{cls.__qualname__}, no message handled yet"
+    return f"{cls.__qualname__}, last message {safe_repr(_shown(message))}"
 
 
 async def _serve(
@@ -304,6 +375,8 @@ async def _serve(
     assert proc is not None
     try:
         await server.init(*args, **kwargs)
+        if _was_killed(proc):  # init swallowed the cancellation of a KILL
+            raise asyncio.CancelledError
     except BaseException as exc:
         # Unlink from the starter first, so that a starter that used
         # link=True survives to receive StartError; a KILL during init
@@ -311,8 +384,16 @@ async def _serve(
         if proc.parent is not None:
             unlink_pair(proc, proc.parent)
         proc.reported = True
+        if isinstance(exc, Exception):
+            failure: BaseException = exc
+        elif isinstance(exc, asyncio.CancelledError):
+            failure = Stop(KILLED)
+        else:  # SystemExit, KeyboardInterrupt: the node stops (see _exits.fatal)
+            failure = Stop(fatal(proc, exc))
         if not started.done():
-            started.set_exception(exc if isinstance(exc, Exception) else Stop(KILLED))
+            started.set_exception(failure)
+        if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
+            return ExitWith(failure.reason)
         raise
     if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
         raise Stop(NORMAL)
@@ -321,6 +402,8 @@ async def _serve(
 
     # The message loop. Callbacks are looked up once, unbound, and the common
     # case of a call is answered inline: this loop is the server's hot path.
+    # The pending exit (a stop, a shutdown, a KILL whose cancellation the
+    # callback swallowed) is looked at after every callback and every wait.
     cls = type(server)
     handle_call = cls.handle_call
     handle_cast = cls.handle_cast
@@ -328,9 +411,11 @@ async def _serve(
     mailbox = proc.mailbox
     loop = proc.node.loop
     budget = 0
+    message: Any = _NOTHING
     reason: object
+    unset, cast_tag, budget_max = UNSET, _CAST_TAG, BUDGET  # locals: cheaper than globals
     while True:
-        if proc.pending_exit is not UNSET:
+        if proc.pending_exit is not unset:
             reason = proc.pending_exit
             if proc.forced_reason is UNSET:
                 proc.forced_reason = reason  # a signal's consequence, not its own crash
@@ -341,7 +426,7 @@ async def _serve(
             proc.waiter = waiter
             await waiter
             continue
-        if budget >= BUDGET:
+        if budget >= budget_max:
             budget = 0
             await asyncio.sleep(0)
             continue
@@ -349,11 +434,14 @@ async def _serve(
         message = mailbox.popleft()
         kind = type(message)
         try:
-            if kind is tuple and len(message) == 2 and message[0] is _CAST_TAG:
+            if kind is tuple and len(message) == 2 and message[0] is cast_tag:
                 await handle_cast(server, message[1])
             elif kind is Caller:
                 proc.current = message
                 result = await handle_call(server, message.request, message)
+                if proc.killed:  # it swallowed the KILL: no reply (ServerExited instead)
+                    reason = KILLED
+                    break
                 proc.current = None
                 if result is not NOREPLY:
                     fut = message._fut
@@ -373,53 +461,82 @@ async def _serve(
             if stop.has_reply and kind is Caller:
                 proc.current = None
                 message.reply(stop.reply)
-            reason = stop.reason
+            reason = KILLED if stop.reason is KILL else stop.reason
             break
         except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
-            shown = Cast(message[1]) if kind is tuple and message[0] is _CAST_TAG else message
-            exc.add_note(f"in {cls.__qualname__} {proc.pid!r} handling {shown!r}")
+            _note(exc, f"in {cls.__qualname__} {proc.pid!r} handling {safe_repr(_shown(message))}")
             reason = exc
+            break
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
             break
     proc.state = EXITING
     if not proc.killed and has_terminate:
         try:
             await server.terminate(reason)
+        except Stop as stop:  # terminate chose the exit reason
+            reason = KILLED if stop.reason is KILL else stop.reason
+            proc.forced_reason = UNSET
         except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
-            exc.add_note(f"raised by {cls.__qualname__}.terminate({reason!r})")
+            _note(exc, f"raised by {cls.__qualname__}.terminate({safe_repr(reason)})")
             reason = exc
             proc.forced_reason = UNSET  # its own crash, to be reported
-    return ExitWith(reason)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
+            proc.forced_reason = UNSET
+    if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
+        return ExitWith(reason)  # nothing to report
+    return ExitWith(reason, _detail(cls, message))
 
 
 # -- client functions ------------------------------------------------------
 
 
-async def call(dest: Pid | str, request: object, timeout: float | None = 5.0) -> Any:
+DEFAULT_TIMEOUT: Final = 5.0
+"""The default of ``call``'s and ``stop``'s timeout (checked by identity on
+the hot path: the default needs no validation)."""
+
+
+async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
 
-    ``timeout=None`` waits without limit. Raises ``CallTimeout`` past
-    ``timeout``, ``NoProcess`` if ``dest`` is dead or an unknown name,
-    ``ServerExited`` if the server ends before replying, ``MailboxFull`` if
-    a bounded mailbox refuses the request. A late reply is discarded.
+    ``timeout=None`` (or ``math.inf``) waits without limit. Raises
+    ``CallTimeout`` past ``timeout``, ``NoProcess`` if ``dest`` is dead or an
+    unknown name, ``ServerExited`` if the server ends before replying,
+    ``MailboxFull`` if a bounded mailbox refuses the request. A late reply
+    is discarded. From another thread than the node's: ``WrongThreadError``
+    (use ``asyncotp.from_thread.call``).
     """
+    if (
+        timeout is not DEFAULT_TIMEOUT
+        and timeout is not None
+        and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
+    ):
+        timeout = check_timeout(timeout, "call")
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        if node.thread != get_ident():
+            wrong_thread(node, "call")
         proc = node.procs.get(dest)
     else:
         proc = resolve(dest, "call")
-        node = current_node()
+        node = current_node("call")
     if proc is None:
         if node.closed:
-            current_node()  # raises NoNodeError
-        raise NoProcess(f"call: {dest!r} is not alive; nothing to call", dest)
-    me = proc_var.get()
+            current_node("call")  # raises NoNodeError
+        raise NoProcess(f"call: {safe_repr(dest)} is not alive; nothing to call", dest)
+    me = proc_var.get()  # the calling actor, if this task is one (calling_process, inlined)
+    if me is not None and me.task is not task_on(node.loop):
+        me = None
     if me is proc:
         raise ActorError(
             f"call: {proc.pid!r} called itself, which would wait forever; call a helper "
             "function directly instead"
         )
-    if timeout is not None and timeout != 5.0:
-        check_timeout(timeout, "call")
     fut = node.loop.create_future()
     caller = Caller(request, fut, proc, me.pid if me is not None else None, timeout)
     if node.intercept is None or not intercepted(node, proc, caller):
@@ -433,14 +550,17 @@ def cast(dest: Pid | str, request: object) -> None:
     """Send a fire-and-forget request to a server; never waits.
 
     A dead pid drops it; an unknown name raises ``NoProcess``; a full mailbox
-    with ``Overflow.REJECT`` raises ``MailboxFull``.
+    with ``Overflow.REJECT`` raises ``MailboxFull``. From another thread than
+    the node's: ``WrongThreadError`` (use ``asyncotp.from_thread.cast``).
     """
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        if node.thread != get_ident():
+            wrong_thread(node, "cast")
         proc = node.procs.get(dest)
         if proc is None:
             if node.closed:
-                current_node()
+                current_node("cast")
             if node.on_dead_letter is not None:
                 node.on_dead_letter(dest, Cast(request))
             return
@@ -458,32 +578,64 @@ def cast(dest: Pid | str, request: object) -> None:
             return
     else:
         message = (_CAST_TAG, request) if proc.defers_exits else Cast(request)
-    deliver(proc, message)
+    if proc.maxlen is not None:
+        deliver(proc, message)
+        return
+    # deliver()'s unbounded case, inlined on this hot path (it pays for the
+    # thread check above).
+    proc.mailbox.append(message)
+    waiter = proc.waiter
+    if waiter is not None:
+        proc.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
 
 
-async def stop(dest: Pid | str, reason: object = NORMAL, timeout: float | None = 5.0) -> None:
+async def stop(
+    dest: Pid | str, reason: object = NORMAL, timeout: float | None = DEFAULT_TIMEOUT
+) -> None:
     """Stop a server (or any actor) with ``reason`` and wait until it has
     ended and its ``terminate`` has run.
 
-    Past ``timeout``: ``CallTimeout``, and the actor is left as it is: not
-    killed, and (as with OTP's ``proc_lib:stop``) the stop request stays
-    pending, so a server busy in a long callback still stops when it
-    returns. ``NoProcess`` if it is not alive.
+    Past ``timeout`` (None or ``math.inf``: no limit): ``CallTimeout``, and
+    the actor is left as it is: not killed, and (as with OTP's
+    ``proc_lib:stop``) the stop request stays pending, so a server busy in a
+    long callback still stops when it returns. ``NoProcess`` if it is not
+    alive. If the actor ends with another reason than ``reason`` (its
+    ``terminate`` crashed, or it ended otherwise first), ``ServerExited``
+    carrying that reason, as OTP's ``gen_server:stop`` exits with it.
     """
-    check_timeout(timeout, "stop")
+    if (
+        timeout is not DEFAULT_TIMEOUT
+        and timeout is not None
+        and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
+    ):
+        timeout = check_timeout(timeout, "stop")
     proc = resolve(dest, "stop")
     if proc is None:
-        raise NoProcess(f"stop: {dest!r} is not alive", dest)
-    me = proc_var.get()
-    if me is proc:
+        raise NoProcess(f"stop: {safe_repr(dest)} is not alive", dest)
+    me = proc_var.get()  # the calling actor, if this task is one (calling_process, inlined)
+    if me is proc and me.task is task_on(proc.node.loop):
         raise ActorError(
             f"stop: {proc.pid!r} cannot wait for its own end; raise Stop(reason) instead"
         )
     exited = exit_future(proc)
-    request_stop(proc, reason)
+    if reason is KILL:
+        expected: object = KILLED
+        kill(proc)
+    else:
+        expected = reason
+        request_stop(proc, reason)
     if timeout is not None and not exited.done():
         proc.node.deadlines.add(_StopWait(exited, proc.pid, timeout), timeout)
-    await exited
+    ended = await exited
+    if ended is not expected:
+        raise ServerExited(
+            f"stop: {label(proc)} was asked to stop with reason {safe_repr(reason)} but ended with "
+            f"reason {safe_repr(ended)} (its terminate failed, or it ended otherwise first)",
+            proc.pid,
+            ended,
+        )
 
 
 def token_call(request: object) -> Caller:

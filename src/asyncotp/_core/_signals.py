@@ -7,12 +7,13 @@ watcher receives ``Down(ref, pid, reason)``.
 
 from __future__ import annotations
 
-from ._context import current_process, process_of, resolve
+from ._context import calling_process, current_process, process_of, resolve
 from ._exits import link_pair, signal, unlink_pair
 from ._mailbox import deliver_system, drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC, Down, Exited, MonitorRef
-from ._state import DEAD, proc_var
+from ._safe import safe_repr
+from ._state import DEAD
 
 
 def link(pid: Pid) -> None:
@@ -24,7 +25,7 @@ def link(pid: Pid) -> None:
     """
     proc = current_process("link")
     if type(pid) is not Pid:
-        raise TypeError(f"link: expected a Pid, not {pid!r}")
+        raise TypeError(f"link: expected a Pid, not {safe_repr(pid)}")
     if pid is proc.pid:
         return
     other = proc.node.procs.get(pid)
@@ -38,7 +39,7 @@ def unlink(pid: Pid) -> None:
     """Remove the link between the calling actor and ``pid``, if any."""
     proc = current_process("unlink")
     if type(pid) is not Pid:
-        raise TypeError(f"unlink: expected a Pid, not {pid!r}")
+        raise TypeError(f"unlink: expected a Pid, not {safe_repr(pid)}")
     unlink_pair(proc, pid)
 
 
@@ -76,7 +77,7 @@ def send_exit(pid: Pid | str, reason: object) -> None:
     target = resolve(pid, "send_exit")
     if target is None:
         return
-    sender_proc = proc_var.get()
+    sender_proc = calling_process()
     sender = sender_proc.pid if sender_proc is not None else target.node.pid
     signal(target, sender, reason, from_link=False)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import threading
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -81,12 +82,14 @@ class Droppable:
 @final
 class ExitWith:
     """Returned by a behaviour's main coroutine to end with ``reason``
-    (cheaper than raising ``Stop``)."""
+    (cheaper than raising ``Stop``). ``detail`` says, for the crash report,
+    what the behaviour was and what it handled last (already formatted)."""
 
-    __slots__ = ("reason",)
+    __slots__ = ("detail", "reason")
 
-    def __init__(self, reason: object) -> None:
+    def __init__(self, reason: object, detail: str | None = None) -> None:
         self.reason = KILLED if reason is KILL else reason
+        self.detail = detail
 
 
 @final
@@ -118,6 +121,7 @@ class Process:
         "rejected",
         "reported",
         "state",
+        "system",
         "task",
         "timers",
         "trap_exits",
@@ -133,6 +137,11 @@ class Process:
         self.mailbox: deque[Any] = deque()
         self.waiter: asyncio.Future[Any] | None = None
         self.task: asyncio.Task[None] | None = None
+        """The actor's own task: the only task that is this actor (a task it
+        starts inherits its context, not its identity)."""
+        self.system: list[object] | None = None
+        """System messages in a bounded ``DROP_OLDEST`` mailbox, which
+        eviction skips (possibly stale: only the ones still queued count)."""
         self.state = NEW
         self.maxlen = maxlen
         self.overflow = overflow
@@ -190,11 +199,26 @@ class TimerRef:
 class Node:
     """One running actor system: its processes, names and timers.
 
-    Made by ``run`` or ``async with node()``; users rarely touch it.
+    Made by ``run`` or ``async with node() as node``. Its use for users: it
+    is what another thread holds to reach the node. asyncotp's functions
+    run on the node's event-loop thread (from any other they raise
+    ``WrongThreadError``); a thread calls ``asyncotp.from_thread.send(node,
+    dest, message)``, ``from_thread.cast(node, dest, request)``,
+    ``from_thread.call(node, dest, request, timeout)`` or
+    ``from_thread.run(node, async_fn, *args)`` instead, which run on the
+    node's loop and block the thread until done.
     """
 
     def __init__(self, shutdown_timeout: float = 5.0) -> None:
         self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        """The event loop's thread: the runtime's functions refuse others."""
+        self.host: asyncio.Task[Any] | None = asyncio.current_task()
+        """The task that runs the node (``async with node()``)."""
+        self.fatal: BaseException | None = None
+        """A ``SystemExit`` or ``KeyboardInterrupt`` raised in an actor: the
+        node shuts down in order, then raises it from ``node()``/``run()``."""
+        self.host_cancelled = False
         self.procs: dict[Pid, Process] = {}
         self.names: dict[str, Pid] = {}
         self.timers: set[TimerRef] = set()

@@ -1,19 +1,24 @@
 """Timers: ``send_after``, ``cancel_timer``, ``read_timer``.
 
-A timer is one loop ``call_later``. A timer set by an actor is kept in that
-actor's timer set and cancelled when it ends; a timer set from a plain task
-belongs to the node and is cancelled when the node stops.
+A timer is one loop ``call_later``. As in Erlang, a timer to a pid belongs
+to its destination: it is kept in that actor's timer set and cancelled when
+the destination ends, whoever set it (a short-lived helper may set a
+server's ticks). A timer to a name, or to a pid that is already dead (it
+fires into the dead-letter hook), belongs to the node and is cancelled when
+the node stops.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from ._context import current_node
+from ._context import check_thread, current_node
 from ._errors import MailboxFull
 from ._mailbox import deliver
 from ._pid import Pid
-from ._state import DEAD, Node, TimerRef, proc_var
+from ._safe import safe_repr
+from ._state import DEAD, Node, TimerRef
+from ._validate import check_delay
 
 
 def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -> None:
@@ -34,19 +39,27 @@ def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -
 
 
 def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
-    """Deliver ``message`` to ``dest`` after ``delay`` seconds.
+    """Deliver ``message`` to ``dest`` after ``delay`` seconds (finite, >= 0).
 
-    A timer set by an actor is cancelled when that actor ends. A name is
-    looked up when the timer fires.
+    A timer to a pid belongs to that destination: it is cancelled when the
+    destination ends, not when the actor that set it ends. A name is looked
+    up when the timer fires; such a timer is cancelled when the node stops.
     """
-    node = current_node()
-    if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
-        raise ValueError(f"send_after: delay must be a number of seconds >= 0, not {delay!r}")
-    if type(dest) is not Pid and not isinstance(dest, str):
-        raise TypeError(f"send_after: the destination must be a Pid or a name, not {dest!r}")
-    owner = proc_var.get()
-    if owner is not None and owner.state == DEAD:
+    node = current_node("send_after")
+    delay = check_delay(delay, "send_after")
+    if type(dest) is Pid:
+        dest_node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
+        check_thread(dest_node, "send_after")
+        node = dest_node
+        owner = node.procs.get(dest)
+        if owner is not None and owner.state == DEAD:
+            owner = None
+    elif isinstance(dest, str):
         owner = None
+    else:
+        raise TypeError(
+            f"send_after: the destination must be a Pid or a name, not {safe_repr(dest)}"
+        )
     timer = TimerRef(node, owner)
     timer._handle = node.loop.call_later(delay, _fire_timer, timer, node, dest, message)
     if owner is not None:
@@ -61,6 +74,7 @@ def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
 
 def cancel_timer(ref: TimerRef) -> bool:
     """Cancel a timer; return whether it was still pending."""
+    check_thread(ref._node, "cancel_timer")
     handle = ref._handle
     if handle is None:
         return False
@@ -71,6 +85,7 @@ def cancel_timer(ref: TimerRef) -> bool:
 
 def read_timer(ref: TimerRef) -> float | None:
     """Seconds left before the timer fires, or None if it is no longer pending."""
+    check_thread(ref._node, "read_timer")
     handle = ref._handle
     if handle is None:
         return None

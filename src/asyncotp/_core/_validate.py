@@ -19,21 +19,36 @@ that has the wrong type is refused with ``TypeError``.
 The ``check_*`` functions at the end, the runtime's own, take the operation
 first-class (``check_timeout(timeout, "call")``) and word their messages for
 it.
+
+Time arguments of the runtime (``timeout``, ``delay``, ``shutdown_timeout``,
+...) are checked before anything happens, by ``check_seconds`` and its two
+usual forms: ``check_timeout`` (None or ``math.inf`` mean "no limit") and
+``check_delay`` (a finite number of seconds). NaN, negative values and
+values that overflow (``10**400``, or more than ``MAX_SECONDS``, past which
+an event loop's timer arithmetic stops being exact or fails) raise
+``ValueError``. A valid value comes back as a plain ``float`` (None for no
+limit), so the runtime never hashes or compares a user's number subclass.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
-from typing import Any, Literal, NoReturn, TypeVar, overload
+from typing import Any, Final, Literal, NoReturn, TypeVar, overload
 
 import attrs
 
 from ._pid import Pid
+from ._safe import safe_repr
 from ._state import Overflow
 
 T = TypeVar("T")
+
+MAX_SECONDS: Final = 1e9
+"""The longest finite time argument, about 31 years: a longer one is a
+mistake (use None, where accepted, for no limit)."""
 
 
 def fail(
@@ -42,7 +57,7 @@ def fail(
     """Raise ``error`` saying that ``name`` (given to ``where``) must be
     ``expected``, not ``value``."""
     prefix = f"{where}: " if where else ""
-    raise error(f"{prefix}{name} must be {expected}, not {value!r}")
+    raise error(f"{prefix}{name} must be {expected}, not {safe_repr(value)}")
 
 
 def is_number(value: object) -> bool:
@@ -70,8 +85,13 @@ def seconds(
     with ``optional=True``. Returns it as a float."""
     if value is None and optional:
         return None
-    if not is_number(value) or not (value >= 0 if zero else value > 0):  # type: ignore[operator]
+    if not is_number(value) or not (
+        (value >= 0 if zero else value > 0)  # type: ignore[operator]
+        and value <= MAX_SECONDS  # type: ignore[operator]
+    ):
         expected = "seconds >= 0" if zero else "seconds > 0"
+        if is_number(value) and value > MAX_SECONDS:  # type: ignore[operator]
+            expected = f"{expected} (at most {MAX_SECONDS:g})"
         fail(ValueError, value, name, f"None or {expected}" if optional else expected, where=where)
     return float(value)  # type: ignore[arg-type]
 
@@ -127,7 +147,9 @@ def instance(value: object, cls: type[T], name: str, *, where: str = "", hint: s
     if not isinstance(value, cls):
         article = "an" if cls.__name__[:1] in "AEIOU" else "a"
         prefix = f"{where}: " if where else ""
-        raise TypeError(f"{prefix}{name} must be {article} {cls.__name__}, not {value!r}{hint}")
+        raise TypeError(
+            f"{prefix}{name} must be {article} {cls.__name__}, not {safe_repr(value)}{hint}"
+        )
     return value
 
 
@@ -205,19 +227,26 @@ def is_async_callable(fn: object) -> bool:
         fn = fn.func
     if inspect.iscoroutinefunction(fn):
         return True
-    call = getattr(fn, "__call__", None)  # noqa: B004 - an object with async __call__
+    try:
+        call = getattr(fn, "__call__", None)  # noqa: B004 - an object with async __call__
+    except Exception:  # noqa: BLE001 - a user object whose attribute lookup fails
+        return False
     return call is not None and inspect.iscoroutinefunction(call)
 
 
 def fn_name(fn: object) -> str:
     """A readable name for a callable, for error messages."""
-    return getattr(fn, "__qualname__", None) or repr(fn)
+    try:
+        name = getattr(fn, "__qualname__", None)
+    except Exception:  # noqa: BLE001 - a user object whose attribute lookup fails
+        name = None
+    return name if isinstance(name, str) and name else safe_repr(fn)
 
 
 def check_name(name: object, operation: str) -> None:
     """A registered name is a non-empty ``str``."""
     if not isinstance(name, str) or not name:
-        raise TypeError(f"{operation}: a name must be a non-empty str, not {name!r}")
+        raise TypeError(f"{operation}: a name must be a non-empty str, not {safe_repr(name)}")
 
 
 def check_mailbox(mailbox_size: int | None, overflow: Overflow, operation: str) -> None:
@@ -227,17 +256,77 @@ def check_mailbox(mailbox_size: int | None, overflow: Overflow, operation: str) 
     ):
         raise ValueError(
             f"{operation}: mailbox_size must be None (unbounded) or an int >= 1, "
-            f"not {mailbox_size!r}"
+            f"not {safe_repr(mailbox_size)}"
         )
     if not isinstance(overflow, Overflow):
-        raise TypeError(f"{operation}: overflow must be an Overflow member, not {overflow!r}")
-
-
-def check_timeout(timeout: float | None, operation: str) -> None:
-    """A timeout is None (no limit) or a number of seconds >= 0."""
-    if timeout is None:
-        return
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
-        raise ValueError(
-            f"{operation}: timeout must be None (no limit) or seconds >= 0, not {timeout!r}"
+        raise TypeError(
+            f"{operation}: overflow must be an Overflow member, not {safe_repr(overflow)}"
         )
+
+
+def check_seconds(
+    value: object,
+    operation: str,
+    argument: str,
+    *,
+    no_limit: bool = False,
+    positive: bool = False,
+) -> float | None:
+    """Validate a time argument and return it as a ``float``.
+
+    With ``no_limit``, None and ``math.inf`` are accepted and mean "no
+    limit" (returned as None); otherwise only finite seconds are. The value
+    must be >= 0 (> 0 with ``positive``) and at most ``MAX_SECONDS``. The
+    message starts ``"{operation}: {argument}"`` (just the argument when
+    ``operation`` is empty, for a field such as ``"ChildSpec.shutdown"``).
+    """
+    if (
+        type(value) is float
+        and value <= MAX_SECONDS  # False for NaN and math.inf
+        and (value > 0.0 if positive else value >= 0.0)
+    ):
+        return value  # the common case, without building any message
+    if value is None and no_limit:
+        return None
+    problem = ""
+    seconds = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond any float
+            problem = " (too large)"
+        except Exception:  # noqa: BLE001 - a number subclass whose __float__ fails
+            problem = " (not convertible to a float)"
+        else:
+            if seconds == math.inf and no_limit:
+                return None
+            if seconds > MAX_SECONDS:
+                problem = (
+                    " (too large; None or math.inf mean no limit)"
+                    if no_limit
+                    else " (too large; to wait for ever, set no timer or deadline at all)"
+                )
+            elif seconds >= 0 and not (positive and seconds == 0):
+                return seconds
+    expected = "seconds > 0" if positive else "seconds >= 0"
+    expected = f"{expected} (at most {MAX_SECONDS:g})"
+    if no_limit:
+        expected = f"None or math.inf (no limit), or {expected}"
+    shown = safe_repr(value)  # "nan", "inf", "-1", "'1'", ...
+    name = f"{operation}: {argument}" if operation else argument
+    # ValueError also for a value of the wrong type: the contract (and its
+    # tests) make every bad time argument a ValueError.
+    raise ValueError(f"{name} must be {expected}, not {shown}{problem}")
+
+
+def check_timeout(timeout: object, operation: str, argument: str = "timeout") -> float | None:
+    """A timeout: None or ``math.inf`` (no limit, returned as None), or
+    finite seconds >= 0 (returned as a float)."""
+    return check_seconds(timeout, operation, argument, no_limit=True)
+
+
+def check_delay(delay: object, operation: str, argument: str = "delay") -> float:
+    """A delay: finite seconds >= 0 (``math.inf`` refused: set no timer)."""
+    seconds = check_seconds(delay, operation, argument)
+    assert seconds is not None
+    return seconds

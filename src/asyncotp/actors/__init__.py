@@ -33,6 +33,7 @@ from .._core import Shutdown as Shutdown
 from .._core import StartError as StartError
 from .._core import Stop as Stop
 from .._core import TimerRef as TimerRef
+from .._core import WrongThreadError as WrongThreadError
 from .._core import call as call
 from .._core import cancel_timer as cancel_timer
 from .._core import cast as cast

@@ -7,7 +7,17 @@ import inspect
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from .._core import Caller, ChildSpec, Pid, Restart, ShutdownSetting, call, cast
+from .._core import (
+    Caller,
+    ChildSpec,
+    Pid,
+    Restart,
+    ShutdownSetting,
+    call,
+    cast,
+    check_timeout,
+    safe_repr,
+)
 from ._genserver import GenServer
 
 S = TypeVar("S")
@@ -24,6 +34,13 @@ def _identity(state: Any) -> Any:
     return state
 
 
+def _check_fn(fn: object, operation: str) -> None:
+    """A function to run on the state is checked where it is given, so that
+    a wrong one fails the caller, not the agent."""
+    if not callable(fn):
+        raise TypeError(f"{operation}: fn must be a callable taking the state, not {safe_repr(fn)}")
+
+
 class Agent(GenServer):
     """An actor that holds a state; functions run inside it, one at a time.
 
@@ -36,7 +53,9 @@ class Agent(GenServer):
 
     ``initial()`` makes the first state (it may be async). A function that
     raises crashes the agent, like any callback of a GenServer; the caller
-    gets ``ServerExited``. Keep the functions quick: the agent does nothing
+    gets ``ServerExited``. A ``fn`` that is not callable, or a bad
+    ``timeout``, fails at the call site (``TypeError``, ``ValueError``) and
+    never reaches the agent. Keep the functions quick: the agent does nothing
     else while one runs.
     """
 
@@ -59,7 +78,7 @@ class Agent(GenServer):
         if not (isinstance(result, tuple) and len(result) == 2):
             raise TypeError(
                 f"Agent.get_and_update: the function must return (result, new_state), "
-                f"not {result!r}"
+                f"not {safe_repr(result)}"
             )
         reply, self.state = result
         return reply
@@ -78,7 +97,8 @@ class Agent(GenServer):
         """
         if not callable(initial):
             raise TypeError(
-                f"Agent.start: initial must be a callable making the state, not {initial!r}"
+                "Agent.start: initial must be a callable making the state, "
+                f"not {safe_repr(initial)}"
             )
         return await super().start(initial, name=name, **opts)
 
@@ -98,7 +118,9 @@ class Agent(GenServer):
     async def get(
         agent: Pid | str, fn: Callable[[Any], R] = _identity, timeout: float | None = 5.0
     ) -> R:
-        """``fn(state)``, run inside the agent."""
+        """``fn(state)``, run inside the agent. ``timeout`` as ``call``'s."""
+        _check_fn(fn, "Agent.get")
+        timeout = check_timeout(timeout, "Agent.get")
         result: R = await call(agent, (_Op.GET, fn), timeout)
         return result
 
@@ -107,6 +129,8 @@ class Agent(GenServer):
         agent: Pid | str, fn: Callable[[Any], Any], timeout: float | None = 5.0
     ) -> None:
         """Replace the state with ``fn(state)``, and wait until it is done."""
+        _check_fn(fn, "Agent.update")
+        timeout = check_timeout(timeout, "Agent.update")
         await call(agent, (_Op.UPDATE, fn), timeout)
 
     @staticmethod
@@ -114,10 +138,13 @@ class Agent(GenServer):
         agent: Pid | str, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = 5.0
     ) -> R:
         """``fn(state)`` returns ``(result, new_state)``; return ``result``."""
+        _check_fn(fn, "Agent.get_and_update")
+        timeout = check_timeout(timeout, "Agent.get_and_update")
         result: R = await call(agent, (_Op.GET_AND_UPDATE, fn), timeout)
         return result
 
     @staticmethod
     def cast(agent: Pid | str, fn: Callable[[Any], Any]) -> None:
         """Replace the state with ``fn(state)``, without waiting."""
+        _check_fn(fn, "Agent.cast")
         cast(agent, fn)

@@ -21,6 +21,7 @@ from .._core import (
     Restart,
     ShutdownSetting,
     calling_pid,
+    safe_repr,
     start_server,
 )
 
@@ -86,32 +87,36 @@ class GenServer:
         if args or kwargs:
             raise TypeError(
                 f"{type(self).__qualname__}.init takes the arguments given to start() "
-                f"({args!r}, {kwargs!r}); define `async def init(self, ...)` to accept them"
+                f"({safe_repr(args)}, {safe_repr(kwargs)}); define `async def init(self, ...)` "
+                "to accept them"
             )
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         """Answer a ``call``; the default crashes the server, as Elixir's does."""
         raise NotImplementedError(
-            f"{type(self).__qualname__} received the call {request!r} but defines no "
+            f"{type(self).__qualname__} received the call {safe_repr(request)} but defines no "
             "handle_call; define `async def handle_call(self, request, caller)`"
         )
 
     async def handle_cast(self, request: Any) -> None:
         """Handle a ``cast``; the default crashes the server, as Elixir's does."""
         raise NotImplementedError(
-            f"{type(self).__qualname__} received the cast {request!r} but defines no "
+            f"{type(self).__qualname__} received the cast {safe_repr(request)} but defines no "
             "handle_cast; define `async def handle_cast(self, request)`"
         )
 
     async def handle_info(self, message: Any) -> None:
         """Handle any other message; the default logs it and drops it."""
-        logger.warning(
-            "%s %r received an unexpected message and dropped it: %r; define handle_info "
-            "to handle it",
-            type(self).__qualname__,
-            calling_pid(),
-            message,
-        )
+        if logger.isEnabledFor(logging.WARNING):
+            # The record carries the message formatted: a handler formatting
+            # it later cannot meet a failing repr.
+            logger.warning(
+                "%s %r received an unexpected message and dropped it: %s; define handle_info "
+                "to handle it",
+                type(self).__qualname__,
+                calling_pid(),
+                safe_repr(message),
+            )
 
     async def terminate(self, reason: Any) -> None:
         """Clean up when the server stops; the default does nothing."""
@@ -126,15 +131,17 @@ class GenServer:
         link: bool = False,
         mailbox_size: int | None = None,
         overflow: Overflow = Overflow.REJECT,
-        timeout: float = 5.0,
+        timeout: float | None = 5.0,
         **kwargs: Any,
     ) -> Pid:
         """Spawn the server and wait until ``init(*args, **kwargs)`` has returned.
 
-        If ``init`` raises or takes longer than ``timeout`` seconds, ``start``
-        raises ``StartError`` (its ``__cause__`` is the error, a
-        ``TimeoutError`` for the timeout) and nothing is left running or
-        registered. ``link=True`` links the server to the calling actor.
+        If ``init`` raises or takes longer than ``timeout`` seconds (> 0;
+        None or ``math.inf``: no limit), ``start`` raises ``StartError`` (its
+        ``__cause__`` is the error, a ``TimeoutError`` for the timeout) and
+        nothing is left running or registered; so too when the task calling
+        ``start`` is cancelled (the ``CancelledError`` goes through).
+        ``link=True`` links the server to the calling actor.
         """
         return await start_server(
             cls(),
