@@ -27,7 +27,7 @@ from .._core import (
     request_stop,
     wait_exit,
 )
-from ._base import GAVE_UP, _check_settings, _check_specs
+from ._base import _check_settings, _check_specs, _gave_up, _safe_repr, _Shown
 from ._supervisor import Supervisor
 
 logger = logging.getLogger("asyncotp")
@@ -62,20 +62,23 @@ class Application:
         shutdown_timeout: float = 30.0,
     ) -> None:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"Application: name must be a non-empty str, not {name!r}")
+            raise TypeError(f"Application: name must be a non-empty str, not {_safe_repr(name)}")
         self.name = name
-        self.children = _check_specs(children, f"Application({name!r})")
+        self.children = _check_specs(children, f"Application({_safe_repr(name)})")
         if not isinstance(strategy, Strategy):
-            raise TypeError(f"Application({name!r}): strategy must be a Strategy, not {strategy!r}")
-        _check_settings(max_restarts, max_seconds, f"Application({name!r})")
+            raise TypeError(
+                f"Application({_safe_repr(name)}): strategy must be a Strategy, "
+                f"not {_safe_repr(strategy)}"
+            )
+        _check_settings(max_restarts, max_seconds, f"Application({_safe_repr(name)})")
         if (
             not isinstance(shutdown_timeout, (int, float))
             or isinstance(shutdown_timeout, bool)
             or not shutdown_timeout > 0
         ):
             raise ValueError(
-                f"Application({name!r}): shutdown_timeout must be seconds > 0, "
-                f"not {shutdown_timeout!r}"
+                f"Application({_safe_repr(name)}): shutdown_timeout must be seconds > 0, "
+                f"not {_safe_repr(shutdown_timeout)}"
             )
         self.strategy = strategy
         self.max_restarts = max_restarts
@@ -186,11 +189,11 @@ class Application:
             stop_wait.cancel()
         if exited.done():
             reason = exited.result()
-            if reason == GAVE_UP or not is_clean_exit(reason):
+            if _gave_up(reason) or not is_clean_exit(reason):
                 logger.error(
                     "application %r: the root supervisor ended with %r; exiting with 1",
                     self.name,
-                    reason,
+                    _Shown(reason),
                     extra={"event": "application_failed", "application": self.name},
                 )
                 return 1

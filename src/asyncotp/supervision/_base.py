@@ -112,6 +112,49 @@ class _RestartLater:
     """Why they are restarted, for the restart reports."""
 
 
+def _gave_up(reason: object) -> bool:
+    """Whether ``reason`` is ``GAVE_UP``, comparing no user object (a reason
+    may be anything, with any ``__eq__``)."""
+    if reason is GAVE_UP:
+        return True
+    if type(reason) is not Shutdown:
+        return False
+    detail = reason.detail
+    return type(detail) is str and detail == GAVE_UP.detail
+
+
+def _safe_repr(value: object) -> str:
+    """``repr(value)``, or a placeholder naming its type when that repr raises.
+
+    Supervisors format user objects (exit reasons, errors, child ids,
+    requests) in reports and error messages; a broken ``__repr__`` must not
+    stop a restart, a report or a reply.
+    """
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - any failure of a user's repr gets the placeholder
+        try:
+            kind = type(value).__qualname__
+        except Exception:  # noqa: BLE001 - a metaclass can break even that
+            kind = "object"
+        return f"<{kind} object (repr failed)>"
+
+
+class _Shown:
+    """A log argument whose ``%r`` and ``%s`` are ``_safe_repr``: reports
+    stay formatted lazily (only by the handlers that keep the record)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return _safe_repr(self.value)
+
+    __str__ = __repr__
+
+
 def _start_error(who: str, exc: BaseException) -> StartError:
     """A StartError whose cause is the underlying error, one level deep
     (a GenServer's own StartError is unwrapped)."""
@@ -119,7 +162,7 @@ def _start_error(who: str, exc: BaseException) -> StartError:
     if isinstance(exc, StartError) and exc.__cause__ is not None:
         cause = exc.__cause__
     reason = exc.reason if isinstance(exc, StartError) else exc
-    error = StartError(f"{who} failed to start: {reason!r}", reason)
+    error = StartError(f"{who} failed to start: {_safe_repr(reason)}", reason)
     error.__cause__ = cause
     return error
 
@@ -132,13 +175,17 @@ def _refuse(caller: Caller, error: BaseException) -> Any:
 
 def _check_settings(max_restarts: object, max_seconds: object, where: str) -> None:
     if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
-        raise ValueError(f"{where}: max_restarts must be an int >= 0, not {max_restarts!r}")
+        raise ValueError(
+            f"{where}: max_restarts must be an int >= 0, not {_safe_repr(max_restarts)}"
+        )
     if (
         not isinstance(max_seconds, (int, float))
         or isinstance(max_seconds, bool)
         or not max_seconds > 0
     ):
-        raise ValueError(f"{where}: max_seconds must be a number > 0, not {max_seconds!r}")
+        raise ValueError(
+            f"{where}: max_seconds must be a number > 0, not {_safe_repr(max_seconds)}"
+        )
 
 
 def _counts(children: Sequence[_Child]) -> ChildCounts:
@@ -152,18 +199,21 @@ def _counts(children: Sequence[_Child]) -> ChildCounts:
 
 def _check_specs(children: object, where: str) -> list[ChildSpec]:
     if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
-        raise TypeError(f"{where}: children must be a list of ChildSpec, not {children!r}")
+        raise TypeError(
+            f"{where}: children must be a list of ChildSpec, not {_safe_repr(children)}"
+        )
     specs = list(children)
     seen: set[Hashable] = set()
     for spec in specs:
         if not isinstance(spec, ChildSpec):
             raise TypeError(
                 f"{where}: every child must be a ChildSpec (for example "
-                f"MyServer.child_spec(...)), not {spec!r}"
+                f"MyServer.child_spec(...)), not {_safe_repr(spec)}"
             )
         if spec.id in seen:
             raise DuplicateChild(
-                f"{where}: two children have the id {spec.id!r}; ids must be unique", spec.id
+                f"{where}: two children have the id {_safe_repr(spec.id)}; ids must be unique",
+                spec.id,
             )
         seen.add(spec.id)
     return specs
@@ -226,7 +276,8 @@ class _SupervisorBase(GenServer):
         exc_info = None
         if isinstance(reason, BaseException) and level >= logging.ERROR:
             exc_info = (type(reason), reason, reason.__traceback__)
-        logger.log(level, message, *args, exc_info=exc_info, extra=extra)
+        shown = tuple(_Shown(arg) for arg in args)
+        logger.log(level, message, *shown, exc_info=exc_info, extra=extra)
 
     # -- one child ---------------------------------------------------------
 
@@ -239,8 +290,9 @@ class _SupervisorBase(GenServer):
             return None
         if type(pid) is not Pid:
             raise TypeError(
-                f"the start function of child {spec.id!r} returned {pid!r}; it must return "
-                "the Pid of the started actor (or None to ignore the child)"
+                f"the start function of child {_safe_repr(spec.id)} returned "
+                f"{_safe_repr(pid)}; it must return the Pid of the started actor (or None "
+                "to ignore the child)"
             )
         child.pid = pid
         self._by_pid[pid] = child
@@ -273,8 +325,9 @@ class _SupervisorBase(GenServer):
                     self._report(
                         logging.ERROR,
                         "child_killed",
-                        f"supervisor {self._pid!r}: child {child.spec.id!r} ({pid!r}) did not "
-                        f"stop within its shutdown time of {shutdown} s; killing it",
+                        f"supervisor {self._pid!r}: child {_safe_repr(child.spec.id)} "
+                        f"({pid!r}) did not stop within its shutdown time of {shutdown} s; "
+                        "killing it",
                         child,
                         KILLED,
                     )
@@ -306,8 +359,8 @@ class _SupervisorBase(GenServer):
             logging.ERROR,
             "supervisor_gave_up",
             f"supervisor {self.pid!r} gave up: more than {self.max_restarts} restarts within "
-            f"{self.max_seconds} s (last: child {child.spec.id!r} ended with {reason!r}); "
-            "stopping all its children",
+            f"{self.max_seconds} s (last: child {_safe_repr(child.spec.id)} ended with "
+            f"{_safe_repr(reason)}); stopping all its children",
             child,
             reason,
         )

@@ -33,6 +33,7 @@ from ._base import (
     _refuse,
     _Req,
     _RestartLater,
+    _safe_repr,
     _start_error,
     _SupervisorBase,
 )
@@ -81,7 +82,7 @@ class DynamicSupervisor(_SupervisorBase):
         ):
             raise ValueError(
                 f"DynamicSupervisor.start: max_children must be None or an int >= 0, "
-                f"not {max_children!r}"
+                f"not {_safe_repr(max_children)}"
             )
         _check_settings(max_restarts, max_seconds, "DynamicSupervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
@@ -184,8 +185,8 @@ class DynamicSupervisor(_SupervisorBase):
             self._report(
                 logging.ERROR,
                 "child_start_failed",
-                f"dynamic supervisor {self.pid!r}: restarting child {child.spec.id!r} failed: "
-                f"{exc!r}; will try again",
+                f"dynamic supervisor {self.pid!r}: restarting child "
+                f"{_safe_repr(child.spec.id)} failed: {_safe_repr(exc)}; will try again",
                 child,
                 exc,
             )
@@ -212,7 +213,9 @@ class DynamicSupervisor(_SupervisorBase):
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Req)):
             return _refuse(
                 caller,
-                ValueError(f"dynamic supervisor {self.pid!r} does not understand {request!r}"),
+                ValueError(
+                    f"dynamic supervisor {self.pid!r} does not understand {_safe_repr(request)}"
+                ),
             )
         op = request[0]
         children = self._children_list()
@@ -226,7 +229,7 @@ class DynamicSupervisor(_SupervisorBase):
             spec = request[1]
             if not isinstance(spec, ChildSpec):
                 return _refuse(
-                    caller, TypeError(f"start_child: expected a ChildSpec, not {spec!r}")
+                    caller, TypeError(f"start_child: expected a ChildSpec, not {_safe_repr(spec)}")
                 )
             if self.max_children is not None and len(self._dyn) >= self.max_children:
                 return _refuse(
@@ -241,7 +244,10 @@ class DynamicSupervisor(_SupervisorBase):
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - returned to the caller as StartError
                 return _refuse(
-                    caller, _start_error(f"dynamic supervisor {self.pid!r}: child {spec.id!r}", exc)
+                    caller,
+                    _start_error(
+                        f"dynamic supervisor {self.pid!r}: child {_safe_repr(spec.id)}", exc
+                    ),
                 )
             if pid is not None:
                 self._next_key += 1
@@ -254,7 +260,7 @@ class DynamicSupervisor(_SupervisorBase):
                 return _refuse(
                     caller,
                     ChildNotFound(
-                        f"dynamic supervisor {self.pid!r} has no child {target!r}; "
+                        f"dynamic supervisor {self.pid!r} has no child {_safe_repr(target)}; "
                         "terminate_child takes the child's pid",
                         target,
                     ),

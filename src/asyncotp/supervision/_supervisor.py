@@ -32,6 +32,7 @@ from ._base import (
     _refuse,
     _Req,
     _RestartLater,
+    _safe_repr,
     _start_error,
     _SupervisorBase,
 )
@@ -108,14 +109,16 @@ class Supervisor(_SupervisorBase):
                 self._report(
                     logging.ERROR,
                     "child_start_failed",
-                    f"supervisor {self.pid!r}: child {spec.id!r} failed to start: {exc!r}; "
-                    "stopping the children already started",
+                    f"supervisor {self.pid!r}: child {_safe_repr(spec.id)} failed to start: "
+                    f"{_safe_repr(exc)}; stopping the children already started",
                     child,
                     exc,
                 )
                 await self._stop_all()
                 raise StartError(
-                    f"supervisor {self.pid!r} could not start child {spec.id!r}: {exc!r}", exc
+                    f"supervisor {self.pid!r} could not start child {_safe_repr(spec.id)}: "
+                    f"{_safe_repr(exc)}",
+                    exc,
                 ) from exc
 
     @classmethod
@@ -138,7 +141,7 @@ class Supervisor(_SupervisorBase):
         specs = _check_specs(children, "Supervisor.start")
         if not isinstance(strategy, Strategy):
             raise TypeError(
-                f"Supervisor.start: strategy must be a Strategy member, not {strategy!r}"
+                f"Supervisor.start: strategy must be a Strategy member, not {_safe_repr(strategy)}"
             )
         _check_settings(max_restarts, max_seconds, "Supervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
@@ -187,8 +190,8 @@ class Supervisor(_SupervisorBase):
 
     def _not_found(self, child_id: Hashable) -> ChildNotFound:
         return ChildNotFound(
-            f"supervisor {self.pid!r} has no child with id {child_id!r}; which_children() "
-            "lists its children",
+            f"supervisor {self.pid!r} has no child with id {_safe_repr(child_id)}; "
+            "which_children() lists its children",
             child_id,
         )
 
@@ -297,8 +300,8 @@ class Supervisor(_SupervisorBase):
                 self._report(
                     logging.ERROR,
                     "child_start_failed",
-                    f"supervisor {self.pid!r}: restarting child {child_id!r} failed: {exc!r}; "
-                    "will try again",
+                    f"supervisor {self.pid!r}: restarting child {_safe_repr(child_id)} failed: "
+                    f"{_safe_repr(exc)}; will try again",
                     child,
                     exc,
                 )
@@ -324,9 +327,9 @@ class Supervisor(_SupervisorBase):
             return _refuse(
                 caller,
                 ValueError(
-                    f"supervisor {self.pid!r} does not understand the call {request!r}; use "
-                    "which_children, count_children, start_child, terminate_child, "
-                    "restart_child or delete_child"
+                    f"supervisor {self.pid!r} does not understand the call "
+                    f"{_safe_repr(request)}; use which_children, count_children, start_child, "
+                    "terminate_child, restart_child or delete_child"
                 ),
             )
         op = request[0]
@@ -355,14 +358,14 @@ class Supervisor(_SupervisorBase):
             if op is _Req.RESTART:
                 if child.pid is not None:
                     raise ActorError(
-                        f"supervisor {self.pid!r}: child {child_id!r} is running "
+                        f"supervisor {self.pid!r}: child {_safe_repr(child_id)} is running "
                         f"({child.pid!r}); terminate_child first"
                     )
                 return await self._start_one(child)
             # _Req.DELETE
             if child.pid is not None:
                 raise ActorError(
-                    f"supervisor {self.pid!r}: child {child_id!r} is running "
+                    f"supervisor {self.pid!r}: child {_safe_repr(child_id)} is running "
                     f"({child.pid!r}); terminate_child before delete_child"
                 )
             child.restarting = False
@@ -372,15 +375,15 @@ class Supervisor(_SupervisorBase):
         except (ActorError, StartError, TypeError, ValueError) as exc:
             return _refuse(caller, exc)
         except Exception as exc:  # noqa: BLE001 - a child's start function failed
-            return _refuse(caller, StartError(f"supervisor {self.pid!r}: {exc!r}", exc))
+            return _refuse(caller, StartError(f"supervisor {self.pid!r}: {_safe_repr(exc)}", exc))
 
     async def _do_start_child(self, spec: ChildSpec) -> Pid | None:
         if not isinstance(spec, ChildSpec):
-            raise TypeError(f"start_child: expected a ChildSpec, not {spec!r}")
+            raise TypeError(f"start_child: expected a ChildSpec, not {_safe_repr(spec)}")
         existing = self._find(spec.id)
         if existing is not None:
             raise DuplicateChild(
-                f"supervisor {self.pid!r} already has a child with id {spec.id!r}"
+                f"supervisor {self.pid!r} already has a child with id {_safe_repr(spec.id)}"
                 + (f" ({existing.pid!r})" if existing.pid is not None else " (not running)")
                 + "; pick another id, or delete_child it first",
                 spec.id,
@@ -390,7 +393,9 @@ class Supervisor(_SupervisorBase):
         try:
             pid = await self._start_one(child)
         except Exception as exc:  # noqa: BLE001 - any start failure becomes StartError
-            raise _start_error(f"supervisor {self.pid!r}: child {spec.id!r}", exc) from None
+            raise _start_error(
+                f"supervisor {self.pid!r}: child {_safe_repr(spec.id)}", exc
+            ) from None
         if pid is None and spec.restart is Restart.TEMPORARY:
             return None  # OTP forgets a temporary child that chose to be ignored
         self._children.append(child)

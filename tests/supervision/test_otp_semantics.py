@@ -1,0 +1,186 @@
+"""Supervision rules taken from OTP (supervisor.erl) and Elixir
+(DynamicSupervisor), one test per rule, each named for the rule it states.
+
+Children tell a probe (``asyncotp.testing.Probe``) of each init, refused
+start and terminate, so a test asserts the exact order of starts and stops
+as the probe received them. Tests synchronise on those messages, on
+monitors, on reports and on call round trips to the supervisor, never on
+sleeps; the ones that need time itself run on the kit's ``VirtualClock``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+import pytest
+
+import asyncotp
+from asyncotp import (
+    GAVE_UP,
+    SHUTDOWN,
+    Caller,
+    ChildSpec,
+    DynamicSupervisor,
+    GenServer,
+    Pid,
+    StartError,
+    Supervisor,
+    send,
+    start_child,
+    which_children,
+)
+from asyncotp.testing import Probe, capture_reports, crash, wait_for_restart
+from tests.helpers import wait, watch
+
+# -- children that report to a probe ---------------------------------------------------
+
+
+def kind(reason: object) -> object:
+    """A reason as the probe gets it: exceptions by class name, others as they are."""
+    return type(reason).__name__ if isinstance(reason, BaseException) else reason
+
+
+@attrs.define
+class Starts:
+    """How many of each child's next starts are refused (its init raises)."""
+
+    refusals: dict[str, int] = attrs.field(factory=dict)
+
+    def refuse_next(self, tag: str, times: int = 1) -> None:
+        self.refusals[tag] = self.refusals.get(tag, 0) + times
+
+    def take(self, tag: str) -> bool:
+        left = self.refusals.get(tag, 0)
+        if left:
+            self.refusals[tag] = left - 1
+        return bool(left)
+
+
+class Member(GenServer):
+    """A child that sends ("init", tag), ("refused", tag) and ("terminate",
+    tag, kind(reason)) to the test's probe."""
+
+    tag: str
+    probe: Pid
+
+    async def init(self, tag: str, probe: Pid, starts: Starts | None = None) -> None:
+        if starts is not None and starts.take(tag):
+            send(probe, ("refused", tag))
+            raise RuntimeError(f"{tag} refuses to start")
+        self.tag = tag
+        self.probe = probe
+        send(probe, ("init", tag))
+
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        if request == "ping":
+            return self.tag
+        raise AssertionError(f"unexpected request {request!r}")
+
+    async def terminate(self, reason: Any) -> None:
+        send(self.probe, ("terminate", self.tag, kind(reason)))
+
+
+def member(tag: str, probe: Probe, starts: Starts | None = None, **options: Any) -> ChildSpec:
+    """A Member child spec whose id is its tag."""
+    return Member.child_spec(tag, probe.pid, starts, id=tag, **options)
+
+
+async def pid_of(sup: Pid | str, child_id: str) -> Pid:
+    for info in await which_children(sup):
+        if info.id == child_id and info.pid is not None:
+            return info.pid
+    raise AssertionError(f"child {child_id!r} of {sup!r} is not running")
+
+
+async def started(probe: Probe, *tags: str) -> None:
+    """Take the probe's ("init", tag) messages, in that order."""
+    for tag in tags:
+        await probe.expect(("init", tag))
+
+
+# -- 9. reports never call a user's repr unguarded -------------------------------------
+
+
+class Unprintable(Exception):
+    def __repr__(self) -> str:
+        raise RuntimeError("this repr is broken")
+
+
+class UnprintableReason:
+    def __repr__(self) -> str:
+        raise RuntimeError("this repr is broken")
+
+
+UNPRINTABLE = [Unprintable("boom"), UnprintableReason()]
+
+
+def placeholder(value: object) -> str:
+    return f"<{type(value).__qualname__} object (repr failed)>"
+
+
+@pytest.mark.parametrize("reason", UNPRINTABLE, ids=lambda r: type(r).__name__)
+async def test_an_unprintable_exit_reason_is_reported_with_a_placeholder_and_the_child_restarted(
+    otp_node: asyncotp.Node, caplog: pytest.LogCaptureFixture, reason: object
+) -> None:
+    caplog.set_level(logging.INFO, logger="asyncotp")  # pytest's handler formats every record
+    probe = await Probe.start()
+    sup = await Supervisor.start([member("a", probe)])
+    dsup = await DynamicSupervisor.start()
+    await started(probe, "a")
+    old = await pid_of(sup, "a")
+    dyn_old = await start_child(dsup, member("d", probe))
+    await started(probe, "d")
+
+    with capture_reports() as reports:
+        assert await crash(old, reason) is reason
+        new = await wait_for_restart(sup, "a", old)
+        assert await crash(dyn_old, reason) is reason
+        await started(probe, "d")
+
+    assert await asyncotp.call(new, "ping") == "a"
+    [dyn_new] = [info.pid for info in await which_children(dsup)]
+    assert dyn_new not in (None, dyn_old)
+    for child_id in ("a", "d"):
+        [terminated] = reports.events("child_terminated", child_id=child_id)
+        assert terminated.reason is reason
+        assert placeholder(reason) in terminated.message
+        assert reports.events("child_restarted", child_id=child_id)
+    assert any(placeholder(reason) in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("reason", UNPRINTABLE, ids=lambda r: type(r).__name__)
+async def test_a_supervisor_giving_up_over_an_unprintable_reason_still_stops_its_children(
+    otp_node: asyncotp.Node, reason: object
+) -> None:
+    probe = await Probe.start()
+    sup = await Supervisor.start([member("a", probe), member("b", probe)], max_restarts=0)
+    await started(probe, "a", "b")
+    ended = await watch(sup)
+
+    with capture_reports() as reports:
+        await crash(await pid_of(sup, "b"), reason)
+        assert await wait(ended) == GAVE_UP
+
+    await probe.expect(("terminate", "a", SHUTDOWN))
+    [gave_up] = reports.events("supervisor_gave_up")
+    assert placeholder(reason) in gave_up.message
+
+
+async def test_an_unprintable_start_error_is_refused_with_a_placeholder(
+    otp_node: asyncotp.Node,
+) -> None:
+    error = Unprintable("no")
+
+    async def refuses() -> Pid:
+        raise error
+
+    sup = await Supervisor.start([])
+    dsup = await DynamicSupervisor.start()
+    for target in (sup, dsup):
+        with pytest.raises(StartError) as info:
+            await start_child(target, ChildSpec("x", refuses))
+        assert placeholder(error) in str(info.value)
+        assert info.value.reason is error
+    assert await which_children(sup) == []
