@@ -27,8 +27,10 @@ from asyncotp import (
     Pid,
     StartError,
     Supervisor,
+    restart_child,
     send,
     start_child,
+    terminate_child,
     which_children,
 )
 from asyncotp.testing import Probe, capture_reports, crash, wait_for_restart
@@ -92,6 +94,10 @@ async def pid_of(sup: Pid | str, child_id: str) -> Pid:
         if info.id == child_id and info.pid is not None:
             return info.pid
     raise AssertionError(f"child {child_id!r} of {sup!r} is not running")
+
+
+async def children(sup: Pid | str) -> dict[object, Pid | None]:
+    return {info.id: info.pid for info in await which_children(sup)}
 
 
 async def started(probe: Probe, *tags: str) -> None:
@@ -184,3 +190,54 @@ async def test_an_unprintable_start_error_is_refused_with_a_placeholder(
         assert placeholder(error) in str(info.value)
         assert info.value.reason is error
     assert await which_children(sup) == []
+
+
+# -- 4. StartError keeps its cause -----------------------------------------------------
+
+
+class Refuses(GenServer):
+    async def init(self, error: Exception) -> None:
+        raise error
+
+
+async def test_start_child_raises_start_error_whose_cause_is_the_underlying_error(
+    otp_node: asyncotp.Node,
+) -> None:
+    in_start = TypeError("not a start function after all")
+
+    async def broken() -> Pid:
+        raise in_start
+
+    sup = await Supervisor.start([])
+    dsup = await DynamicSupervisor.start()
+    for target in (sup, dsup):
+        in_init = ValueError("bad config")
+        with pytest.raises(StartError) as info:
+            await start_child(target, Refuses.child_spec(in_init, id="r"))
+        assert info.value.__cause__ is in_init  # the server's own StartError is unwrapped
+        assert info.value.reason is in_init
+
+        with pytest.raises(StartError) as info:
+            await start_child(target, ChildSpec("b", broken))
+        assert info.value.__cause__ is in_start
+    assert await which_children(sup) == []
+    assert await which_children(dsup) == []
+
+
+async def test_restart_child_raises_start_error_whose_cause_is_the_underlying_error(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start([member("a", probe, starts)])
+    await started(probe, "a")
+    await terminate_child(sup, "a")
+    starts.refuse_next("a")
+
+    with pytest.raises(StartError) as info:
+        await restart_child(sup, "a")
+
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "a refuses to start" in str(info.value.__cause__)
+    assert await children(sup) == {"a": None}
+    assert await restart_child(sup, "a") == await pid_of(sup, "a")

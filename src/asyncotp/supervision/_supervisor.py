@@ -361,7 +361,13 @@ class Supervisor(_SupervisorBase):
                         f"supervisor {self.pid!r}: child {_safe_repr(child_id)} is running "
                         f"({child.pid!r}); terminate_child first"
                     )
-                return await self._start_one(child)
+                try:
+                    return await self._start_one(child)
+                except Exception as exc:  # noqa: BLE001 - any start failure becomes StartError
+                    error = _start_error(
+                        f"supervisor {self.pid!r}: child {_safe_repr(child_id)}", exc
+                    )
+                    raise error from error.__cause__
             # _Req.DELETE
             if child.pid is not None:
                 raise ActorError(
@@ -372,10 +378,8 @@ class Supervisor(_SupervisorBase):
             child.pending = None
             self._children.remove(child)
             return None  # noqa: TRY300 - every branch returns from inside the try
-        except (ActorError, StartError, TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a refused request fails the call, not us
             return _refuse(caller, exc)
-        except Exception as exc:  # noqa: BLE001 - a child's start function failed
-            return _refuse(caller, StartError(f"supervisor {self.pid!r}: {_safe_repr(exc)}", exc))
 
     async def _do_start_child(self, spec: ChildSpec) -> Pid | None:
         if not isinstance(spec, ChildSpec):
@@ -393,9 +397,8 @@ class Supervisor(_SupervisorBase):
         try:
             pid = await self._start_one(child)
         except Exception as exc:  # noqa: BLE001 - any start failure becomes StartError
-            raise _start_error(
-                f"supervisor {self.pid!r}: child {_safe_repr(spec.id)}", exc
-            ) from None
+            error = _start_error(f"supervisor {self.pid!r}: child {_safe_repr(spec.id)}", exc)
+            raise error from error.__cause__
         if pid is None and spec.restart is Restart.TEMPORARY:
             return None  # OTP forgets a temporary child that chose to be ignored
         self._children.append(child)
