@@ -25,11 +25,14 @@ from asyncotp import (
     DynamicSupervisor,
     GenServer,
     Pid,
+    Restart,
     StartError,
     Supervisor,
+    count_children,
     restart_child,
     send,
     start_child,
+    supervisor_health,
     terminate_child,
     which_children,
 )
@@ -240,4 +243,55 @@ async def test_restart_child_raises_start_error_whose_cause_is_the_underlying_er
     assert isinstance(info.value.__cause__, RuntimeError)
     assert "a refuses to start" in str(info.value.__cause__)
     assert await children(sup) == {"a": None}
+    assert await restart_child(sup, "a") == await pid_of(sup, "a")
+
+
+# -- 3. a start that returns None (OTP's ignore) ----------------------------------------
+
+
+async def ignored() -> Pid | None:
+    return None
+
+
+async def test_a_temporary_child_ignored_at_start_is_forgotten_and_a_permanent_one_is_kept(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    sup = await Supervisor.start(
+        [
+            ChildSpec("temporary", ignored, Restart.TEMPORARY),
+            member("a", probe),
+            ChildSpec("permanent", ignored),
+        ]
+    )
+    await started(probe, "a")
+
+    assert await children(sup) == {"a": await pid_of(sup, "a"), "permanent": None}
+    counts = await count_children(sup)
+    assert (counts.specs, counts.active) == (2, 1)
+
+
+async def test_a_child_ignored_on_restart_is_stopped_not_left_restarting(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    answers: list[bool] = []  # the start function starts the child once, then ignores it
+
+    async def once() -> Pid | None:
+        if answers:
+            return None
+        answers.append(True)
+        return await Member.start("a", probe.pid, link=True)
+
+    sup = await Supervisor.start([ChildSpec("a", once)])
+    await started(probe, "a")
+
+    with capture_reports() as reports:
+        await crash(await pid_of(sup, "a"))
+        assert await children(sup) == {"a": None}  # queued behind the Exited
+
+    health = await supervisor_health(sup)
+    assert [c["state"] for c in health["children"]] == ["stopped"]
+    assert reports.events("child_restarted") == []
+    answers.clear()
     assert await restart_child(sup, "a") == await pid_of(sup, "a")

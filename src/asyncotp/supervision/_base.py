@@ -286,7 +286,10 @@ class _SupervisorBase(GenServer):
         spec = child.spec
         pid = await spec.start()
         if pid is None:
+            # Ignored: not running, and no longer restarting either.
             child.pid = None
+            child.restarting = False
+            child.pending = None
             return None
         if type(pid) is not Pid:
             raise TypeError(

@@ -76,8 +76,8 @@ class Supervisor(_SupervisorBase):
     ``KILL``.
 
     A child's start function may return None: as OTP's ``ignore``, the child
-    keeps its spec but does not run. Beyond OTP, a child spec may carry a
-    ``Backoff`` that delays its restarts.
+    keeps its spec but does not run (a temporary child is forgotten). Beyond
+    OTP, a child spec may carry a ``Backoff`` that delays its restarts.
 
     Reports go to the logger ``asyncotp`` with structured ``extra`` fields:
     ``event`` (``child_terminated``, ``child_restarted``, ``child_start_failed``,
@@ -103,7 +103,7 @@ class Supervisor(_SupervisorBase):
             child = _Child(spec)
             self._children.append(child)
             try:
-                await self._start_one(child)
+                pid = await self._start_one(child)
             except BaseException as exc:
                 self._children.remove(child)
                 self._report(
@@ -120,6 +120,8 @@ class Supervisor(_SupervisorBase):
                     f"{_safe_repr(exc)}",
                     exc,
                 ) from exc
+            if pid is None and spec.restart is Restart.TEMPORARY:
+                self._children.remove(child)  # OTP forgets a temporary child that is ignored
 
     @classmethod
     async def start(  # type: ignore[override]
@@ -311,6 +313,8 @@ class Supervisor(_SupervisorBase):
                 rest = ids[index:]
                 self._schedule(self._found(rest), rest, self._backoff_delay(child), exc)
                 return
+            if pid is None:
+                continue  # ignored: it keeps its spec and does not run
             self._report(
                 logging.INFO,
                 "child_restarted",
