@@ -10,6 +10,7 @@ sleeps; the ones that need time itself run on the kit's ``VirtualClock``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ import asyncotp
 from asyncotp import (
     GAVE_UP,
     SHUTDOWN,
+    Backoff,
     Caller,
     ChildSpec,
     DynamicSupervisor,
@@ -34,6 +36,7 @@ from asyncotp import (
     start_child,
     supervisor_health,
     terminate_child,
+    whereis,
     which_children,
 )
 from asyncotp.testing import Probe, capture_reports, crash, wait_for_restart
@@ -295,3 +298,42 @@ async def test_a_child_ignored_on_restart_is_stopped_not_left_restarting(
     assert reports.events("child_restarted") == []
     answers.clear()
     assert await restart_child(sup, "a") == await pid_of(sup, "a")
+
+
+# -- 5. a supervisor's child spec takes its name as its id -----------------------------
+
+
+async def test_two_named_dynamic_supervisors_sit_under_one_parent_with_their_names_as_ids(
+    otp_node: asyncotp.Node,
+) -> None:
+    root = await Supervisor.start(
+        [
+            DynamicSupervisor.child_spec(name="pool_a"),
+            DynamicSupervisor.child_spec(name="pool_b", max_children=1),
+            Supervisor.child_spec([], name="inner_a"),
+            Supervisor.child_spec([], name="inner_b"),
+        ]
+    )
+
+    assert await children(root) == {
+        name: whereis(name) for name in ("pool_a", "pool_b", "inner_a", "inner_b")
+    }
+    assert DynamicSupervisor.child_spec().id == "DynamicSupervisor"
+    assert DynamicSupervisor.child_spec(id="x", name="pool").id == "x"
+    assert Supervisor.child_spec([]).id == "Supervisor"
+    assert Supervisor.child_spec([], id="y", name="sup").id == "y"
+
+
+def test_a_supervisor_child_spec_with_a_bad_name_is_refused_at_once() -> None:
+    with pytest.raises(TypeError, match="name"):
+        DynamicSupervisor.child_spec(name=3)
+    with pytest.raises(TypeError, match="name"):
+        Supervisor.child_spec([], name="")
+
+
+def test_a_dynamic_supervisor_child_spec_takes_a_backoff_like_the_others() -> None:
+    backoff = Backoff(initial=1.0)
+    spec = DynamicSupervisor.child_spec(name="pool", backoff=backoff)
+    assert spec.backoff is backoff
+    assert isinstance(spec.start, functools.partial)
+    assert "backoff" not in spec.start.keywords

@@ -31,6 +31,7 @@ from .._core import (
     Stop,
     Strategy,
     adopt,
+    check_name,
     deliver_system,
     drop_messages,
     is_alive,
@@ -186,6 +187,21 @@ def _check_settings(max_restarts: object, max_seconds: object, where: str) -> No
         raise ValueError(
             f"{where}: max_seconds must be a number > 0, not {_safe_repr(max_seconds)}"
         )
+
+
+def _default_id(
+    child_id: Hashable | None, opts: dict[str, Any], where: str, default: str
+) -> Hashable:
+    """A supervisor's child id: ``child_id`` if given, else its registered
+    ``name`` (Elixir's rule), else ``default``."""
+    if child_id is not None:
+        return child_id
+    name: object = opts.get("name")
+    if name is None:
+        return default
+    check_name(name, where)
+    assert isinstance(name, str)
+    return name
 
 
 def _counts(children: Sequence[_Child]) -> ChildCounts:

@@ -30,6 +30,7 @@ from ._base import (
     _check_settings,
     _Child,
     _counts,
+    _default_id,
     _refuse,
     _Req,
     _RestartLater,
@@ -98,13 +99,21 @@ class DynamicSupervisor(_SupervisorBase):
         shutdown: ShutdownSetting | None = None,
         **opts: Any,
     ) -> ChildSpec:
-        """A child spec for a dynamic supervisor under another supervisor."""
+        """A child spec for a dynamic supervisor under another supervisor.
+
+        ``opts`` go to ``start``: ``max_children``, ``max_restarts``,
+        ``max_seconds``, ``name``. ``id`` defaults to the ``name`` if one is
+        given (as in Elixir), else to ``"DynamicSupervisor"``; so several
+        named dynamic supervisors can sit under one parent.
+        """
+        backoff = opts.pop("backoff", None)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(
-            "DynamicSupervisor" if id is None else id,
+            _default_id(id, opts, "DynamicSupervisor.child_spec", "DynamicSupervisor"),
             functools.partial(cls.start, link=True, **opts),
             restart,
             type=ChildType.SUPERVISOR,
+            backoff=backoff,
             **extra,
         )
 

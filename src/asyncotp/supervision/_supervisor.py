@@ -29,6 +29,7 @@ from ._base import (
     _check_specs,
     _Child,
     _counts,
+    _default_id,
     _refuse,
     _Req,
     _RestartLater,
@@ -169,12 +170,13 @@ class Supervisor(_SupervisorBase):
         """A child spec for a nested supervisor (type SUPERVISOR, shutdown INFINITY).
 
         ``opts`` go to ``start``: ``strategy``, ``max_restarts``,
-        ``max_seconds``, ``name``.
+        ``max_seconds``, ``name``. ``id`` defaults to the ``name`` if one is
+        given (as in Elixir), else to ``"Supervisor"``.
         """
         backoff = opts.pop("backoff", None)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(
-            "Supervisor" if id is None else id,
+            _default_id(id, opts, "Supervisor.child_spec", "Supervisor"),
             functools.partial(cls.start, children, link=True, **opts),
             restart,
             type=ChildType.SUPERVISOR,
