@@ -10,8 +10,10 @@ sleeps; the ones that need time itself run on the kit's ``VirtualClock``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import math
 from typing import Any
 
 import attrs
@@ -20,7 +22,9 @@ import pytest
 import asyncotp
 from asyncotp import (
     GAVE_UP,
+    KILLED,
     SHUTDOWN,
+    Application,
     Backoff,
     Caller,
     ChildSpec,
@@ -31,6 +35,7 @@ from asyncotp import (
     StartError,
     Supervisor,
     count_children,
+    delete_child,
     restart_child,
     send,
     start_child,
@@ -39,7 +44,7 @@ from asyncotp import (
     whereis,
     which_children,
 )
-from asyncotp.testing import Probe, capture_reports, crash, wait_for_restart
+from asyncotp.testing import Probe, VirtualClock, capture_reports, crash, wait_for_restart
 from tests.helpers import wait, watch
 
 # -- children that report to a probe ---------------------------------------------------
@@ -68,17 +73,22 @@ class Starts:
 
 class Member(GenServer):
     """A child that sends ("init", tag), ("refused", tag) and ("terminate",
-    tag, kind(reason)) to the test's probe."""
+    tag, kind(reason)) to the test's probe; a stubborn one sends
+    ("terminating", tag) and then waits in terminate until it is killed."""
 
     tag: str
     probe: Pid
+    stubborn: bool
 
-    async def init(self, tag: str, probe: Pid, starts: Starts | None = None) -> None:
+    async def init(
+        self, tag: str, probe: Pid, starts: Starts | None = None, *, stubborn: bool = False
+    ) -> None:
         if starts is not None and starts.take(tag):
             send(probe, ("refused", tag))
             raise RuntimeError(f"{tag} refuses to start")
         self.tag = tag
         self.probe = probe
+        self.stubborn = stubborn
         send(probe, ("init", tag))
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
@@ -87,6 +97,9 @@ class Member(GenServer):
         raise AssertionError(f"unexpected request {request!r}")
 
     async def terminate(self, reason: Any) -> None:
+        if self.stubborn:  # ignores SHUTDOWN: only KILL ends it
+            send(self.probe, ("terminating", self.tag))
+            await asyncio.Event().wait()
         send(self.probe, ("terminate", self.tag, kind(reason)))
 
 
@@ -337,3 +350,135 @@ def test_a_dynamic_supervisor_child_spec_takes_a_backoff_like_the_others() -> No
     assert spec.backoff is backoff
     assert isinstance(spec.start, functools.partial)
     assert "backoff" not in spec.start.keywords
+
+
+# -- 6. validation ---------------------------------------------------------------------
+
+HUGE = 10**400
+"""An int too large for a float."""
+
+BAD_PERIODS = [math.inf, -math.inf, math.nan, 0, -1.0, HUGE, True, "5"]
+
+
+def shown(value: object) -> str:
+    return "HUGE" if value is HUGE else repr(value)
+
+
+async def make_with_period(where: str, max_seconds: Any) -> object:
+    """Make a supervisor, a supervisor's child spec or an application with ``max_seconds``."""
+    match where:
+        case "Supervisor.start":
+            return await Supervisor.start([], max_seconds=max_seconds)
+        case "DynamicSupervisor.start":
+            return await DynamicSupervisor.start(max_seconds=max_seconds)
+        case "Supervisor.child_spec":
+            return Supervisor.child_spec([], max_seconds=max_seconds)
+        case "DynamicSupervisor.child_spec":
+            return DynamicSupervisor.child_spec(max_seconds=max_seconds)
+    return Application("app", [], max_seconds=max_seconds)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "Supervisor.start",
+        "DynamicSupervisor.start",
+        "Supervisor.child_spec",
+        "DynamicSupervisor.child_spec",
+        "Application",
+    ],
+)
+@pytest.mark.parametrize("max_seconds", BAD_PERIODS, ids=shown)
+async def test_max_seconds_must_be_a_finite_positive_period_as_otp_refuses_an_invalid_period(
+    otp_node: asyncotp.Node, where: str, max_seconds: object
+) -> None:
+    with pytest.raises(ValueError) as info:
+        await make_with_period(where, max_seconds)
+    assert "max_seconds" in str(info.value)
+    assert repr(max_seconds) in str(info.value)
+    assert asyncotp.processes() == []
+
+
+async def test_shutdown_zero_is_accepted_and_sends_shutdown_then_kills_at_once(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    probe = await Probe.start()
+    sup = await Supervisor.start([member("s", probe, stubborn=True, shutdown=0)])
+    await started(probe, "s")
+    pid = await pid_of(sup, "s")
+    ended = await watch(pid)
+
+    with capture_reports() as reports:
+        before = virtual_clock.elapsed
+        await terminate_child(sup, "s")
+        assert virtual_clock.elapsed == before  # no time given to stop
+
+    assert await wait(ended) is KILLED
+    [killed] = reports.events("child_killed", child_id="s")
+    assert killed.pid is pid
+    assert ("terminate", "s", SHUTDOWN) not in probe.received
+    assert ChildSpec("s", ignored, shutdown=0.0).shutdown == 0.0
+
+
+async def test_an_invalid_request_is_refused_before_the_supervisor_is_looked_up(
+    otp_node: asyncotp.Node,
+) -> None:
+    not_a_spec: Any = object()
+    unhashable: list[Any] = [["a"], {"a": 1}, {1}]
+    with pytest.raises(TypeError, match="ChildSpec"):
+        await start_child("nobody", not_a_spec)
+    with pytest.raises(TypeError, match=r"\['a'\]"):
+        await terminate_child("nobody", unhashable[0])
+    with pytest.raises(TypeError, match="restart_child"):
+        await restart_child("nobody", unhashable[1])
+    with pytest.raises(TypeError, match="delete_child"):
+        await delete_child("nobody", unhashable[2])
+    with pytest.raises(ValueError, match="timeout"):
+        await supervisor_health("nobody", timeout=math.nan)
+    with pytest.raises(asyncotp.NoProcess):
+        await start_child("nobody", ChildSpec("a", ignored))  # a good spec: then the lookup
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("initial", math.inf),
+        ("multiplier", math.inf),
+        ("jitter", math.inf),
+        ("initial", HUGE),
+        ("max", HUGE),
+        ("reset_after", HUGE),
+        ("multiplier", math.nan),
+        ("max", math.nan),
+    ],
+    ids=shown,
+)
+def test_backoff_refuses_nan_overflow_and_inf_except_where_inf_means_no_limit(
+    field: str, value: object
+) -> None:
+    with pytest.raises(ValueError) as info:
+        Backoff(**{field: value})  # type: ignore[arg-type]  # a wrong value on purpose
+    assert f"Backoff.{field}" in str(info.value)
+    assert repr(value) in str(info.value)
+
+
+def test_backoff_max_and_reset_after_take_inf_as_no_limit() -> None:
+    backoff = Backoff(initial=1.0, max=math.inf, reset_after=math.inf, jitter=0)
+    assert backoff.delay(10, 0.5) == 1024.0  # never capped
+
+
+@pytest.mark.parametrize("shutdown", [HUGE, -1, -math.inf, math.nan], ids=shown)
+def test_child_spec_shutdown_refuses_negative_nan_and_overflowing_seconds(
+    shutdown: float,
+) -> None:
+    with pytest.raises(ValueError) as info:
+        ChildSpec("a", ignored, shutdown=shutdown)
+    assert "ChildSpec.shutdown" in str(info.value)
+    assert repr(shutdown) in str(info.value)
+
+
+def test_application_shutdown_timeout_takes_inf_as_no_limit_and_refuses_overflow() -> None:
+    assert Application("app", [], shutdown_timeout=math.inf).shutdown_timeout == math.inf
+    for bad in (HUGE, math.nan, 0, -1.0):
+        with pytest.raises(ValueError, match="shutdown_timeout"):
+            Application("app", [], shutdown_timeout=bad)

@@ -77,6 +77,19 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _fits_float(value: float) -> bool:
+    """Whether a number converts to a float (an int can be too large to)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+_NO_LIMIT_FIELDS: Final = frozenset({"max", "reset_after"})
+"""The Backoff fields where math.inf means "no limit"."""
+
+
 @attrs.frozen
 class Backoff:
     """A growing delay before a child is restarted (beyond OTP).
@@ -86,7 +99,8 @@ class Backoff:
     fraction). After ``reset_after`` seconds without a crash the delay starts
     over from ``initial``. While a child waits, ``which_children`` shows it as
     not running. Backoff does not change restart intensity: every restart
-    still counts.
+    still counts. ``max`` and ``reset_after`` may be ``math.inf`` (no cap on
+    the delay; never start over); the other fields are finite.
     """
 
     initial: float = 0.1
@@ -100,6 +114,13 @@ class Backoff:
             value = getattr(self, field)
             if not _number(value) or not value >= 0:  # `not >=` also refuses NaN
                 raise ValueError(f"Backoff.{field} must be a number >= 0, not {value!r}")
+            if not _fits_float(value):
+                raise ValueError(f"Backoff.{field} is too large for a float: {value!r}")
+            if math.isinf(value) and field not in _NO_LIMIT_FIELDS:
+                raise ValueError(
+                    f"Backoff.{field} must be finite, not {value!r} (only Backoff.max and "
+                    "Backoff.reset_after take math.inf, meaning no limit)"
+                )
         if self.multiplier < 1:
             raise ValueError(f"Backoff.multiplier must be >= 1, not {self.multiplier!r}")
         if self.jitter > 1:
@@ -169,8 +190,10 @@ class ChildSpec:
 
     ``start`` is an async callable returning a ``Pid``; the supervisor links
     to that pid and becomes its parent. ``shutdown`` is a number of seconds
-    (> 0) to wait after ``SHUTDOWN`` before ``KILL``, or ``BRUTAL_KILL``, or
-    ``INFINITY`` (the default for ``ChildType.SUPERVISOR``; 5.0 for workers).
+    (>= 0) to wait after ``SHUTDOWN`` before ``KILL`` (0, as in OTP: send
+    ``SHUTDOWN``, then ``KILL`` at once; ``math.inf`` waits as ``INFINITY``
+    does), or ``BRUTAL_KILL``, or ``INFINITY`` (the default for
+    ``ChildType.SUPERVISOR``; 5.0 for workers).
     ``backoff`` optionally delays restarts of this child (see ``Backoff``).
     """
 
@@ -194,11 +217,11 @@ class ChildSpec:
             return
         if not _number(shutdown):
             raise TypeError(
-                f"ChildSpec.shutdown must be seconds (a number > 0), BRUTAL_KILL or "
+                f"ChildSpec.shutdown must be seconds (a number >= 0), BRUTAL_KILL or "
                 f"INFINITY, not {shutdown!r}"
             )
-        if not shutdown > 0:  # type: ignore[operator]
+        if not shutdown >= 0 or not _fits_float(shutdown):  # type: ignore[operator,arg-type]
             raise ValueError(
-                f"ChildSpec.shutdown must be > 0 seconds (use BRUTAL_KILL to kill at once), "
-                f"not {shutdown!r}"
+                f"ChildSpec.shutdown must be >= 0 seconds (0 sends SHUTDOWN and kills at "
+                f"once; BRUTAL_KILL kills without SHUTDOWN), not {shutdown!r}"
             )

@@ -27,7 +27,7 @@ from .._core import (
     request_stop,
     wait_exit,
 )
-from ._base import _check_settings, _check_specs, _gave_up, _safe_repr, _Shown
+from ._base import _check_settings, _check_specs, _gave_up, _safe_repr, _seconds, _Shown
 from ._supervisor import Supervisor
 
 logger = logging.getLogger("asyncotp")
@@ -71,19 +71,16 @@ class Application:
                 f"not {_safe_repr(strategy)}"
             )
         _check_settings(max_restarts, max_seconds, f"Application({_safe_repr(name)})")
-        if (
-            not isinstance(shutdown_timeout, (int, float))
-            or isinstance(shutdown_timeout, bool)
-            or not shutdown_timeout > 0
-        ):
+        seconds = _seconds(shutdown_timeout)
+        if seconds is None or not seconds > 0:  # `not >` also refuses NaN
             raise ValueError(
-                f"Application({_safe_repr(name)}): shutdown_timeout must be seconds > 0, "
-                f"not {_safe_repr(shutdown_timeout)}"
+                f"Application({_safe_repr(name)}): shutdown_timeout must be seconds > 0 "
+                f"(math.inf: no limit), not {_safe_repr(shutdown_timeout)}"
             )
         self.strategy = strategy
         self.max_restarts = max_restarts
         self.max_seconds = float(max_seconds)
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.shutdown_timeout = seconds
 
     def __repr__(self) -> str:
         return f"<Application {self.name!r} {len(self.children)} children>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, Final
@@ -179,13 +180,40 @@ def _check_settings(max_restarts: object, max_seconds: object, where: str) -> No
         raise ValueError(
             f"{where}: max_restarts must be an int >= 0, not {_safe_repr(max_restarts)}"
         )
-    if (
-        not isinstance(max_seconds, (int, float))
-        or isinstance(max_seconds, bool)
-        or not max_seconds > 0
-    ):
+    if not _finite_seconds(max_seconds) or not max_seconds > 0:  # type: ignore[operator]
+        # OTP's invalid_period: the restart window is a finite, positive time.
         raise ValueError(
-            f"{where}: max_seconds must be a number > 0, not {_safe_repr(max_seconds)}"
+            f"{where}: max_seconds must be a finite number of seconds > 0 (the restart "
+            f"intensity window), not {_safe_repr(max_seconds)}"
+        )
+
+
+def _seconds(value: object) -> float | None:
+    """``value`` as a float if it is a number of seconds that a float can
+    hold (NaN and the infinities included); None otherwise."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+
+
+def _finite_seconds(value: object) -> bool:
+    """Whether ``value`` is a finite number (not NaN, not an infinity, not
+    an int too large for a float)."""
+    seconds = _seconds(value)
+    return seconds is not None and math.isfinite(seconds)
+
+
+def _check_timeout(timeout: object, where: str, name: str = "timeout") -> None:
+    """A timeout is None or ``math.inf`` (no limit), or seconds >= 0."""
+    if timeout is None:
+        return
+    seconds = _seconds(timeout)
+    if seconds is None or not seconds >= 0:  # `not >=` also refuses NaN
+        raise ValueError(
+            f"{where}: {name} must be None (no limit) or seconds >= 0, not {_safe_repr(timeout)}"
         )
 
 
@@ -436,6 +464,8 @@ class _SupervisorBase(GenServer):
             child.restarting = True
             child.pending = self._token
         message = _RestartLater(keys, self._token, reason)
+        if math.isinf(delay):
+            return  # a backoff without a cap grew past any time: it waits until told
         if delay > 0:
             send_after(delay, self.pid, message)
         else:

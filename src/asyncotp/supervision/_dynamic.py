@@ -41,6 +41,15 @@ from ._base import (
 from ._rules import needs_restart
 
 
+def _check_max_children(max_children: object, where: str) -> None:
+    if max_children is not None and (
+        not isinstance(max_children, int) or isinstance(max_children, bool) or max_children < 0
+    ):
+        raise ValueError(
+            f"{where}: max_children must be None or an int >= 0, not {_safe_repr(max_children)}"
+        )
+
+
 class DynamicSupervisor(_SupervisorBase):
     """A supervisor whose children are added at run time, all ONE_FOR_ONE.
 
@@ -78,13 +87,7 @@ class DynamicSupervisor(_SupervisorBase):
         **opts: Any,
     ) -> Pid:
         """Start an empty dynamic supervisor."""
-        if max_children is not None and (
-            not isinstance(max_children, int) or isinstance(max_children, bool) or max_children < 0
-        ):
-            raise ValueError(
-                f"DynamicSupervisor.start: max_children must be None or an int >= 0, "
-                f"not {_safe_repr(max_children)}"
-            )
+        _check_max_children(max_children, "DynamicSupervisor.start")
         _check_settings(max_restarts, max_seconds, "DynamicSupervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
         return await super().start(
@@ -104,8 +107,12 @@ class DynamicSupervisor(_SupervisorBase):
         ``opts`` go to ``start``: ``max_children``, ``max_restarts``,
         ``max_seconds``, ``name``. ``id`` defaults to the ``name`` if one is
         given (as in Elixir), else to ``"DynamicSupervisor"``; so several
-        named dynamic supervisors can sit under one parent.
+        named dynamic supervisors can sit under one parent. The settings are
+        checked here, as ``start`` checks them.
         """
+        where = "DynamicSupervisor.child_spec"
+        _check_max_children(opts.get("max_children"), where)
+        _check_settings(opts.get("max_restarts", 3), opts.get("max_seconds", 5.0), where)
         backoff = opts.pop("backoff", None)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(

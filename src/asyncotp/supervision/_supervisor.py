@@ -40,6 +40,11 @@ from ._base import (
 from ._rules import needs_restart, plan_restart
 
 
+def _check_strategy(strategy: object, where: str) -> None:
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"{where}: strategy must be a Strategy member, not {_safe_repr(strategy)}")
+
+
 class Supervisor(_SupervisorBase):
     """A supervisor: starts children in order, restarts them when they fail,
     stops them in reverse order.
@@ -142,10 +147,7 @@ class Supervisor(_SupervisorBase):
         ``GenServer.start``'s (``mailbox_size``, ``overflow``).
         """
         specs = _check_specs(children, "Supervisor.start")
-        if not isinstance(strategy, Strategy):
-            raise TypeError(
-                f"Supervisor.start: strategy must be a Strategy member, not {_safe_repr(strategy)}"
-            )
+        _check_strategy(strategy, "Supervisor.start")
         _check_settings(max_restarts, max_seconds, "Supervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
         try:
@@ -171,8 +173,14 @@ class Supervisor(_SupervisorBase):
 
         ``opts`` go to ``start``: ``strategy``, ``max_restarts``,
         ``max_seconds``, ``name``. ``id`` defaults to the ``name`` if one is
-        given (as in Elixir), else to ``"Supervisor"``.
+        given (as in Elixir), else to ``"Supervisor"``. The children and the
+        settings are checked here, as ``start`` checks them: a bad spec is
+        refused when it is made, not when its parent starts it.
         """
+        where = "Supervisor.child_spec"
+        _check_specs(children, where)
+        _check_strategy(opts.get("strategy", Strategy.ONE_FOR_ONE), where)
+        _check_settings(opts.get("max_restarts", 3), opts.get("max_seconds", 5.0), where)
         backoff = opts.pop("backoff", None)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(
