@@ -33,6 +33,7 @@ from asyncotp import (
     Pid,
     Restart,
     StartError,
+    Strategy,
     Supervisor,
     count_children,
     delete_child,
@@ -482,3 +483,92 @@ def test_application_shutdown_timeout_takes_inf_as_no_limit_and_refuses_overflow
     for bad in (HUGE, math.nan, 0, -1.0):
         with pytest.raises(ValueError, match="shutdown_timeout"):
             Application("app", [], shutdown_timeout=bad)
+
+
+# -- 2. a child in a restart loop ------------------------------------------------------
+
+SLOW = Backoff(initial=10.0, max=10.0, jitter=0)
+"""A backoff long enough for a test to act while the child waits it out."""
+
+
+async def test_restart_child_and_delete_child_refuse_a_restarting_child_as_otp_does(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    virtual_clock.autojump = False  # the restart waits until the test moves time
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start(
+        [member("waits", probe, backoff=SLOW), member("retries", probe, starts, backoff=SLOW)],
+        max_restarts=10,
+    )
+    await started(probe, "waits", "retries")
+    await crash(await pid_of(sup, "waits"))  # waiting out its backoff
+    starts.refuse_next("retries", 5)
+    await crash(await pid_of(sup, "retries"))
+    await virtual_clock.advance(10.0)  # its restart fails: it retries after the backoff
+    await probe.expect(("refused", "retries"))
+    await started(probe, "waits")
+    await crash(await pid_of(sup, "waits"))
+
+    for child_id in ("waits", "retries"):
+        for operation in (restart_child, delete_child):
+            with pytest.raises(asyncotp.ActorError, match="restarting") as info:
+                await operation(sup, child_id)
+            assert "terminate_child" in str(info.value)  # what to do instead
+    assert await children(sup) == {"waits": None, "retries": None}
+
+    await terminate_child(sup, "waits")  # stops the restart loop ...
+    await delete_child(sup, "waits")  # ... so the child can be deleted
+    await terminate_child(sup, "retries")
+    starts.refusals.clear()
+    pid = await restart_child(sup, "retries")
+    await virtual_clock.advance(60.0)  # no restart was left pending
+    assert await children(sup) == {"retries": pid}
+
+
+async def test_terminate_child_under_rest_for_one_stops_only_that_child(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    sup = await Supervisor.start([member(t, probe) for t in "abc"], Strategy.REST_FOR_ONE)
+    await started(probe, "a", "b", "c")
+    before = await children(sup)
+
+    await terminate_child(sup, "b")
+    await probe.expect(("terminate", "b", SHUTDOWN))
+    assert await children(sup) == {**before, "b": None}
+    new_b = await restart_child(sup, "b")
+    await started(probe, "b")
+
+    assert await children(sup) == {**before, "b": new_b}
+    assert probe.received[3:] == [("terminate", "b", SHUTDOWN), ("init", "b")]
+
+
+async def test_a_dynamic_child_that_is_restarting_is_removed_by_terminate_child_of_its_last_pid(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    virtual_clock.autojump = False
+    probe = await Probe.start()
+    starts = Starts()
+    dsup = await DynamicSupervisor.start(max_restarts=10)
+    waits = await start_child(dsup, member("waits", probe, backoff=SLOW))
+    retries = await start_child(dsup, member("retries", probe, starts, backoff=SLOW))
+    stays = await start_child(dsup, member("stays", probe))
+    await started(probe, "waits", "retries", "stays")
+    await crash(retries)
+    starts.refuse_next("retries", 5)
+    await virtual_clock.advance(10.0)  # its restart fails: it retries after the backoff
+    await probe.expect(("refused", "retries"))
+    await crash(waits)
+    assert [info.pid for info in await which_children(dsup)] == [None, None, stays]
+
+    await terminate_child(dsup, waits)
+    await terminate_child(dsup, retries)
+
+    assert [info.pid for info in await which_children(dsup)] == [stays]
+    with pytest.raises(asyncotp.ChildNotFound):
+        await terminate_child(dsup, waits)  # gone for good
+    await virtual_clock.advance(60.0)
+    assert [info.pid for info in await which_children(dsup)] == [stays]
+    assert probe.take(("init", "waits")) is None
+    assert probe.take(("init", "retries")) is None

@@ -92,6 +92,8 @@ class _Child:
     """Waiting for a delayed restart (backoff) or a retry."""
     pending: int | None = None
     """The token of the delayed restart this child waits for, if any."""
+    last_pid: Pid | None = None
+    """The pid it last ran as (a restarting child is still known by it)."""
 
 
 class _Req(enum.Enum):
@@ -342,6 +344,7 @@ class _SupervisorBase(GenServer):
                 "to ignore the child)"
             )
         child.pid = pid
+        child.last_pid = pid
         self._by_pid[pid] = child
         child.restarting = False
         child.pending = None

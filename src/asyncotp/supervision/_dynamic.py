@@ -59,7 +59,10 @@ class DynamicSupervisor(_SupervisorBase):
         pid = await start_child(pool, Worker.child_spec(job))
         await terminate_child(pool, pid)
 
-    Children are identified by pid: ``terminate_child(dsup, pid)``. Beyond
+    Children are identified by pid: ``terminate_child(dsup, pid)``; a child
+    that is restarting (waiting out its backoff, or retrying a failed start)
+    is still known by the pid it last ran as, and ``terminate_child`` with
+    that pid stops its restarts and removes it (as OTP and Elixir do). Beyond
     ``max_children`` running or restarting children, ``start_child`` raises
     ``MaxChildren``. Restart types, restart intensity, backoff, shutdown
     times and reports work as in ``Supervisor``. On shutdown every child is
@@ -69,12 +72,15 @@ class DynamicSupervisor(_SupervisorBase):
     max_children: int | None
     _dyn: dict[int, _Child]
     _next_key: int
+    _restarting: dict[Pid, _Child]
+    """Restarting children, by the pid they last ran as."""
 
     async def init(self, max_children: int | None, max_restarts: int, max_seconds: float) -> None:
         self._setup(max_restarts, max_seconds)
         self.max_children = max_children
         self._dyn = {}
         self._next_key = 0
+        self._restarting = {}
 
     @classmethod
     async def start(  # type: ignore[override]
@@ -139,6 +145,7 @@ class DynamicSupervisor(_SupervisorBase):
         for child in waits:
             await self._stop_one(child)
         self._dyn.clear()
+        self._restarting.clear()
         self._token += 1
 
     async def handle_info(self, message: Any) -> None:
@@ -188,6 +195,8 @@ class DynamicSupervisor(_SupervisorBase):
             await self._give_up(child, reason)
         child.restarts += 1
         child.restarting = True
+        if old_pid is not None:
+            self._restarting[old_pid] = child
         delay = self._backoff_delay(child)
         if delay > 0:
             self._schedule([child], (key,), delay, reason)
@@ -195,6 +204,7 @@ class DynamicSupervisor(_SupervisorBase):
         await self._restart_dyn(key, child, reason)
 
     async def _restart_dyn(self, key: int, child: _Child, reason: object = None) -> None:
+        last_pid = child.last_pid
         try:
             pid = await self._start_one(child)
         except Exception as exc:  # noqa: BLE001 - reported and retried
@@ -211,6 +221,8 @@ class DynamicSupervisor(_SupervisorBase):
             child.restarts += 1
             self._schedule([child], (key,), self._backoff_delay(child), exc)
             return
+        if last_pid is not None:
+            self._restarting.pop(last_pid, None)
         if pid is None:
             del self._dyn[key]
             return
@@ -272,6 +284,13 @@ class DynamicSupervisor(_SupervisorBase):
         if op is _Req.TERMINATE:
             target = request[1]
             found = self._by_pid.get(target) if type(target) is Pid else None
+            if found is None and type(target) is Pid:
+                found = self._restarting.pop(target, None)
+                if found is not None:  # stop its restarts, forget it (OTP, Elixir)
+                    found.restarting = False
+                    found.pending = None
+                    del self._dyn[self._key_of(found)]
+                    return None
             if found is None:
                 return _refuse(
                     caller,

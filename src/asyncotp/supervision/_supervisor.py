@@ -207,6 +207,16 @@ class Supervisor(_SupervisorBase):
             child_id,
         )
 
+    def _restarting_error(self, child_id: Hashable, operation: str) -> ActorError:
+        """OTP's ``{error, restarting}``: the supervisor itself is bringing the
+        child back (after a backoff, or retrying a start that failed)."""
+        return ActorError(
+            f"supervisor {self.pid!r}: child {_safe_repr(child_id)} is restarting (waiting out "
+            f"its backoff, or retrying a start that failed), so {operation} is refused; wait "
+            "for the restart (asyncotp.testing.wait_for_restart, which_children), or "
+            f"terminate_child it first to stop restarting it, then {operation}"
+        )
+
     async def _stop_all(self) -> None:
         for child in reversed(self._children):
             if child.pid is not None:
@@ -375,6 +385,8 @@ class Supervisor(_SupervisorBase):
                         f"supervisor {self.pid!r}: child {_safe_repr(child_id)} is running "
                         f"({child.pid!r}); terminate_child first"
                     )
+                if child.restarting:
+                    raise self._restarting_error(child_id, "restart_child")
                 try:
                     return await self._start_one(child)
                 except Exception as exc:  # noqa: BLE001 - any start failure becomes StartError
@@ -388,6 +400,8 @@ class Supervisor(_SupervisorBase):
                     f"supervisor {self.pid!r}: child {_safe_repr(child_id)} is running "
                     f"({child.pid!r}); terminate_child before delete_child"
                 )
+            if child.restarting:
+                raise self._restarting_error(child_id, "delete_child")
             child.restarting = False
             child.pending = None
             self._children.remove(child)
