@@ -572,3 +572,119 @@ async def test_a_dynamic_child_that_is_restarting_is_removed_by_terminate_child_
     assert [info.pid for info in await which_children(dsup)] == [stays]
     assert probe.take(("init", "waits")) is None
     assert probe.take(("init", "retries")) is None
+
+
+# -- 1. a group restart that fails part way -----------------------------------------------
+
+
+async def test_one_for_all_restart_failing_part_way_stops_the_restarted_and_restarts_all(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start(
+        [member(t, probe, starts) for t in "abc"],
+        Strategy.ONE_FOR_ALL,
+        max_restarts=5,
+        max_seconds=60,
+    )
+    await started(probe, "a", "b", "c")
+    starts.refuse_next("b")
+
+    await crash(await pid_of(sup, "a"))
+    await started(probe, "a", "b", "c")
+
+    assert probe.received[3:] == [
+        ("terminate", "a", "InjectedFault"),
+        ("terminate", "c", SHUTDOWN),
+        ("terminate", "b", SHUTDOWN),
+        ("init", "a"),
+        ("refused", "b"),  # the restart fails part way: OTP starts the whole group again
+        ("terminate", "a", SHUTDOWN),
+        ("init", "a"),
+        ("init", "b"),
+        ("init", "c"),
+    ]
+    health = await supervisor_health(sup)
+    assert health["restarts_in_window"] == 2  # the crash and the retry
+    assert all(c["state"] == "running" for c in health["children"])
+
+
+async def test_a_group_restart_that_keeps_failing_counts_toward_the_restart_intensity(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start(
+        [member(t, probe, starts) for t in "abc"], Strategy.ONE_FOR_ALL, max_restarts=2
+    )
+    await started(probe, "a", "b", "c")
+    ended = await watch(sup)
+    starts.refuse_next("b", 2)
+
+    await crash(await pid_of(sup, "a"))
+
+    assert await wait(ended) == GAVE_UP  # the crash, one retry, and one more is too many
+    assert probe.received[3:] == [
+        ("terminate", "a", "InjectedFault"),
+        ("terminate", "c", SHUTDOWN),
+        ("terminate", "b", SHUTDOWN),
+        ("init", "a"),
+        ("refused", "b"),
+        ("terminate", "a", SHUTDOWN),
+        ("init", "a"),
+        ("refused", "b"),
+        ("terminate", "a", SHUTDOWN),  # giving up stops what runs
+    ]
+
+
+async def test_rest_for_one_retry_restarts_the_failed_child_and_those_after_it_as_a_group(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    virtual_clock.autojump = False  # the retry waits for c's backoff, until the test moves time
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start(
+        [
+            member("a", probe),
+            member("b", probe),
+            member("c", probe, starts, backoff=SLOW),
+            member("d", probe),
+        ],
+        Strategy.REST_FOR_ONE,
+        max_restarts=5,
+    )
+    await started(probe, "a", "b", "c", "d")
+    a = await pid_of(sup, "a")
+    starts.refuse_next("c")
+
+    await crash(await pid_of(sup, "b"))
+    await probe.expect(("refused", "c"))
+    b = await pid_of(sup, "b")
+    health = await supervisor_health(sup)
+    assert [c["state"] for c in health["children"]] == [
+        "running",
+        "running",
+        "restarting",
+        "restarting",
+    ]
+    # A temporary child added meanwhile comes after c: c's group restart
+    # stops it and forgets it, as OTP's rest_for_one does.
+    await start_child(sup, member("t", probe, restart=Restart.TEMPORARY))
+    await virtual_clock.advance(10.0)
+    await started(probe, "t", "c", "d")
+
+    assert probe.received[4:] == [
+        ("terminate", "b", "InjectedFault"),
+        ("terminate", "d", SHUTDOWN),
+        ("terminate", "c", SHUTDOWN),
+        ("init", "b"),
+        ("refused", "c"),
+        ("init", "t"),
+        ("terminate", "t", SHUTDOWN),
+        ("init", "c"),
+        ("init", "d"),
+    ]
+    now = await children(sup)
+    assert list(now) == ["a", "b", "c", "d"]
+    assert (now["a"], now["b"]) == (a, b)  # before the failed child: untouched

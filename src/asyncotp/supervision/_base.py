@@ -94,6 +94,8 @@ class _Child:
     """The token of the delayed restart this child waits for, if any."""
     last_pid: Pid | None = None
     """The pid it last ran as (a restarting child is still known by it)."""
+    key: int = 0
+    """Its key in a DynamicSupervisor's table."""
 
 
 class _Req(enum.Enum):
@@ -106,14 +108,16 @@ class _Req(enum.Enum):
     HEALTH = "health"
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class _RestartLater:
-    """Internal message: start these children now (after a backoff or a failed start)."""
+    """Internal message: start these children now (after a backoff), or
+    (``retry``) restart again the group of ``children[0]``, whose start failed."""
 
-    ids: tuple[Hashable, ...]
+    children: tuple[_Child, ...]
     token: int
     reason: object = None
     """Why they are restarted, for the restart reports."""
+    retry: bool = False
 
 
 def _gave_up(reason: object) -> bool:
@@ -455,18 +459,20 @@ class _SupervisorBase(GenServer):
 
     def _schedule(
         self,
-        children: list[_Child],
-        keys: tuple[Hashable, ...],
+        children: Sequence[_Child],
         delay: float,
         reason: object = None,
+        *,
+        retry: bool = False,
     ) -> None:
-        """Restart ``children`` (known by ``keys``) after ``delay`` seconds
-        (``reason``: why, for the restart reports)."""
+        """Restart ``children`` after ``delay`` seconds (``reason``: why, for
+        the restart reports); ``retry``: restart the group of ``children[0]``
+        again, as its strategy says, because its start failed."""
         self._token += 1
         for child in children:
             child.restarting = True
             child.pending = self._token
-        message = _RestartLater(keys, self._token, reason)
+        message = _RestartLater(tuple(children), self._token, reason, retry)
         if math.isinf(delay):
             return  # a backoff without a cap grew past any time: it waits until told
         if delay > 0:

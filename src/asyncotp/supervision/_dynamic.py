@@ -156,21 +156,18 @@ class DynamicSupervisor(_SupervisorBase):
                 await self._child_exited(child, message.reason)
             return
         if kind is _RestartLater:
-            for key in message.ids:
-                child = self._dyn.get(key)
-                if child is not None and child.pid is None and child.pending == message.token:
-                    await self._restart_dyn(key, child, message.reason)
+            waiting_children: tuple[_Child, ...] = message.children
+            for waiting in waiting_children:
+                if (
+                    self._dyn.get(waiting.key) is waiting
+                    and waiting.pid is None
+                    and waiting.pending == message.token
+                ):
+                    await self._restart_dyn(waiting, message.reason)
             return
         await super().handle_info(message)
 
-    def _key_of(self, child: _Child) -> int:
-        for key, c in self._dyn.items():
-            if c is child:
-                return key
-        raise LookupError(child)
-
     async def _child_exited(self, child: _Child, reason: object) -> None:
-        key = self._key_of(child)
         spec = child.spec
         old_pid = child.pid
         restart = needs_restart(spec.restart, reason)
@@ -189,7 +186,7 @@ class DynamicSupervisor(_SupervisorBase):
         )
         child.pid = None
         if not restart:
-            del self._dyn[key]
+            del self._dyn[child.key]
             return
         if not within_intensity:
             await self._give_up(child, reason)
@@ -199,11 +196,11 @@ class DynamicSupervisor(_SupervisorBase):
             self._restarting[old_pid] = child
         delay = self._backoff_delay(child)
         if delay > 0:
-            self._schedule([child], (key,), delay, reason)
+            self._schedule([child], delay, reason)
             return
-        await self._restart_dyn(key, child, reason)
+        await self._restart_dyn(child, reason)
 
-    async def _restart_dyn(self, key: int, child: _Child, reason: object = None) -> None:
+    async def _restart_dyn(self, child: _Child, reason: object = None) -> None:
         last_pid = child.last_pid
         try:
             pid = await self._start_one(child)
@@ -219,12 +216,12 @@ class DynamicSupervisor(_SupervisorBase):
             if not self._count_restart():
                 await self._give_up(child, exc)
             child.restarts += 1
-            self._schedule([child], (key,), self._backoff_delay(child), exc)
+            self._schedule([child], self._backoff_delay(child), exc)
             return
         if last_pid is not None:
             self._restarting.pop(last_pid, None)
         if pid is None:
-            del self._dyn[key]
+            del self._dyn[child.key]
             return
         self._report(
             logging.INFO,
@@ -279,7 +276,8 @@ class DynamicSupervisor(_SupervisorBase):
                 )
             if pid is not None:
                 self._next_key += 1
-                self._dyn[self._next_key] = child
+                child.key = self._next_key
+                self._dyn[child.key] = child
             return pid
         if op is _Req.TERMINATE:
             target = request[1]
@@ -289,7 +287,7 @@ class DynamicSupervisor(_SupervisorBase):
                 if found is not None:  # stop its restarts, forget it (OTP, Elixir)
                     found.restarting = False
                     found.pending = None
-                    del self._dyn[self._key_of(found)]
+                    del self._dyn[found.key]
                     return None
             if found is None:
                 return _refuse(
@@ -300,9 +298,8 @@ class DynamicSupervisor(_SupervisorBase):
                         target,
                     ),
                 )
-            key = self._key_of(found)
             await self._stop_one(found)
-            del self._dyn[key]
+            del self._dyn[found.key]
             return None
         return _refuse(
             caller,

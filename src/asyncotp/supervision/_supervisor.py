@@ -233,7 +233,10 @@ class Supervisor(_SupervisorBase):
                 await self._child_exited(child, message.reason)
             return
         if kind is _RestartLater:
-            await self._start_group(message.ids, message.token, message.reason)
+            if message.retry:
+                await self._retry(message.children[0], message.token, message.reason)
+            else:
+                await self._start_group(message.children, message.token, message.reason)
             return
         await super().handle_info(message)
 
@@ -276,62 +279,72 @@ class Supervisor(_SupervisorBase):
         child.pid = None
         if not within_intensity:
             await self._give_up(child, reason)
-        plan = plan_restart(
-            self.strategy,
-            [(c.spec.id, c.pid is not None, c.spec.restart) for c in self._children],
-            spec.id,
-        )
-        for child_id in plan.stop:
-            other = self._find(child_id)
-            if other is not None:
-                await self._stop_one(other)
-        for child_id in plan.remove:
-            other = self._find(child_id)
-            if other is not None:
-                self._children.remove(other)
-        for child_id in plan.start:
-            other = self._find(child_id)
-            if other is not None:
-                other.restarting = True
+        group = await self._stop_group(child)
         child.restarts += 1
         delay = self._backoff_delay(child)
         if delay > 0:
-            self._schedule(self._found(plan.start), plan.start, delay, reason)
+            self._schedule(group, delay, reason)
             return
-        await self._start_group(plan.start, None, reason)
+        await self._start_group(group, None, reason)
 
-    def _found(self, ids: tuple[Hashable, ...]) -> list[_Child]:
-        return [c for c in (self._find(i) for i in ids) if c is not None]
+    async def _stop_group(self, failed: _Child) -> tuple[_Child, ...]:
+        """Carry out the first half of ``failed``'s restart plan (OTP's
+        strategy): stop the running children of its group in reverse start
+        order and forget the temporary ones. Return the group to start
+        again, in start order, each flagged as restarting.
+
+        Children are told apart by identity, not by id: the restart path
+        never calls a user's ``__eq__``.
+        """
+        plan = plan_restart(
+            self.strategy,
+            [(c, c.pid is not None, c.spec.restart) for c in self._children],
+            failed,
+        )
+        for other in plan.stop:
+            await self._stop_one(other)
+        for other in plan.remove:
+            self._children.remove(other)
+        group = plan.start
+        for other in group:
+            other.restarting = True
+        return group
+
+    def _has(self, child: _Child) -> bool:
+        return any(c is child for c in self._children)
 
     async def _start_group(
-        self, ids: tuple[Hashable, ...], token: int | None, reason: object = None
+        self, group: Sequence[_Child], token: int | None, reason: object = None
     ) -> None:
-        """Start the children ``ids`` that are not running, in order; with a
-        ``token``, only those still waiting for that delayed restart.
-        ``reason`` (why they restart) goes into the restart reports."""
-        for index, child_id in enumerate(ids):
-            child = self._find(child_id)
-            if child is None or child.pid is not None:
+        """Start the children of ``group`` that are not running, in order;
+        with a ``token``, only those still waiting for that delayed restart.
+        ``reason`` (why they restart) goes into the restart reports.
+
+        If one fails to start, the restart counts toward the intensity and
+        is tried again (after that child's backoff, if any) as OTP does: the
+        group of the child that failed is restarted as a whole, as its
+        strategy says (see ``_retry``).
+        """
+        for child in group:
+            if child.pid is not None or not self._has(child):
                 continue
             if token is not None and child.pending != token:
                 continue
             try:
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - any start failure is reported and retried
-                child.restarting = True
                 self._report(
                     logging.ERROR,
                     "child_start_failed",
-                    f"supervisor {self.pid!r}: restarting child {_safe_repr(child_id)} failed: "
-                    f"{_safe_repr(exc)}; will try again",
+                    f"supervisor {self.pid!r}: restarting child {_safe_repr(child.spec.id)} "
+                    f"failed: {_safe_repr(exc)}; will try again",
                     child,
                     exc,
                 )
                 if not self._count_restart():
                     await self._give_up(child, exc)
                 child.restarts += 1
-                rest = ids[index:]
-                self._schedule(self._found(rest), rest, self._backoff_delay(child), exc)
+                self._retry_later(child, exc)
                 return
             if pid is None:
                 continue  # ignored: it keeps its spec and does not run
@@ -342,9 +355,37 @@ class Supervisor(_SupervisorBase):
                 child,
                 reason,
                 self.pid,
-                child_id,
+                child.spec.id,
                 pid,
             )
+
+    def _retry_later(self, failed: _Child, exc: Exception) -> None:
+        """Schedule another restart of ``failed``'s group (OTP's try_again).
+
+        Meanwhile ``failed`` and the children of its group that are not
+        running wait as restarting; those its group restarted already keep
+        running until the retry stops them.
+        """
+        waiting = [failed]
+        plan = plan_restart(
+            self.strategy,
+            [(c, c.pid is not None, c.spec.restart) for c in self._children],
+            failed,
+        )
+        waiting += [c for c in plan.start if c is not failed]
+        waiting = [c for c in waiting if c.pid is None]
+        self._schedule(waiting, self._backoff_delay(failed), exc, retry=True)
+
+    async def _retry(self, failed: _Child, token: int, reason: object) -> None:
+        """Restart ``failed``'s group again after its start failed (OTP's
+        try_again_restart): under ONE_FOR_ALL the children restarted already
+        are stopped (reverse order) and all start again; under REST_FOR_ONE
+        the group is ``failed`` and the children after it. Nothing happens
+        if ``failed`` was terminated or deleted meanwhile."""
+        if failed.pending != token or failed.pid is not None or not self._has(failed):
+            return
+        group = await self._stop_group(failed)
+        await self._start_group(group, None, reason)
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Req)):
