@@ -21,6 +21,7 @@ import pytest
 
 import asyncotp
 from asyncotp import (
+    BRUTAL_KILL,
     GAVE_UP,
     KILLED,
     SHUTDOWN,
@@ -688,3 +689,56 @@ async def test_rest_for_one_retry_restarts_the_failed_child_and_those_after_it_a
     now = await children(sup)
     assert list(now) == ["a", "b", "c", "d"]
     assert (now["a"], now["b"]) == (a, b)  # before the failed child: untouched
+
+
+# -- 7. a stopping DynamicSupervisor stops its children together -----------------------------
+
+
+async def test_a_stopping_dynamic_supervisor_stops_its_slow_children_together_not_one_by_one(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    probe = await Probe.start()
+    dsup = await DynamicSupervisor.start()
+    tags = [f"w{i}" for i in range(5)]
+    pids = [await start_child(dsup, member(t, probe, stubborn=True, shutdown=0.3)) for t in tags]
+    await started(probe, *tags)
+    ended = [await watch(pid) for pid in pids]
+
+    before = virtual_clock.elapsed
+    await asyncotp.stop(dsup, timeout=None)
+
+    assert virtual_clock.elapsed - before == pytest.approx(0.3)  # not 5 x 0.3 s
+    assert [await wait(e) for e in ended] == [KILLED] * 5
+    # Each got SHUTDOWN before the first was killed.
+    assert sorted(probe.received[5:]) == sorted(("terminating", t) for t in tags)
+
+
+async def test_each_child_of_a_stopping_dynamic_supervisor_is_killed_when_its_own_time_runs_out(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    probe = await Probe.start()
+    dsup = await DynamicSupervisor.start()
+    shutdowns = {"long": 2.0, "short": 0.5, "quick": 1.0, "brutal": BRUTAL_KILL}
+    pids = {
+        tag: await start_child(dsup, member(tag, probe, stubborn=tag != "quick", shutdown=shutdown))
+        for tag, shutdown in shutdowns.items()
+    }
+    await started(probe, *shutdowns)
+    for pid in pids.values():
+        await probe.monitor(pid)
+    start = virtual_clock.elapsed
+    stopping = asyncio.ensure_future(asyncotp.stop(dsup, timeout=None))
+
+    ended_at = {}
+    for _ in pids:
+        down = await probe.expect(asyncotp.Down)
+        [tag] = [t for t, p in pids.items() if p is down.pid]
+        ended_at[tag] = (virtual_clock.elapsed - start, down.reason)
+    await wait(stopping)
+
+    assert ended_at == {
+        "brutal": (0.0, KILLED),
+        "quick": (0.0, SHUTDOWN),  # it stops at once when told
+        "short": (pytest.approx(0.5), KILLED),
+        "long": (pytest.approx(2.0), KILLED),
+    }

@@ -375,20 +375,62 @@ class _SupervisorBase(GenServer):
                 if shutdown is INFINITY:
                     await wait_exit(pid, None)
                 elif not await wait_exit(pid, float(shutdown)):
-                    child.pid = pid
-                    self._report(
-                        logging.ERROR,
-                        "child_killed",
-                        f"supervisor {self._pid!r}: child {_safe_repr(child.spec.id)} "
-                        f"({pid!r}) did not stop within its shutdown time of {shutdown} s; "
-                        "killing it",
-                        child,
-                        KILLED,
-                    )
-                    child.pid = None
-                    kill(pid)
+                    self._kill_late(child, pid)
                     await wait_exit(pid, None)
         self._flush_exits(pid)
+
+    def _kill_late(self, child: _Child, pid: Pid) -> None:
+        """Report and kill a child that outlived its shutdown time."""
+        child.pid = pid
+        self._report(
+            logging.ERROR,
+            "child_killed",
+            f"supervisor {self._pid!r}: child {_safe_repr(child.spec.id)} ({pid!r}) did not "
+            f"stop within its shutdown time of {child.spec.shutdown} s; killing it",
+            child,
+            KILLED,
+        )
+        child.pid = None
+        kill(pid)
+
+    async def _stop_together(self, children: Sequence[_Child]) -> None:
+        """Stop ``children`` all at once, as OTP's and Elixir's dynamic
+        supervisors do: each gets ``SHUTDOWN`` now (``KILL`` for
+        ``BRUTAL_KILL``), each is killed when its own shutdown time, counted
+        from now for all of them, runs out, and this returns once every one
+        has ended. Stopping many slow children takes the longest shutdown
+        time among them, not their sum.
+        """
+        start = now()
+        timed: list[tuple[float, int, _Child, Pid]] = []
+        last: list[Pid] = []  # waited for without a limit, after the timed ones
+        for child in children:
+            pid = child.pid
+            if pid is None:
+                continue
+            self._by_pid.pop(pid, None)
+            child.pid = None
+            unlink(pid)
+            shutdown: ShutdownSetting = child.spec.shutdown
+            if shutdown is BRUTAL_KILL:
+                kill(pid)
+                last.append(pid)
+                continue
+            send_exit(pid, SHUTDOWN)
+            if shutdown is INFINITY:
+                last.append(pid)
+            else:
+                timed.append((start + float(shutdown), len(timed), child, pid))
+        # Waiting for them in deadline order, each wait ending by its own
+        # deadline, kills every child exactly when its time runs out.
+        timed.sort(key=lambda entry: (entry[0], entry[1]))
+        for deadline, _, child, pid in timed:
+            if not await wait_exit(pid, max(0.0, deadline - now())):
+                self._kill_late(child, pid)
+            last.append(pid)
+        for pid in last:
+            await wait_exit(pid, None)
+            self._flush_exits(pid)
 
     def _flush_exits(self, pid: Pid) -> None:
         drop_messages(lambda m: type(m) is Exited and m.pid is pid)

@@ -8,8 +8,6 @@ from collections.abc import Hashable
 from typing import Any
 
 from .._core import (
-    BRUTAL_KILL,
-    SHUTDOWN,
     Caller,
     ChildNotFound,
     ChildSpec,
@@ -20,9 +18,7 @@ from .._core import (
     Restart,
     ShutdownSetting,
     Strategy,
-    is_alive,
     is_clean_exit,
-    send_exit,
 )
 from ._base import (
     _NO_START_LIMIT,
@@ -66,7 +62,10 @@ class DynamicSupervisor(_SupervisorBase):
     ``max_children`` running or restarting children, ``start_child`` raises
     ``MaxChildren``. Restart types, restart intensity, backoff, shutdown
     times and reports work as in ``Supervisor``. On shutdown every child is
-    told to stop at once, then each is waited for up to its shutdown time.
+    told to stop at once (``SHUTDOWN``), and each is killed when its own
+    shutdown time, counted from that moment, runs out: stopping many slow
+    children takes the longest shutdown time among them, not their sum (as
+    in OTP and Elixir).
     """
 
     max_children: int | None
@@ -134,16 +133,8 @@ class DynamicSupervisor(_SupervisorBase):
         return list(self._dyn.values())
 
     async def _stop_all(self) -> None:
-        children = [c for c in reversed(self._dyn.values()) if c.pid is not None]
-        waits = []
-        for child in children:
-            pid = child.pid
-            assert pid is not None
-            if child.spec.shutdown is not BRUTAL_KILL and is_alive(pid):
-                send_exit(pid, SHUTDOWN)
-            waits.append(child)
-        for child in waits:
-            await self._stop_one(child)
+        # All at once, each within its own shutdown time from the same start.
+        await self._stop_together(list(reversed(self._dyn.values())))
         self._dyn.clear()
         self._restarting.clear()
         self._token += 1
