@@ -47,7 +47,7 @@ from asyncotp import (
     which_children,
 )
 from asyncotp.testing import Probe, VirtualClock, capture_reports, crash, wait_for_restart
-from tests.helpers import wait, watch
+from tests.helpers import Gate, wait, watch
 
 # -- children that report to a probe ---------------------------------------------------
 
@@ -76,18 +76,28 @@ class Starts:
 class Member(GenServer):
     """A child that sends ("init", tag), ("refused", tag) and ("terminate",
     tag, kind(reason)) to the test's probe; a stubborn one sends
-    ("terminating", tag) and then waits in terminate until it is killed."""
+    ("terminating", tag) and then waits in terminate until it is killed; one
+    with a ``hold`` gate sends ("starting", tag) and waits in init for it."""
 
     tag: str
     probe: Pid
     stubborn: bool
 
     async def init(
-        self, tag: str, probe: Pid, starts: Starts | None = None, *, stubborn: bool = False
+        self,
+        tag: str,
+        probe: Pid,
+        starts: Starts | None = None,
+        *,
+        stubborn: bool = False,
+        hold: Gate | None = None,
     ) -> None:
         if starts is not None and starts.take(tag):
             send(probe, ("refused", tag))
             raise RuntimeError(f"{tag} refuses to start")
+        if hold is not None:  # stays in init until the gate opens
+            send(probe, ("starting", tag))
+            await hold.pass_through()
         self.tag = tag
         self.probe = probe
         self.stubborn = stubborn
@@ -742,3 +752,90 @@ async def test_each_child_of_a_stopping_dynamic_supervisor_is_killed_when_its_ow
         "short": (pytest.approx(0.5), KILLED),
         "long": (pytest.approx(2.0), KILLED),
     }
+
+
+# -- 8. a start that is cancelled, or that times out ------------------------------------
+
+
+async def test_cancelling_supervisor_start_stops_what_it_started_and_frees_its_name(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    held = Gate()
+    starting = asyncio.ensure_future(
+        Supervisor.start(
+            [member("a", probe), member("b", probe), member("c", probe, hold=held, name="c")],
+            name="root",
+        )
+    )
+    await probe.expect(("starting", "c"))
+    root, c = whereis("root"), whereis("c")
+    assert root is not None
+    assert c is not None
+    ended = {"root": await watch(root), "c": await watch(c)}
+
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await wait(starting)
+
+    # By the time the cancellation comes through, nothing is left:
+    assert whereis("root") is None
+    assert whereis("c") is None
+    assert asyncotp.processes() == [probe.pid]
+    assert await wait(ended["c"]) is KILLED  # cut off in its init: nobody else can stop it
+    assert await wait(ended["root"]) is KILLED
+    assert probe.received == [
+        ("init", "a"),
+        ("init", "b"),
+        ("starting", "c"),
+        ("terminate", "b", SHUTDOWN),  # the others stop in reverse start order
+        ("terminate", "a", SHUTDOWN),
+    ]
+    held.open()
+
+
+async def test_a_supervisor_start_past_its_timeout_kills_the_half_started_child_too(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    probe = await Probe.start()
+    held = Gate()
+
+    with pytest.raises(StartError) as info:
+        await Supervisor.start(
+            [member("a", probe), member("b", probe, hold=held, name="b")],
+            name="root",
+            timeout=1.0,
+        )
+
+    assert isinstance(info.value.__cause__, TimeoutError)
+    assert whereis("root") is None
+    assert whereis("b") is None
+    assert asyncotp.processes() == [probe.pid]
+    assert probe.received == [("init", "a"), ("starting", "b"), ("terminate", "a", SHUTDOWN)]
+    held.open()
+
+
+async def test_cancelling_the_start_of_a_tree_stops_the_nested_supervisors_too(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    held = Gate()
+    inner = Supervisor.child_spec([member("x", probe), member("y", probe, hold=held)], id="in")
+    starting = asyncio.ensure_future(
+        Supervisor.start([member("a", probe), inner, member("z", probe)], name="root")
+    )
+    await probe.expect(("starting", "y"))
+
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await wait(starting)
+
+    assert asyncotp.processes() == [probe.pid]
+    assert probe.received == [
+        ("init", "a"),
+        ("init", "x"),
+        ("starting", "y"),
+        ("terminate", "x", SHUTDOWN),
+        ("terminate", "a", SHUTDOWN),
+    ]
+    held.open()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import functools
 import logging
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+import anyio
+import attrs
+
 from .._core import (
+    SHUTDOWN,
     ActorError,
     Caller,
     ChildNotFound,
@@ -19,8 +25,13 @@ from .._core import (
     Restart,
     ShutdownSetting,
     StartError,
+    Stop,
     Strategy,
     is_clean_exit,
+    kill,
+    process_info,
+    request_stop,
+    wait_exit,
 )
 from ._base import (
     _NO_START_LIMIT,
@@ -38,6 +49,42 @@ from ._base import (
     _SupervisorBase,
 )
 from ._rules import needs_restart, plan_restart
+
+
+class _StartState(enum.Enum):
+    STARTING = "starting"
+    """Starting its children: a kill cuts that short and it cleans up."""
+    STOPPING = "stopping"
+    """A start failed (or was cut short): it stops what it started."""
+    STARTED = "started"
+    """Its init returned: it serves, and stops as any server does."""
+    ABANDONED = "abandoned"
+    """The starter gave up before the supervisor ran."""
+
+
+@attrs.define(eq=False)
+class _Starting:
+    """What ``Supervisor.start`` and the supervisor's ``init`` share, so a
+    cancelled start can stop what the supervisor started so far."""
+
+    pid: Pid | None = None
+    state: _StartState = _StartState.STARTING
+
+
+async def _abandon(starting: _Starting) -> None:
+    """The starter was cancelled: end the supervisor it was starting and
+    wait until it has stopped what it started (shielded: a cancellation
+    is being handled)."""
+    pid = starting.pid
+    if pid is None:
+        starting.state = _StartState.ABANDONED  # init will end as soon as it runs
+        return
+    if starting.state is _StartState.STARTING:
+        kill(pid)  # cuts init short, as the start timeout does; init cleans up
+    elif starting.state is _StartState.STARTED:
+        request_stop(pid, SHUTDOWN)  # it serves already: an orderly stop
+    with anyio.CancelScope(shield=True):
+        await wait_exit(pid, None)
 
 
 def _check_strategy(strategy: object, where: str) -> None:
@@ -101,10 +148,16 @@ class Supervisor(_SupervisorBase):
         strategy: Strategy,
         max_restarts: int,
         max_seconds: float,
+        starting: _Starting | None = None,
     ) -> None:
         self._setup(max_restarts, max_seconds)
         self.strategy = strategy
         self._children = []
+        if starting is None:
+            starting = _Starting()
+        starting.pid = self._pid
+        if starting.state is _StartState.ABANDONED:  # the starter gave up before we ran
+            raise Stop(SHUTDOWN)
         for spec in children:
             child = _Child(spec)
             self._children.append(child)
@@ -112,15 +165,24 @@ class Supervisor(_SupervisorBase):
                 pid = await self._start_one(child)
             except BaseException as exc:
                 self._children.remove(child)
-                self._report(
-                    logging.ERROR,
-                    "child_start_failed",
-                    f"supervisor {self.pid!r}: child {_safe_repr(spec.id)} failed to start: "
-                    f"{_safe_repr(exc)}; stopping the children already started",
-                    child,
-                    exc,
-                )
+                starting.state = _StartState.STOPPING
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                if not cancelled:
+                    self._report(
+                        logging.ERROR,
+                        "child_start_failed",
+                        f"supervisor {self.pid!r}: child {_safe_repr(spec.id)} failed to "
+                        f"start: {_safe_repr(exc)}; stopping the children already started",
+                        child,
+                        exc,
+                    )
+                # Killed (the start's timeout) or abandoned (the starter was
+                # cancelled) while a child was in its init: that child dies
+                # first, then the others stop in reverse start order.
+                await self._kill_half_started()
                 await self._stop_all()
+                if cancelled:
+                    raise
                 raise StartError(
                     f"supervisor {self.pid!r} could not start child {_safe_repr(spec.id)}: "
                     f"{_safe_repr(exc)}",
@@ -128,6 +190,26 @@ class Supervisor(_SupervisorBase):
                 ) from exc
             if pid is None and spec.restart is Restart.TEMPORARY:
                 self._children.remove(child)  # OTP forgets a temporary child that is ignored
+        starting.state = _StartState.STARTED
+
+    async def _kill_half_started(self) -> None:
+        """Kill the actors this supervisor started linked but does not know
+        as children: a child cut off in the middle of its init (its start
+        was cancelled, so nobody holds its pid). A GenServer in init defers
+        exit signals, so without this it would outlive its supervisor until
+        its init returned."""
+        info = process_info(self._pid)
+        if info is None:
+            return
+        strays = []
+        for pid in info.links:
+            other = process_info(pid)
+            if other is not None and other.parent is self._pid and pid not in self._by_pid:
+                kill(pid)
+                strays.append(pid)
+        for pid in strays:
+            await wait_exit(pid, None)
+            self._flush_exits(pid)
 
     @classmethod
     async def start(  # type: ignore[override]
@@ -144,16 +226,28 @@ class Supervisor(_SupervisorBase):
 
         If a child fails to start, those already started are stopped in
         reverse order and ``start`` raises ``StartError``. ``opts`` are
-        ``GenServer.start``'s (``mailbox_size``, ``overflow``).
+        ``GenServer.start``'s (``mailbox_size``, ``overflow``, ``timeout``:
+        none by default, each child's start has its own).
+
+        If the task that awaits ``start`` is cancelled, the supervisor stops
+        what it started (a child in the middle of its init is killed, the
+        others stop in reverse start order), its name is free again, and
+        then the cancellation goes on; the same happens past ``timeout``.
         """
         specs = _check_specs(children, "Supervisor.start")
         _check_strategy(strategy, "Supervisor.start")
         _check_settings(max_restarts, max_seconds, "Supervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
+        starting = _Starting()
         try:
             return await super().start(
-                specs, strategy, max_restarts, max_seconds, name=name, link=link, **opts
+                specs, strategy, max_restarts, max_seconds, starting, name=name, link=link, **opts
             )
+        except asyncio.CancelledError:
+            # The caller was cancelled: leave nothing behind, as the start's
+            # timeout does, then let the cancellation through.
+            await _abandon(starting)
+            raise
         except StartError as exc:
             cause = exc.__cause__
             if isinstance(cause, StartError):
