@@ -14,6 +14,9 @@ import asyncio
 import functools
 import logging
 import math
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -47,7 +50,7 @@ from asyncotp import (
     which_children,
 )
 from asyncotp.testing import Probe, VirtualClock, capture_reports, crash, wait_for_restart
-from tests.helpers import Gate, wait, watch
+from tests.helpers import EXIT_TIMEOUT, AppProcess, Gate, wait, watch
 
 # -- children that report to a probe ---------------------------------------------------
 
@@ -839,3 +842,128 @@ async def test_cancelling_the_start_of_a_tree_stops_the_nested_supervisors_too(
         ("terminate", "a", SHUTDOWN),
     ]
     held.open()
+
+
+# The same as a program: an Application told to stop while its tree starts.
+
+APP_SCRIPT = """
+import asyncio
+import sys
+
+from asyncotp import Application, GenServer
+
+
+class Worker(GenServer):
+    async def init(self, tag, hang=False, block=False):
+        self.tag = tag
+        self.block = block
+        if hang:
+            print(f"starting {tag}", flush=True)
+            await asyncio.sleep(3600)
+        print(f"ready {tag}", flush=True)
+
+    async def terminate(self, reason):
+        print(f"terminated {self.tag} {reason!r}", flush=True)
+        if self.block:
+            await asyncio.sleep(3600)
+
+
+def worker(tag, **options):
+    return Worker.child_spec(tag, id=tag, timeout=3600, **options)
+
+
+TREES = {
+    "hangs-in-init": dict(
+        children=[worker("a"), worker("b"), worker("c", hang=True), worker("d")],
+    ),
+    "hangs-in-init-and-terminate": dict(
+        children=[worker("a", block=True, shutdown=3600.0), worker("b", hang=True)],
+        shutdown_timeout=3600,
+    ),
+    "hangs-past-shutdown-timeout": dict(
+        children=[worker("a", block=True, shutdown=3600.0), worker("b", hang=True)],
+        shutdown_timeout=0.5,
+    ),
+}
+
+Application("demo", **TREES[sys.argv[1]]).run()
+print("run returned", flush=True)
+"""
+
+
+@pytest.fixture
+def launch_app(tmp_path: Path) -> Iterator[Callable[[str], AppProcess]]:
+    """Start the script above in a mode; kill whatever is left at the end."""
+    script = tmp_path / "app.py"
+    script.write_text(APP_SCRIPT)
+    launched: list[AppProcess] = []
+
+    def launch(mode: str) -> AppProcess:
+        app = AppProcess(script, mode, tmp_path / f"stderr-{len(launched)}.txt")
+        launched.append(app)
+        return app
+
+    yield launch
+    for app in launched:
+        if app.proc.poll() is None:
+            app.proc.kill()
+            app.proc.wait(timeout=EXIT_TIMEOUT)
+        if app.proc.stdout is not None:
+            app.proc.stdout.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_signal_while_the_tree_starts_stops_what_started_and_exits_non_zero(
+    launch_app: Callable[[str], AppProcess], signum: signal.Signals
+) -> None:
+    app = launch_app("hangs-in-init")
+    app.expect("ready b")
+    app.expect("starting c")  # c's init takes an hour
+
+    app.send(signum)
+    code = app.finish()
+
+    assert code == 1, app.stderr()
+    assert app.lines == [
+        "ready a",
+        "ready b",
+        "starting c",
+        "terminated b SHUTDOWN",  # what started stops in reverse order; c is killed in init
+        "terminated a SHUTDOWN",
+    ]
+    assert "stopped before its supervision tree had started" in app.stderr()
+
+
+@pytest.mark.timeout(60)
+def test_a_second_signal_while_the_tree_starts_kills_it_at_once(
+    launch_app: Callable[[str], AppProcess],
+) -> None:
+    app = launch_app("hangs-in-init-and-terminate")  # shutdown_timeout is an hour
+    app.expect("ready a")
+    app.expect("starting b")
+    app.send(signal.SIGTERM)
+    app.expect("terminated a SHUTDOWN")  # a now blocks in terminate, for an hour
+
+    app.send(signal.SIGTERM)
+    code = app.finish()
+
+    assert code == 1, app.stderr()
+    assert app.lines == ["ready a", "starting b", "terminated a SHUTDOWN"]
+    assert "forcing" in app.stderr()
+
+
+@pytest.mark.timeout(60)
+def test_shutdown_timeout_bounds_the_stop_of_a_partly_started_tree(
+    launch_app: Callable[[str], AppProcess],
+) -> None:
+    app = launch_app("hangs-past-shutdown-timeout")  # shutdown_timeout=0.5
+    app.expect("ready a")
+    app.expect("starting b")
+
+    app.send(signal.SIGTERM)
+    code = app.finish()
+
+    assert code == 1, app.stderr()
+    assert app.lines == ["ready a", "starting b", "terminated a SHUTDOWN"]
+    assert "within 0.5 s" in app.stderr()
