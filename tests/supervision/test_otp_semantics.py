@@ -49,7 +49,14 @@ from asyncotp import (
     whereis,
     which_children,
 )
-from asyncotp.testing import Probe, VirtualClock, capture_reports, crash, wait_for_restart
+from asyncotp.testing import (
+    Probe,
+    VirtualClock,
+    capture_reports,
+    crash,
+    settle,
+    wait_for_restart,
+)
 from tests.helpers import EXIT_TIMEOUT, AppProcess, Gate, wait, watch
 
 # -- children that report to a probe ---------------------------------------------------
@@ -842,6 +849,36 @@ async def test_cancelling_the_start_of_a_tree_stops_the_nested_supervisors_too(
         ("terminate", "a", SHUTDOWN),
     ]
     held.open()
+
+
+@pytest.mark.parametrize("kind", [Supervisor, DynamicSupervisor], ids=lambda k: k.__name__)
+@pytest.mark.parametrize("steps", range(6))
+async def test_a_supervisor_start_cancelled_at_any_point_leaves_nothing_nobody_knows_of(
+    otp_node: asyncotp.Node, kind: type[Supervisor] | type[DynamicSupervisor], steps: int
+) -> None:
+    probe = await Probe.start()
+    if kind is Supervisor:
+        starting = asyncio.ensure_future(Supervisor.start([member("a", probe)], name="sup"))
+    else:
+        starting = asyncio.ensure_future(DynamicSupervisor.start(name="sup"))
+    for _ in range(steps):
+        await asyncio.sleep(0)  # one scheduling step: the cancellation lands further on
+    asyncio.get_running_loop().call_soon(starting.cancel)
+    await asyncio.wait({starting})
+
+    if starting.cancelled():
+        assert whereis("sup") is None
+        assert asyncotp.processes() == [probe.pid]
+        await settle()  # the probe has taken every message sent to it
+        # a either never ran, or ended in its init (its start was cut short),
+        # or was started and then stopped with SHUTDOWN.
+        assert probe.received in (
+            [],
+            [("init", "a")],
+            [("init", "a"), ("terminate", "a", SHUTDOWN)],
+        )
+    else:  # the cancellation came after start had returned: the caller has the pid
+        assert whereis("sup") is starting.result()
 
 
 # The same as a program: an Application told to stop while its tree starts.

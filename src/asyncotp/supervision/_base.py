@@ -11,6 +11,7 @@ import random
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, Final
 
+import anyio
 import attrs
 
 from .._core import (
@@ -18,6 +19,7 @@ from .._core import (
     INFINITY,
     KILLED,
     NOREPLY,
+    NORMAL,
     SHUTDOWN,
     Caller,
     ChildSpec,
@@ -39,7 +41,9 @@ from .._core import (
     kill,
     mark_supervisor,
     now,
+    on_exit,
     registered_name,
+    request_stop,
     self_pid,
     send_after,
     send_exit,
@@ -118,6 +122,48 @@ class _RestartLater:
     reason: object = None
     """Why they are restarted, for the restart reports."""
     retry: bool = False
+
+
+class _StartState(enum.Enum):
+    STARTING = "starting"
+    """Starting its children: a kill cuts that short and it cleans up."""
+    STOPPING = "stopping"
+    """A start failed (or was cut short): it stops what it started."""
+    STARTED = "started"
+    """Its init returned: it serves, and stops as any server does."""
+    ABANDONED = "abandoned"
+    """The starter gave up before the supervisor ran."""
+
+
+@attrs.define(eq=False)
+class _Starting:
+    """What a supervisor's ``start`` and its ``init`` share, so a cancelled
+    start can stop what the supervisor started so far."""
+
+    pid: Pid | None = None
+    state: _StartState = _StartState.STARTING
+    children: dict[Pid, _Child] = attrs.field(factory=dict)
+    """The supervisor's running children (its own table, shared)."""
+
+
+async def _abandon(starting: _Starting) -> None:
+    """The starter was cancelled: end the supervisor it was starting and
+    wait until it and what it started have stopped (shielded: a
+    cancellation is being handled)."""
+    pid = starting.pid
+    if pid is None:
+        starting.state = _StartState.ABANDONED  # init will end as soon as it runs
+        return
+    if starting.state is _StartState.STARTING:
+        kill(pid)  # cuts init short, as the start timeout does; init cleans up
+    elif starting.state is _StartState.STARTED:
+        request_stop(pid, SHUTDOWN)  # it serves already: an orderly stop
+    with anyio.CancelScope(shield=True):
+        await wait_exit(pid, None)
+        # Children it still held when it ended were told to stop (see
+        # _SupervisorBase._stop_orphans): wait for them too.
+        for child in list(starting.children):
+            await wait_exit(child, None)
 
 
 def _gave_up(reason: object) -> bool:
@@ -291,6 +337,18 @@ class _SupervisorBase(GenServer):
         self._window = RestartWindow(max_restarts, float(max_seconds))
         self._by_pid = {}
         self._token = 0
+        on_exit(self._pid, self._stop_orphans)
+
+    def _stop_orphans(self, reason: object) -> None:
+        """When the supervisor has ended with ``NORMAL`` still holding
+        children, tell them to stop: ``NORMAL`` does not travel over links,
+        so they would outlive it. That happens when its starter gives up
+        just as its init returns (the server then ends without running
+        ``terminate``); every other end stops the children, or reaches them
+        over the links."""
+        if reason is NORMAL and self._by_pid:
+            for pid in reversed(list(self._by_pid)):
+                request_stop(pid, SHUTDOWN)
 
     @property
     def pid(self) -> Pid:

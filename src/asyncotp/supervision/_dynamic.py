@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Hashable
 from typing import Any
 
 from .._core import (
+    SHUTDOWN,
     Caller,
     ChildNotFound,
     ChildSpec,
@@ -17,12 +19,14 @@ from .._core import (
     Pid,
     Restart,
     ShutdownSetting,
+    Stop,
     Strategy,
     is_clean_exit,
 )
 from ._base import (
     _NO_START_LIMIT,
     ChildInfo,
+    _abandon,
     _check_settings,
     _Child,
     _counts,
@@ -32,6 +36,8 @@ from ._base import (
     _RestartLater,
     _safe_repr,
     _start_error,
+    _Starting,
+    _StartState,
     _SupervisorBase,
 )
 from ._rules import needs_restart
@@ -74,12 +80,24 @@ class DynamicSupervisor(_SupervisorBase):
     _restarting: dict[Pid, _Child]
     """Restarting children, by the pid they last ran as."""
 
-    async def init(self, max_children: int | None, max_restarts: int, max_seconds: float) -> None:
+    async def init(
+        self,
+        max_children: int | None,
+        max_restarts: int,
+        max_seconds: float,
+        starting: _Starting | None = None,
+    ) -> None:
         self._setup(max_restarts, max_seconds)
         self.max_children = max_children
         self._dyn = {}
         self._next_key = 0
         self._restarting = {}
+        if starting is not None:
+            starting.pid = self._pid
+            starting.children = self._by_pid
+            if starting.state is _StartState.ABANDONED:  # the starter gave up before we ran
+                raise Stop(SHUTDOWN)
+            starting.state = _StartState.STARTED
 
     @classmethod
     async def start(  # type: ignore[override]
@@ -95,9 +113,16 @@ class DynamicSupervisor(_SupervisorBase):
         _check_max_children(max_children, "DynamicSupervisor.start")
         _check_settings(max_restarts, max_seconds, "DynamicSupervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
-        return await super().start(
-            max_children, max_restarts, max_seconds, name=name, link=link, **opts
-        )
+        starting = _Starting()
+        try:
+            return await super().start(
+                max_children, max_restarts, max_seconds, starting, name=name, link=link, **opts
+            )
+        except asyncio.CancelledError:
+            # The caller was cancelled, maybe once we had started: leave
+            # nothing running that nobody knows of.
+            await _abandon(starting)
+            raise
 
     @classmethod
     def child_spec(  # type: ignore[override]

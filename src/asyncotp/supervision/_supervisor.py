@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import logging
 from collections.abc import Hashable, Sequence
 from typing import Any
-
-import anyio
-import attrs
 
 from .._core import (
     SHUTDOWN,
@@ -30,12 +26,12 @@ from .._core import (
     is_clean_exit,
     kill,
     process_info,
-    request_stop,
     wait_exit,
 )
 from ._base import (
     _NO_START_LIMIT,
     ChildInfo,
+    _abandon,
     _check_settings,
     _check_specs,
     _Child,
@@ -46,45 +42,11 @@ from ._base import (
     _RestartLater,
     _safe_repr,
     _start_error,
+    _Starting,
+    _StartState,
     _SupervisorBase,
 )
 from ._rules import needs_restart, plan_restart
-
-
-class _StartState(enum.Enum):
-    STARTING = "starting"
-    """Starting its children: a kill cuts that short and it cleans up."""
-    STOPPING = "stopping"
-    """A start failed (or was cut short): it stops what it started."""
-    STARTED = "started"
-    """Its init returned: it serves, and stops as any server does."""
-    ABANDONED = "abandoned"
-    """The starter gave up before the supervisor ran."""
-
-
-@attrs.define(eq=False)
-class _Starting:
-    """What ``Supervisor.start`` and the supervisor's ``init`` share, so a
-    cancelled start can stop what the supervisor started so far."""
-
-    pid: Pid | None = None
-    state: _StartState = _StartState.STARTING
-
-
-async def _abandon(starting: _Starting) -> None:
-    """The starter was cancelled: end the supervisor it was starting and
-    wait until it has stopped what it started (shielded: a cancellation
-    is being handled)."""
-    pid = starting.pid
-    if pid is None:
-        starting.state = _StartState.ABANDONED  # init will end as soon as it runs
-        return
-    if starting.state is _StartState.STARTING:
-        kill(pid)  # cuts init short, as the start timeout does; init cleans up
-    elif starting.state is _StartState.STARTED:
-        request_stop(pid, SHUTDOWN)  # it serves already: an orderly stop
-    with anyio.CancelScope(shield=True):
-        await wait_exit(pid, None)
 
 
 def _check_strategy(strategy: object, where: str) -> None:
@@ -156,6 +118,7 @@ class Supervisor(_SupervisorBase):
         if starting is None:
             starting = _Starting()
         starting.pid = self._pid
+        starting.children = self._by_pid
         if starting.state is _StartState.ABANDONED:  # the starter gave up before we ran
             raise Stop(SHUTDOWN)
         for spec in children:
