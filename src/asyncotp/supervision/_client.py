@@ -55,20 +55,31 @@ async def terminate_child(sup: Pid | str, child: Hashable) -> None:
     """Stop a child (by id; by pid for a DynamicSupervisor) as its spec says.
 
     A Supervisor keeps the spec (pid None) unless the child is temporary.
+    A child that is restarting stops restarting; in a DynamicSupervisor it
+    is named by the pid it last ran as, and removed.
     """
     _check_child(child, "terminate_child")
     await call(sup, (_Req.TERMINATE, child), None)
 
 
 async def restart_child(sup: Pid | str, child_id: Hashable) -> Pid:
-    """Start again a child that is not running; return its new pid."""
+    """Start again a child that is not running; return its new pid.
+
+    Refused with ``ActorError`` for a child that is running, or restarting
+    (the supervisor brings it back itself: OTP's ``{error, restarting}``);
+    ``StartError`` if it fails to start.
+    """
     _check_child(child_id, "restart_child")
     result: Pid = await call(sup, (_Req.RESTART, child_id), None)
     return result
 
 
 async def delete_child(sup: Pid | str, child_id: Hashable) -> None:
-    """Forget the spec of a child that is not running."""
+    """Forget the spec of a child that is not running.
+
+    Refused with ``ActorError`` for a child that is running, or restarting
+    (``terminate_child`` it first).
+    """
     _check_child(child_id, "delete_child")
     await call(sup, (_Req.DELETE, child_id), None)
 

@@ -85,6 +85,14 @@ class Supervisor(_SupervisorBase):
     then handles. A restart of several children (one_for_all, rest_for_one)
     counts once.
 
+    A restart that fails part way (a child of the group fails to start)
+    counts once more and is tried again, after that child's backoff if it
+    has one, as OTP does: the group of the child that failed (every child
+    under ``ONE_FOR_ALL``; it and those after it under ``REST_FOR_ONE``) is
+    stopped where it runs, in reverse order, and started again in order.
+    Meanwhile that child is restarting: ``restart_child`` and
+    ``delete_child`` refuse it, ``terminate_child`` ends the retries.
+
     Shutdown: a supervisor traps exits. Told to shut down (by its parent, the
     node, or ``stop``), it stops its children in reverse start order, each
     with ``SHUTDOWN``, waiting up to that child's ``shutdown`` time, then
@@ -382,8 +390,9 @@ class Supervisor(_SupervisorBase):
         group of the child that failed is restarted as a whole, as its
         strategy says (see ``_retry``).
         """
+        present = set(map(id, self._children))
         for child in group:
-            if child.pid is not None or not self._has(child):
+            if child.pid is not None or id(child) not in present:
                 continue
             if token is not None and child.pending != token:
                 continue
