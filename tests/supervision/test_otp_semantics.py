@@ -147,144 +147,212 @@ async def started(probe: Probe, *tags: str) -> None:
         await probe.expect(("init", tag))
 
 
-# -- 9. reports never call a user's repr unguarded -------------------------------------
+# -- 1. a group restart that fails part way ------------------------------------------------
 
 
-class Unprintable(Exception):
-    def __repr__(self) -> str:
-        raise RuntimeError("this repr is broken")
-
-
-class UnprintableReason:
-    def __repr__(self) -> str:
-        raise RuntimeError("this repr is broken")
-
-
-UNPRINTABLE = [Unprintable("boom"), UnprintableReason()]
-
-
-def placeholder(value: object) -> str:
-    return f"<{type(value).__qualname__} object (repr failed)>"
-
-
-@pytest.mark.parametrize("reason", UNPRINTABLE, ids=lambda r: type(r).__name__)
-async def test_an_unprintable_exit_reason_is_reported_with_a_placeholder_and_the_child_restarted(
-    otp_node: asyncotp.Node, caplog: pytest.LogCaptureFixture, reason: object
-) -> None:
-    caplog.set_level(logging.INFO, logger="asyncotp")  # pytest's handler formats every record
-    probe = await Probe.start()
-    sup = await Supervisor.start([member("a", probe)])
-    dsup = await DynamicSupervisor.start()
-    await started(probe, "a")
-    old = await pid_of(sup, "a")
-    dyn_old = await start_child(dsup, member("d", probe))
-    await started(probe, "d")
-
-    with capture_reports() as reports:
-        assert await crash(old, reason) is reason
-        new = await wait_for_restart(sup, "a", old)
-        assert await crash(dyn_old, reason) is reason
-        await started(probe, "d")
-
-    assert await asyncotp.call(new, "ping") == "a"
-    [dyn_new] = [info.pid for info in await which_children(dsup)]
-    assert dyn_new not in (None, dyn_old)
-    for child_id in ("a", "d"):
-        [terminated] = reports.events("child_terminated", child_id=child_id)
-        assert terminated.reason is reason
-        assert placeholder(reason) in terminated.message
-        assert reports.events("child_restarted", child_id=child_id)
-    assert any(placeholder(reason) in r.getMessage() for r in caplog.records)
-
-
-@pytest.mark.parametrize("reason", UNPRINTABLE, ids=lambda r: type(r).__name__)
-async def test_a_supervisor_giving_up_over_an_unprintable_reason_still_stops_its_children(
-    otp_node: asyncotp.Node, reason: object
-) -> None:
-    probe = await Probe.start()
-    sup = await Supervisor.start([member("a", probe), member("b", probe)], max_restarts=0)
-    await started(probe, "a", "b")
-    ended = await watch(sup)
-
-    with capture_reports() as reports:
-        await crash(await pid_of(sup, "b"), reason)
-        assert await wait(ended) == GAVE_UP
-
-    await probe.expect(("terminate", "a", SHUTDOWN))
-    [gave_up] = reports.events("supervisor_gave_up")
-    assert placeholder(reason) in gave_up.message
-
-
-async def test_an_unprintable_start_error_is_refused_with_a_placeholder(
-    otp_node: asyncotp.Node,
-) -> None:
-    error = Unprintable("no")
-
-    async def refuses() -> Pid:
-        raise error
-
-    sup = await Supervisor.start([])
-    dsup = await DynamicSupervisor.start()
-    for target in (sup, dsup):
-        with pytest.raises(StartError) as info:
-            await start_child(target, ChildSpec("x", refuses))
-        assert placeholder(error) in str(info.value)
-        assert info.value.reason is error
-    assert await which_children(sup) == []
-
-
-# -- 4. StartError keeps its cause -----------------------------------------------------
-
-
-class Refuses(GenServer):
-    async def init(self, error: Exception) -> None:
-        raise error
-
-
-async def test_start_child_raises_start_error_whose_cause_is_the_underlying_error(
-    otp_node: asyncotp.Node,
-) -> None:
-    in_start = TypeError("not a start function after all")
-
-    async def broken() -> Pid:
-        raise in_start
-
-    sup = await Supervisor.start([])
-    dsup = await DynamicSupervisor.start()
-    for target in (sup, dsup):
-        in_init = ValueError("bad config")
-        with pytest.raises(StartError) as info:
-            await start_child(target, Refuses.child_spec(in_init, id="r"))
-        assert info.value.__cause__ is in_init  # the server's own StartError is unwrapped
-        assert info.value.reason is in_init
-
-        with pytest.raises(StartError) as info:
-            await start_child(target, ChildSpec("b", broken))
-        assert info.value.__cause__ is in_start
-    assert await which_children(sup) == []
-    assert await which_children(dsup) == []
-
-
-async def test_restart_child_raises_start_error_whose_cause_is_the_underlying_error(
+async def test_one_for_all_restart_failing_part_way_stops_the_restarted_and_restarts_all(
     otp_node: asyncotp.Node,
 ) -> None:
     probe = await Probe.start()
     starts = Starts()
-    sup = await Supervisor.start([member("a", probe, starts)])
-    await started(probe, "a")
-    await terminate_child(sup, "a")
-    starts.refuse_next("a")
+    sup = await Supervisor.start(
+        [member(t, probe, starts) for t in "abc"],
+        Strategy.ONE_FOR_ALL,
+        max_restarts=5,
+        max_seconds=60,
+    )
+    await started(probe, "a", "b", "c")
+    starts.refuse_next("b")
 
-    with pytest.raises(StartError) as info:
-        await restart_child(sup, "a")
+    await crash(await pid_of(sup, "a"))
+    await started(probe, "a", "b", "c")
 
-    assert isinstance(info.value.__cause__, RuntimeError)
-    assert "a refuses to start" in str(info.value.__cause__)
-    assert await children(sup) == {"a": None}
-    assert await restart_child(sup, "a") == await pid_of(sup, "a")
+    assert probe.received[3:] == [
+        ("terminate", "a", "InjectedFault"),
+        ("terminate", "c", SHUTDOWN),
+        ("terminate", "b", SHUTDOWN),
+        ("init", "a"),
+        ("refused", "b"),  # the restart fails part way: OTP starts the whole group again
+        ("terminate", "a", SHUTDOWN),
+        ("init", "a"),
+        ("init", "b"),
+        ("init", "c"),
+    ]
+    health = await supervisor_health(sup)
+    assert health["restarts_in_window"] == 2  # the crash and the retry
+    assert all(c["state"] == "running" for c in health["children"])
 
 
-# -- 3. a start that returns None (OTP's ignore) ----------------------------------------
+async def test_a_group_restart_that_keeps_failing_counts_toward_the_restart_intensity(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start(
+        [member(t, probe, starts) for t in "abc"], Strategy.ONE_FOR_ALL, max_restarts=2
+    )
+    await started(probe, "a", "b", "c")
+    ended = await watch(sup)
+    starts.refuse_next("b", 2)
+
+    await crash(await pid_of(sup, "a"))
+
+    assert await wait(ended) == GAVE_UP  # the crash, one retry, and one more is too many
+    assert probe.received[3:] == [
+        ("terminate", "a", "InjectedFault"),
+        ("terminate", "c", SHUTDOWN),
+        ("terminate", "b", SHUTDOWN),
+        ("init", "a"),
+        ("refused", "b"),
+        ("terminate", "a", SHUTDOWN),
+        ("init", "a"),
+        ("refused", "b"),
+        ("terminate", "a", SHUTDOWN),  # giving up stops what runs
+    ]
+
+
+async def test_rest_for_one_retry_restarts_the_failed_child_and_those_after_it_as_a_group(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    virtual_clock.autojump = False  # the retry waits for c's backoff, until the test moves time
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start(
+        [
+            member("a", probe),
+            member("b", probe),
+            member("c", probe, starts, backoff=SLOW),
+            member("d", probe),
+        ],
+        Strategy.REST_FOR_ONE,
+        max_restarts=5,
+    )
+    await started(probe, "a", "b", "c", "d")
+    a = await pid_of(sup, "a")
+    starts.refuse_next("c")
+
+    await crash(await pid_of(sup, "b"))
+    await probe.expect(("refused", "c"))
+    b = await pid_of(sup, "b")
+    health = await supervisor_health(sup)
+    assert [c["state"] for c in health["children"]] == [
+        "running",
+        "running",
+        "restarting",
+        "restarting",
+    ]
+    # A temporary child added meanwhile comes after c: c's group restart
+    # stops it and forgets it, as OTP's rest_for_one does.
+    await start_child(sup, member("t", probe, restart=Restart.TEMPORARY))
+    await virtual_clock.advance(10.0)
+    await started(probe, "t", "c", "d")
+
+    assert probe.received[4:] == [
+        ("terminate", "b", "InjectedFault"),
+        ("terminate", "d", SHUTDOWN),
+        ("terminate", "c", SHUTDOWN),
+        ("init", "b"),
+        ("refused", "c"),
+        ("init", "t"),
+        ("terminate", "t", SHUTDOWN),
+        ("init", "c"),
+        ("init", "d"),
+    ]
+    now = await children(sup)
+    assert list(now) == ["a", "b", "c", "d"]
+    assert (now["a"], now["b"]) == (a, b)  # before the failed child: untouched
+
+
+# -- 2. a child in a restart loop ----------------------------------------------------------
+
+SLOW = Backoff(initial=10.0, max=10.0, jitter=0)
+"""A backoff long enough for a test to act while the child waits it out."""
+
+
+async def test_restart_child_and_delete_child_refuse_a_restarting_child_as_otp_does(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    virtual_clock.autojump = False  # the restart waits until the test moves time
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start(
+        [member("waits", probe, backoff=SLOW), member("retries", probe, starts, backoff=SLOW)],
+        max_restarts=10,
+    )
+    await started(probe, "waits", "retries")
+    await crash(await pid_of(sup, "waits"))  # waiting out its backoff
+    starts.refuse_next("retries", 5)
+    await crash(await pid_of(sup, "retries"))
+    await virtual_clock.advance(10.0)  # its restart fails: it retries after the backoff
+    await probe.expect(("refused", "retries"))
+    await started(probe, "waits")
+    await crash(await pid_of(sup, "waits"))
+
+    for child_id in ("waits", "retries"):
+        for operation in (restart_child, delete_child):
+            with pytest.raises(asyncotp.ActorError, match="restarting") as info:
+                await operation(sup, child_id)
+            assert "terminate_child" in str(info.value)  # what to do instead
+    assert await children(sup) == {"waits": None, "retries": None}
+
+    await terminate_child(sup, "waits")  # stops the restart loop ...
+    await delete_child(sup, "waits")  # ... so the child can be deleted
+    await terminate_child(sup, "retries")
+    starts.refusals.clear()
+    pid = await restart_child(sup, "retries")
+    await virtual_clock.advance(60.0)  # no restart was left pending
+    assert await children(sup) == {"retries": pid}
+
+
+async def test_terminate_child_under_rest_for_one_stops_only_that_child(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    sup = await Supervisor.start([member(t, probe) for t in "abc"], Strategy.REST_FOR_ONE)
+    await started(probe, "a", "b", "c")
+    before = await children(sup)
+
+    await terminate_child(sup, "b")
+    await probe.expect(("terminate", "b", SHUTDOWN))
+    assert await children(sup) == {**before, "b": None}
+    new_b = await restart_child(sup, "b")
+    await started(probe, "b")
+
+    assert await children(sup) == {**before, "b": new_b}
+    assert probe.received[3:] == [("terminate", "b", SHUTDOWN), ("init", "b")]
+
+
+async def test_a_dynamic_child_that_is_restarting_is_removed_by_terminate_child_of_its_last_pid(
+    otp_node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    virtual_clock.autojump = False
+    probe = await Probe.start()
+    starts = Starts()
+    dsup = await DynamicSupervisor.start(max_restarts=10)
+    waits = await start_child(dsup, member("waits", probe, backoff=SLOW))
+    retries = await start_child(dsup, member("retries", probe, starts, backoff=SLOW))
+    stays = await start_child(dsup, member("stays", probe))
+    await started(probe, "waits", "retries", "stays")
+    await crash(retries)
+    starts.refuse_next("retries", 5)
+    await virtual_clock.advance(10.0)  # its restart fails: it retries after the backoff
+    await probe.expect(("refused", "retries"))
+    await crash(waits)
+    assert [info.pid for info in await which_children(dsup)] == [None, None, stays]
+
+    await terminate_child(dsup, waits)
+    await terminate_child(dsup, retries)
+
+    assert [info.pid for info in await which_children(dsup)] == [stays]
+    with pytest.raises(asyncotp.ChildNotFound):
+        await terminate_child(dsup, waits)  # gone for good
+    await virtual_clock.advance(60.0)
+    assert [info.pid for info in await which_children(dsup)] == [stays]
+    assert probe.take(("init", "waits")) is None
+    assert probe.take(("init", "retries")) is None
+
+
+# -- 3. a start that returns None (OTP's ignore) -------------------------------------------
 
 
 async def ignored() -> Pid | None:
@@ -335,7 +403,58 @@ async def test_a_child_ignored_on_restart_is_stopped_not_left_restarting(
     assert await restart_child(sup, "a") == await pid_of(sup, "a")
 
 
-# -- 5. a supervisor's child spec takes its name as its id -----------------------------
+# -- 4. StartError keeps its cause ---------------------------------------------------------
+
+
+class Refuses(GenServer):
+    async def init(self, error: Exception) -> None:
+        raise error
+
+
+async def test_start_child_raises_start_error_whose_cause_is_the_underlying_error(
+    otp_node: asyncotp.Node,
+) -> None:
+    in_start = TypeError("not a start function after all")
+
+    async def broken() -> Pid:
+        raise in_start
+
+    sup = await Supervisor.start([])
+    dsup = await DynamicSupervisor.start()
+    for target in (sup, dsup):
+        in_init = ValueError("bad config")
+        with pytest.raises(StartError) as info:
+            await start_child(target, Refuses.child_spec(in_init, id="r"))
+        assert info.value.__cause__ is in_init  # the server's own StartError is unwrapped
+        assert info.value.reason is in_init
+
+        with pytest.raises(StartError) as info:
+            await start_child(target, ChildSpec("b", broken))
+        assert info.value.__cause__ is in_start
+    assert await which_children(sup) == []
+    assert await which_children(dsup) == []
+
+
+async def test_restart_child_raises_start_error_whose_cause_is_the_underlying_error(
+    otp_node: asyncotp.Node,
+) -> None:
+    probe = await Probe.start()
+    starts = Starts()
+    sup = await Supervisor.start([member("a", probe, starts)])
+    await started(probe, "a")
+    await terminate_child(sup, "a")
+    starts.refuse_next("a")
+
+    with pytest.raises(StartError) as info:
+        await restart_child(sup, "a")
+
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "a refuses to start" in str(info.value.__cause__)
+    assert await children(sup) == {"a": None}
+    assert await restart_child(sup, "a") == await pid_of(sup, "a")
+
+
+# -- 5. a supervisor's child spec takes its name as its id ---------------------------------
 
 
 async def test_two_named_dynamic_supervisors_sit_under_one_parent_with_their_names_as_ids(
@@ -374,7 +493,7 @@ def test_a_dynamic_supervisor_child_spec_takes_a_backoff_like_the_others() -> No
     assert "backoff" not in spec.start.keywords
 
 
-# -- 6. validation ---------------------------------------------------------------------
+# -- 6. validation -------------------------------------------------------------------------
 
 HUGE = 10**400
 """An int too large for a float."""
@@ -506,212 +625,7 @@ def test_application_shutdown_timeout_takes_inf_as_no_limit_and_refuses_overflow
             Application("app", [], shutdown_timeout=bad)
 
 
-# -- 2. a child in a restart loop ------------------------------------------------------
-
-SLOW = Backoff(initial=10.0, max=10.0, jitter=0)
-"""A backoff long enough for a test to act while the child waits it out."""
-
-
-async def test_restart_child_and_delete_child_refuse_a_restarting_child_as_otp_does(
-    otp_node: asyncotp.Node, virtual_clock: VirtualClock
-) -> None:
-    virtual_clock.autojump = False  # the restart waits until the test moves time
-    probe = await Probe.start()
-    starts = Starts()
-    sup = await Supervisor.start(
-        [member("waits", probe, backoff=SLOW), member("retries", probe, starts, backoff=SLOW)],
-        max_restarts=10,
-    )
-    await started(probe, "waits", "retries")
-    await crash(await pid_of(sup, "waits"))  # waiting out its backoff
-    starts.refuse_next("retries", 5)
-    await crash(await pid_of(sup, "retries"))
-    await virtual_clock.advance(10.0)  # its restart fails: it retries after the backoff
-    await probe.expect(("refused", "retries"))
-    await started(probe, "waits")
-    await crash(await pid_of(sup, "waits"))
-
-    for child_id in ("waits", "retries"):
-        for operation in (restart_child, delete_child):
-            with pytest.raises(asyncotp.ActorError, match="restarting") as info:
-                await operation(sup, child_id)
-            assert "terminate_child" in str(info.value)  # what to do instead
-    assert await children(sup) == {"waits": None, "retries": None}
-
-    await terminate_child(sup, "waits")  # stops the restart loop ...
-    await delete_child(sup, "waits")  # ... so the child can be deleted
-    await terminate_child(sup, "retries")
-    starts.refusals.clear()
-    pid = await restart_child(sup, "retries")
-    await virtual_clock.advance(60.0)  # no restart was left pending
-    assert await children(sup) == {"retries": pid}
-
-
-async def test_terminate_child_under_rest_for_one_stops_only_that_child(
-    otp_node: asyncotp.Node,
-) -> None:
-    probe = await Probe.start()
-    sup = await Supervisor.start([member(t, probe) for t in "abc"], Strategy.REST_FOR_ONE)
-    await started(probe, "a", "b", "c")
-    before = await children(sup)
-
-    await terminate_child(sup, "b")
-    await probe.expect(("terminate", "b", SHUTDOWN))
-    assert await children(sup) == {**before, "b": None}
-    new_b = await restart_child(sup, "b")
-    await started(probe, "b")
-
-    assert await children(sup) == {**before, "b": new_b}
-    assert probe.received[3:] == [("terminate", "b", SHUTDOWN), ("init", "b")]
-
-
-async def test_a_dynamic_child_that_is_restarting_is_removed_by_terminate_child_of_its_last_pid(
-    otp_node: asyncotp.Node, virtual_clock: VirtualClock
-) -> None:
-    virtual_clock.autojump = False
-    probe = await Probe.start()
-    starts = Starts()
-    dsup = await DynamicSupervisor.start(max_restarts=10)
-    waits = await start_child(dsup, member("waits", probe, backoff=SLOW))
-    retries = await start_child(dsup, member("retries", probe, starts, backoff=SLOW))
-    stays = await start_child(dsup, member("stays", probe))
-    await started(probe, "waits", "retries", "stays")
-    await crash(retries)
-    starts.refuse_next("retries", 5)
-    await virtual_clock.advance(10.0)  # its restart fails: it retries after the backoff
-    await probe.expect(("refused", "retries"))
-    await crash(waits)
-    assert [info.pid for info in await which_children(dsup)] == [None, None, stays]
-
-    await terminate_child(dsup, waits)
-    await terminate_child(dsup, retries)
-
-    assert [info.pid for info in await which_children(dsup)] == [stays]
-    with pytest.raises(asyncotp.ChildNotFound):
-        await terminate_child(dsup, waits)  # gone for good
-    await virtual_clock.advance(60.0)
-    assert [info.pid for info in await which_children(dsup)] == [stays]
-    assert probe.take(("init", "waits")) is None
-    assert probe.take(("init", "retries")) is None
-
-
-# -- 1. a group restart that fails part way -----------------------------------------------
-
-
-async def test_one_for_all_restart_failing_part_way_stops_the_restarted_and_restarts_all(
-    otp_node: asyncotp.Node,
-) -> None:
-    probe = await Probe.start()
-    starts = Starts()
-    sup = await Supervisor.start(
-        [member(t, probe, starts) for t in "abc"],
-        Strategy.ONE_FOR_ALL,
-        max_restarts=5,
-        max_seconds=60,
-    )
-    await started(probe, "a", "b", "c")
-    starts.refuse_next("b")
-
-    await crash(await pid_of(sup, "a"))
-    await started(probe, "a", "b", "c")
-
-    assert probe.received[3:] == [
-        ("terminate", "a", "InjectedFault"),
-        ("terminate", "c", SHUTDOWN),
-        ("terminate", "b", SHUTDOWN),
-        ("init", "a"),
-        ("refused", "b"),  # the restart fails part way: OTP starts the whole group again
-        ("terminate", "a", SHUTDOWN),
-        ("init", "a"),
-        ("init", "b"),
-        ("init", "c"),
-    ]
-    health = await supervisor_health(sup)
-    assert health["restarts_in_window"] == 2  # the crash and the retry
-    assert all(c["state"] == "running" for c in health["children"])
-
-
-async def test_a_group_restart_that_keeps_failing_counts_toward_the_restart_intensity(
-    otp_node: asyncotp.Node,
-) -> None:
-    probe = await Probe.start()
-    starts = Starts()
-    sup = await Supervisor.start(
-        [member(t, probe, starts) for t in "abc"], Strategy.ONE_FOR_ALL, max_restarts=2
-    )
-    await started(probe, "a", "b", "c")
-    ended = await watch(sup)
-    starts.refuse_next("b", 2)
-
-    await crash(await pid_of(sup, "a"))
-
-    assert await wait(ended) == GAVE_UP  # the crash, one retry, and one more is too many
-    assert probe.received[3:] == [
-        ("terminate", "a", "InjectedFault"),
-        ("terminate", "c", SHUTDOWN),
-        ("terminate", "b", SHUTDOWN),
-        ("init", "a"),
-        ("refused", "b"),
-        ("terminate", "a", SHUTDOWN),
-        ("init", "a"),
-        ("refused", "b"),
-        ("terminate", "a", SHUTDOWN),  # giving up stops what runs
-    ]
-
-
-async def test_rest_for_one_retry_restarts_the_failed_child_and_those_after_it_as_a_group(
-    otp_node: asyncotp.Node, virtual_clock: VirtualClock
-) -> None:
-    virtual_clock.autojump = False  # the retry waits for c's backoff, until the test moves time
-    probe = await Probe.start()
-    starts = Starts()
-    sup = await Supervisor.start(
-        [
-            member("a", probe),
-            member("b", probe),
-            member("c", probe, starts, backoff=SLOW),
-            member("d", probe),
-        ],
-        Strategy.REST_FOR_ONE,
-        max_restarts=5,
-    )
-    await started(probe, "a", "b", "c", "d")
-    a = await pid_of(sup, "a")
-    starts.refuse_next("c")
-
-    await crash(await pid_of(sup, "b"))
-    await probe.expect(("refused", "c"))
-    b = await pid_of(sup, "b")
-    health = await supervisor_health(sup)
-    assert [c["state"] for c in health["children"]] == [
-        "running",
-        "running",
-        "restarting",
-        "restarting",
-    ]
-    # A temporary child added meanwhile comes after c: c's group restart
-    # stops it and forgets it, as OTP's rest_for_one does.
-    await start_child(sup, member("t", probe, restart=Restart.TEMPORARY))
-    await virtual_clock.advance(10.0)
-    await started(probe, "t", "c", "d")
-
-    assert probe.received[4:] == [
-        ("terminate", "b", "InjectedFault"),
-        ("terminate", "d", SHUTDOWN),
-        ("terminate", "c", SHUTDOWN),
-        ("init", "b"),
-        ("refused", "c"),
-        ("init", "t"),
-        ("terminate", "t", SHUTDOWN),
-        ("init", "c"),
-        ("init", "d"),
-    ]
-    now = await children(sup)
-    assert list(now) == ["a", "b", "c", "d"]
-    assert (now["a"], now["b"]) == (a, b)  # before the failed child: untouched
-
-
-# -- 7. a stopping DynamicSupervisor stops its children together -----------------------------
+# -- 7. a stopping DynamicSupervisor stops its children together ---------------------------
 
 
 async def test_a_stopping_dynamic_supervisor_stops_its_slow_children_together_not_one_by_one(
@@ -764,7 +678,7 @@ async def test_each_child_of_a_stopping_dynamic_supervisor_is_killed_when_its_ow
     }
 
 
-# -- 8. a start that is cancelled, or that times out ------------------------------------
+# -- 8. a start that is cancelled, or that times out ---------------------------------------
 
 
 async def test_cancelling_supervisor_start_stops_what_it_started_and_frees_its_name(
@@ -1004,3 +918,89 @@ def test_shutdown_timeout_bounds_the_stop_of_a_partly_started_tree(
     assert code == 1, app.stderr()
     assert app.lines == ["ready a", "starting b", "terminated a SHUTDOWN"]
     assert "within 0.5 s" in app.stderr()
+
+
+# -- 9. reports never call a user's repr unguarded -----------------------------------------
+
+
+class Unprintable(Exception):
+    def __repr__(self) -> str:
+        raise RuntimeError("this repr is broken")
+
+
+class UnprintableReason:
+    def __repr__(self) -> str:
+        raise RuntimeError("this repr is broken")
+
+
+UNPRINTABLE = [Unprintable("boom"), UnprintableReason()]
+
+
+def placeholder(value: object) -> str:
+    return f"<{type(value).__qualname__} object (repr failed)>"
+
+
+@pytest.mark.parametrize("reason", UNPRINTABLE, ids=lambda r: type(r).__name__)
+async def test_an_unprintable_exit_reason_is_reported_with_a_placeholder_and_the_child_restarted(
+    otp_node: asyncotp.Node, caplog: pytest.LogCaptureFixture, reason: object
+) -> None:
+    caplog.set_level(logging.INFO, logger="asyncotp")  # pytest's handler formats every record
+    probe = await Probe.start()
+    sup = await Supervisor.start([member("a", probe)])
+    dsup = await DynamicSupervisor.start()
+    await started(probe, "a")
+    old = await pid_of(sup, "a")
+    dyn_old = await start_child(dsup, member("d", probe))
+    await started(probe, "d")
+
+    with capture_reports() as reports:
+        assert await crash(old, reason) is reason
+        new = await wait_for_restart(sup, "a", old)
+        assert await crash(dyn_old, reason) is reason
+        await started(probe, "d")
+
+    assert await asyncotp.call(new, "ping") == "a"
+    [dyn_new] = [info.pid for info in await which_children(dsup)]
+    assert dyn_new not in (None, dyn_old)
+    for child_id in ("a", "d"):
+        [terminated] = reports.events("child_terminated", child_id=child_id)
+        assert terminated.reason is reason
+        assert placeholder(reason) in terminated.message
+        assert reports.events("child_restarted", child_id=child_id)
+    assert any(placeholder(reason) in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("reason", UNPRINTABLE, ids=lambda r: type(r).__name__)
+async def test_a_supervisor_giving_up_over_an_unprintable_reason_still_stops_its_children(
+    otp_node: asyncotp.Node, reason: object
+) -> None:
+    probe = await Probe.start()
+    sup = await Supervisor.start([member("a", probe), member("b", probe)], max_restarts=0)
+    await started(probe, "a", "b")
+    ended = await watch(sup)
+
+    with capture_reports() as reports:
+        await crash(await pid_of(sup, "b"), reason)
+        assert await wait(ended) == GAVE_UP
+
+    await probe.expect(("terminate", "a", SHUTDOWN))
+    [gave_up] = reports.events("supervisor_gave_up")
+    assert placeholder(reason) in gave_up.message
+
+
+async def test_an_unprintable_start_error_is_refused_with_a_placeholder(
+    otp_node: asyncotp.Node,
+) -> None:
+    error = Unprintable("no")
+
+    async def refuses() -> Pid:
+        raise error
+
+    sup = await Supervisor.start([])
+    dsup = await DynamicSupervisor.start()
+    for target in (sup, dsup):
+        with pytest.raises(StartError) as info:
+            await start_child(target, ChildSpec("x", refuses))
+        assert placeholder(error) in str(info.value)
+        assert info.value.reason is error
+    assert await which_children(sup) == []
