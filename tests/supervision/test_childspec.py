@@ -84,7 +84,7 @@ def test_child_spec_accepts_any_hashable_id_and_restart(
 
 
 @pytest.mark.parametrize("shutdown", [BRUTAL_KILL, INFINITY, 0, 0.0, 0.001, 1, 5.0, 3600])
-def test_child_spec_accepts_positive_seconds_brutal_kill_and_infinity(shutdown: object) -> None:
+def test_child_spec_accepts_seconds_from_zero_brutal_kill_and_infinity(shutdown: object) -> None:
     assert ChildSpec("a", _start, shutdown=shutdown).shutdown == shutdown  # type: ignore[arg-type]
 
 
@@ -117,7 +117,7 @@ def test_child_spec_rejects_a_type_that_is_not_a_child_type_member(bad_type: obj
 
 
 @pytest.mark.parametrize("bad_shutdown", [-1, -0.5, math.nan, -math.inf])
-def test_child_spec_rejects_a_shutdown_that_is_not_positive_with_value_error(
+def test_child_spec_rejects_a_negative_or_nan_shutdown_with_value_error(
     bad_shutdown: float,
 ) -> None:
     with pytest.raises(ValueError) as info:
