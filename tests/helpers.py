@@ -7,7 +7,8 @@ handing its result back (``in_actor``), reading the calling actor's own
 mailbox (``drain``, ``down_of``), a future of an actor's exit reason seen by
 a monitor that is in place before the test goes on (``watch``; the kit's
 ``wait_for_exit`` must already be waiting when the actor ends), holding a
-callback busy (``Gate``), and running the examples as programs.
+callback busy (``Gate``), and running the examples and application scripts
+as programs (``run_example``, ``AppProcess``).
 
 Every wait is bounded (``WAIT``) and waits on an event, never on a sleep.
 """
@@ -16,8 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -149,3 +154,68 @@ def plugin_args() -> list[str]:
     point is installed."""
     installed = importlib.metadata.entry_points(group="pytest11", name="asyncotp")
     return [] if installed else ["-p", "asyncotp.testing.plugin"]
+
+
+LINE_TIMEOUT = 20.0
+"""Upper bound for a program to print a line it is expected to print."""
+EXIT_TIMEOUT = 20.0
+"""Upper bound for a program to exit once it is expected to."""
+
+
+class AppProcess:
+    """A running application script whose stdout is read line by line."""
+
+    def __init__(self, script: Path, mode: str, stderr_path: Path) -> None:
+        self.stderr_path = stderr_path
+        with stderr_path.open("wb") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(script), mode],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=script.parent,
+            )
+        self.lines: list[str] = []
+        self._buffer = b""
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def expect(self, wanted: str, timeout: float = LINE_TIMEOUT) -> None:
+        """Read stdout until the line ``wanted`` appears."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\n", 1)
+                line = raw.decode()
+                self.lines.append(line)
+                if line == wanted:
+                    return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"no line {wanted!r} within {timeout} s; stdout so far: {self.lines!r}; "
+                    f"stderr:\n{self.stderr()}"
+                )
+            readable, _, _ = select.select([fd], [], [], left)
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise AssertionError(
+                        f"the program ended (exit code {self.proc.wait()}) before printing "
+                        f"{wanted!r}; stdout: {self.lines!r}; stderr:\n{self.stderr()}"
+                    )
+                self._buffer += chunk
+
+    def send(self, signum: signal.Signals) -> None:
+        self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = EXIT_TIMEOUT) -> int:
+        """Wait for the program to exit; return its exit code (all stdout is then in lines)."""
+        rest, _ = self.proc.communicate(timeout=timeout)
+        text = (self._buffer + rest).decode()
+        self._buffer = b""
+        self.lines.extend(text.splitlines())
+        return self.proc.returncode

@@ -7,11 +7,7 @@ synchronise on the lines its children print (``ready <tag>`` at the end of
 
 from __future__ import annotations
 
-import os
-import select
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +34,7 @@ from asyncotp import (
     whereis,
     which_children,
 )
-from tests.helpers import watch
+from tests.helpers import EXIT_TIMEOUT, AppProcess, watch
 
 Log = list[tuple[str, str, object]]
 
@@ -267,68 +263,6 @@ TREES["sigint-ignored"] = TREES["plain"]
 Application("demo", **TREES[MODE]).run()
 print("run returned", flush=True)
 """
-
-LINE_TIMEOUT = 20.0
-EXIT_TIMEOUT = 20.0
-
-
-class AppProcess:
-    """A running application script whose stdout is read line by line."""
-
-    def __init__(self, script: Path, mode: str, stderr_path: Path) -> None:
-        self.stderr_path = stderr_path
-        with stderr_path.open("wb") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(script), mode],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=script.parent,
-            )
-        self.lines: list[str] = []
-        self._buffer = b""
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def expect(self, wanted: str, timeout: float = LINE_TIMEOUT) -> None:
-        """Read stdout until the line ``wanted`` appears."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\n" in self._buffer:
-                raw, self._buffer = self._buffer.split(b"\n", 1)
-                line = raw.decode()
-                self.lines.append(line)
-                if line == wanted:
-                    return
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(
-                    f"no line {wanted!r} within {timeout} s; stdout so far: {self.lines!r}; "
-                    f"stderr:\n{self.stderr()}"
-                )
-            readable, _, _ = select.select([fd], [], [], left)
-            if readable:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    raise AssertionError(
-                        f"the program ended (exit code {self.proc.wait()}) before printing "
-                        f"{wanted!r}; stdout: {self.lines!r}; stderr:\n{self.stderr()}"
-                    )
-                self._buffer += chunk
-
-    def send(self, signum: signal.Signals) -> None:
-        self.proc.send_signal(signum)
-
-    def finish(self, timeout: float = EXIT_TIMEOUT) -> int:
-        """Wait for the program to exit; return its exit code (all stdout is then in lines)."""
-        rest, _ = self.proc.communicate(timeout=timeout)
-        text = (self._buffer + rest).decode()
-        self._buffer = b""
-        self.lines.extend(text.splitlines())
-        return self.proc.returncode
 
 
 @pytest.fixture

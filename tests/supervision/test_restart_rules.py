@@ -177,7 +177,7 @@ def child_lists(draw: st.DrawFn) -> tuple[list[Child], Hashable]:
     return children, failed_id
 
 
-def _model(strategy: Strategy, children: list[Child], failed: Hashable) -> RestartPlan:
+def _model(strategy: Strategy, children: list[Child], failed: Hashable) -> RestartPlan[Hashable]:
     """OTP's restart, by hand: pick the affected positions, then walk them."""
     position = next(n for n, (i, _, _) in enumerate(children) if i == failed)
     if strategy is Strategy.ONE_FOR_ONE:

@@ -15,7 +15,7 @@ import attrs
 
 from ._pid import Pid
 from ._safe import safe_repr
-from ._validate import check_seconds
+from ._validate import MAX_SECONDS, check_seconds
 
 
 class Restart(enum.Enum):
@@ -79,6 +79,19 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _fits_float(value: float) -> bool:
+    """Whether a number converts to a float (an int can be too large to)."""
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+_NO_LIMIT_FIELDS: Final = frozenset({"max", "reset_after"})
+"""The Backoff fields where math.inf means "no limit"."""
+
+
 @attrs.frozen
 class Backoff:
     """A growing delay before a child is restarted (beyond OTP).
@@ -88,7 +101,8 @@ class Backoff:
     fraction). After ``reset_after`` seconds without a crash the delay starts
     over from ``initial``. While a child waits, ``which_children`` shows it as
     not running. Backoff does not change restart intensity: every restart
-    still counts.
+    still counts. ``max`` and ``reset_after`` may be ``math.inf`` (no cap on
+    the delay; never start over); the other fields are finite.
     """
 
     initial: float = 0.1
@@ -102,21 +116,19 @@ class Backoff:
             value = getattr(self, field)
             if not _number(value) or not value >= 0:  # `not >=` also refuses NaN
                 raise ValueError(f"Backoff.{field} must be a number >= 0, not {safe_repr(value)}")
-        # Times are finite (reset_after may be math.inf: never start over),
-        # and no field overflows a float.
+            if not _fits_float(value):
+                raise ValueError(f"Backoff.{field} is too large for a float: {safe_repr(value)}")
+            if math.isinf(value) and field not in _NO_LIMIT_FIELDS:
+                raise ValueError(
+                    f"Backoff.{field} must be finite, not {safe_repr(value)} (only Backoff.max and "
+                    "Backoff.reset_after take math.inf, meaning no limit)"
+                )
+        # Finite times are at most MAX_SECONDS, as every time argument.
         check_seconds(self.initial, "", "Backoff.initial")
-        check_seconds(self.max, "", "Backoff.max")
+        check_seconds(self.max, "", "Backoff.max", no_limit=True)
         check_seconds(self.reset_after, "", "Backoff.reset_after", no_limit=True)
-        try:
-            finite = math.isfinite(self.multiplier)
-        except OverflowError:  # an int beyond any float
-            finite = False
-        if not finite:
-            raise ValueError(
-                f"Backoff.multiplier must be a finite number >= 1, not {safe_repr(self.multiplier)}"
-            )
         if self.multiplier < 1:
-            raise ValueError(f"Backoff.multiplier must be >= 1, not {self.multiplier!r}")
+            raise ValueError(f"Backoff.multiplier must be >= 1, not {safe_repr(self.multiplier)}")
         if self.jitter > 1:
             raise ValueError(f"Backoff.jitter must be a fraction in [0, 1], not {self.jitter!r}")
         if self.max < self.initial:
@@ -131,9 +143,10 @@ class Backoff:
             grown = self.initial * self.multiplier**attempt
         except OverflowError:  # a long-flapping child: the power outgrows a float
             grown = math.inf if self.initial > 0 else 0.0
-        base = min(self.max, grown)
+        cap = min(self.max, MAX_SECONDS)  # max may be math.inf: no cap but a timer's
+        base = min(cap, grown)
         spread = base * self.jitter * (2.0 * unit_random - 1.0)
-        return max(0.0, min(self.max, base + spread))
+        return max(0.0, min(cap, base + spread))
 
 
 class _Default(enum.Enum):
@@ -186,8 +199,10 @@ class ChildSpec:
 
     ``start`` is an async callable returning a ``Pid``; the supervisor links
     to that pid and becomes its parent. ``shutdown`` is a number of seconds
-    (> 0) to wait after ``SHUTDOWN`` before ``KILL``, or ``BRUTAL_KILL``, or
-    ``INFINITY`` (the default for ``ChildType.SUPERVISOR``; 5.0 for workers).
+    (>= 0) to wait after ``SHUTDOWN`` before ``KILL`` (0, as in OTP: send
+    ``SHUTDOWN``, then ``KILL`` at once; ``math.inf`` waits as ``INFINITY``
+    does), or ``BRUTAL_KILL``, or ``INFINITY`` (the default for
+    ``ChildType.SUPERVISOR``; 5.0 for workers).
     ``backoff`` optionally delays restarts of this child (see ``Backoff``).
     """
 
@@ -211,13 +226,13 @@ class ChildSpec:
             return
         if not _number(shutdown):
             raise TypeError(
-                f"ChildSpec.shutdown must be seconds (a number > 0), BRUTAL_KILL or "
+                f"ChildSpec.shutdown must be seconds (a number >= 0), BRUTAL_KILL or "
                 f"INFINITY, not {safe_repr(shutdown)}"
             )
-        if not shutdown > 0:  # type: ignore[operator]
+        if not shutdown >= 0 or not _fits_float(shutdown):  # type: ignore[operator,arg-type]
             raise ValueError(
-                f"ChildSpec.shutdown must be > 0 seconds (use BRUTAL_KILL to kill at once), "
-                f"not {safe_repr(shutdown)}"
+                f"ChildSpec.shutdown must be >= 0 seconds (0 sends SHUTDOWN and kills at "
+                f"once; BRUTAL_KILL kills without SHUTDOWN), not {safe_repr(shutdown)}"
             )
         # Not NaN nor beyond a float (math.inf waits like INFINITY).
-        check_seconds(shutdown, "", "ChildSpec.shutdown", no_limit=True, positive=True)
+        check_seconds(shutdown, "", "ChildSpec.shutdown", no_limit=True)

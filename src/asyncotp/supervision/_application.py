@@ -25,9 +25,10 @@ from .._core import (
     live_pids,
     node,
     request_stop,
+    safe_repr,
     wait_exit,
 )
-from ._base import GAVE_UP, _check_settings, _check_specs
+from ._base import _check_settings, _check_specs, _gave_up, _seconds
 from ._supervisor import Supervisor
 
 logger = logging.getLogger("asyncotp")
@@ -46,9 +47,11 @@ class Application:
     starts an orderly shutdown (children stopped in reverse start order, each
     within its own shutdown time), bounded by ``shutdown_timeout`` seconds; a
     second signal, or the end of ``shutdown_timeout``, forces it: the whole
-    tree is killed at once and no further ``terminate`` runs. The process then
-    exits 0 after a clean shutdown, 1 when the root supervisor gave up (or
-    failed to start, or had to be forced). ``await app.start()`` starts the
+    tree is killed at once and no further ``terminate`` runs. A signal that
+    comes while the tree is still starting stops the part that started (the
+    same bounds apply). The process then exits 0 after a clean shutdown, 1
+    when the root supervisor gave up (or failed to start, or was stopped
+    before it had started, or had to be forced). ``await app.start()`` starts the
     same tree inside a running node and returns the root supervisor's pid.
     """
 
@@ -62,25 +65,25 @@ class Application:
         shutdown_timeout: float = 30.0,
     ) -> None:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"Application: name must be a non-empty str, not {name!r}")
+            raise TypeError(f"Application: name must be a non-empty str, not {safe_repr(name)}")
         self.name = name
-        self.children = _check_specs(children, f"Application({name!r})")
+        self.children = _check_specs(children, f"Application({safe_repr(name)})")
         if not isinstance(strategy, Strategy):
-            raise TypeError(f"Application({name!r}): strategy must be a Strategy, not {strategy!r}")
-        _check_settings(max_restarts, max_seconds, f"Application({name!r})")
-        if (
-            not isinstance(shutdown_timeout, (int, float))
-            or isinstance(shutdown_timeout, bool)
-            or not shutdown_timeout > 0
-        ):
+            raise TypeError(
+                f"Application({safe_repr(name)}): strategy must be a Strategy, "
+                f"not {safe_repr(strategy)}"
+            )
+        _check_settings(max_restarts, max_seconds, f"Application({safe_repr(name)})")
+        seconds = _seconds(shutdown_timeout)
+        if seconds is None or not seconds > 0:  # `not >` also refuses NaN
             raise ValueError(
-                f"Application({name!r}): shutdown_timeout must be seconds > 0, "
-                f"not {shutdown_timeout!r}"
+                f"Application({safe_repr(name)}): shutdown_timeout must be seconds > 0 "
+                f"(math.inf: no limit), not {safe_repr(shutdown_timeout)}"
             )
         self.strategy = strategy
         self.max_restarts = max_restarts
         self.max_seconds = float(max_seconds)
-        self.shutdown_timeout = float(shutdown_timeout)
+        self.shutdown_timeout = seconds
 
     def __repr__(self) -> str:
         return f"<Application {self.name!r} {len(self.children)} children>"
@@ -162,8 +165,23 @@ class Application:
     async def _supervise(
         self, the_node: Node, stop_requested: asyncio.Event, force_requested: asyncio.Event
     ) -> int:
+        # The tree starts in a task of its own, so that a signal is heard
+        # while it starts (a child's init can take long, or hang).
+        starting = asyncio.ensure_future(self.start())
+        stop_wait = asyncio.ensure_future(stop_requested.wait())
         try:
-            root = await self.start()
+            await asyncio.wait((starting, stop_wait), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            starting.cancel()
+            raise
+        finally:
+            stop_wait.cancel()
+        if not starting.done():
+            code = await self._stop_starting(the_node, starting, force_requested)
+            if code is not None:
+                return code
+        try:
+            root = starting.result()
         except StartError as exc:
             logger.error(  # noqa: TRY400 - the cause is in the message; no traceback wanted
                 "application %r failed to start: %s",
@@ -186,7 +204,7 @@ class Application:
             stop_wait.cancel()
         if exited.done():
             reason = exited.result()
-            if reason == GAVE_UP or not is_clean_exit(reason):
+            if _gave_up(reason) or not is_clean_exit(reason):
                 logger.error(
                     "application %r: the root supervisor ended with %r; exiting with 1",
                     self.name,
@@ -225,6 +243,47 @@ class Application:
         # and the root's end would make the other children run terminate.
         await self._kill_all(the_node)
         await exited
+        return 1
+
+    async def _stop_starting(
+        self, the_node: Node, starting: asyncio.Task[Pid], force_requested: asyncio.Event
+    ) -> int | None:
+        """Told to stop while the tree starts: cancel the start, which stops
+        what it started (a child cut off in its init is killed, the others
+        stop in reverse start order), within ``shutdown_timeout``; a second
+        signal or the end of that time kills the whole tree. Returns the
+        exit code, or None if the start finished first (the tree is then
+        stopped as usual)."""
+        starting.cancel()
+        force_wait = asyncio.ensure_future(force_requested.wait())
+        try:
+            await asyncio.wait(
+                (starting, force_wait),
+                timeout=self.shutdown_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            force_wait.cancel()
+        if starting.done():
+            if not starting.cancelled() and starting.exception() is None:
+                return None
+            logger.warning(
+                "application %r stopped before its supervision tree had started; exiting with 1",
+                self.name,
+                extra={"event": "application_stopped", "application": self.name},
+            )
+            return 1
+        logger.error(
+            "application %r did not stop its partly started supervision tree within %.1f s "
+            "(or was forced); killing it",
+            self.name,
+            self.shutdown_timeout,
+            extra={"event": "application_killed", "application": self.name},
+        )
+        await self._kill_all(the_node)
+        await asyncio.wait((starting,))
+        if not starting.cancelled():
+            starting.exception()  # retrieved: the exit code says it
         return 1
 
     @staticmethod

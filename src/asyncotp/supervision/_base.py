@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, Final
 
+import anyio
 import attrs
 
 from .._core import (
@@ -17,6 +19,7 @@ from .._core import (
     INFINITY,
     KILLED,
     NOREPLY,
+    NORMAL,
     SHUTDOWN,
     Caller,
     ChildSpec,
@@ -31,13 +34,17 @@ from .._core import (
     Stop,
     Strategy,
     adopt,
+    check_name,
     deliver_system,
     drop_messages,
     is_alive,
     kill,
     mark_supervisor,
     now,
+    on_exit,
     registered_name,
+    request_stop,
+    safe_repr,
     self_pid,
     send_after,
     send_exit,
@@ -90,6 +97,10 @@ class _Child:
     """Waiting for a delayed restart (backoff) or a retry."""
     pending: int | None = None
     """The token of the delayed restart this child waits for, if any."""
+    last_pid: Pid | None = None
+    """The pid it last ran as (a restarting child is still known by it)."""
+    key: int = 0
+    """Its key in a DynamicSupervisor's table."""
 
 
 class _Req(enum.Enum):
@@ -102,14 +113,69 @@ class _Req(enum.Enum):
     HEALTH = "health"
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class _RestartLater:
-    """Internal message: start these children now (after a backoff or a failed start)."""
+    """Internal message: start these children now (after a backoff), or
+    (``retry``) restart again the group of ``children[0]``, whose start failed."""
 
-    ids: tuple[Hashable, ...]
+    children: tuple[_Child, ...]
     token: int
     reason: object = None
     """Why they are restarted, for the restart reports."""
+    retry: bool = False
+
+
+class _StartState(enum.Enum):
+    STARTING = "starting"
+    """Starting its children: a kill cuts that short and it cleans up."""
+    STOPPING = "stopping"
+    """A start failed (or was cut short): it stops what it started."""
+    STARTED = "started"
+    """Its init returned: it serves, and stops as any server does."""
+    ABANDONED = "abandoned"
+    """The starter gave up before the supervisor ran."""
+
+
+@attrs.define(eq=False)
+class _Starting:
+    """What a supervisor's ``start`` and its ``init`` share, so a cancelled
+    start can stop what the supervisor started so far."""
+
+    pid: Pid | None = None
+    state: _StartState = _StartState.STARTING
+    children: dict[Pid, _Child] = attrs.field(factory=dict)
+    """The supervisor's running children (its own table, shared)."""
+
+
+async def _abandon(starting: _Starting) -> None:
+    """The starter was cancelled: end the supervisor it was starting and
+    wait until it and what it started have stopped (shielded: a
+    cancellation is being handled)."""
+    pid = starting.pid
+    if pid is None:
+        starting.state = _StartState.ABANDONED  # init will end as soon as it runs
+        return
+    if starting.state is _StartState.STARTING:
+        kill(pid)  # cuts init short, as the start timeout does; init cleans up
+    elif starting.state is _StartState.STARTED:
+        request_stop(pid, SHUTDOWN)  # it serves already: an orderly stop
+    with anyio.CancelScope(shield=True):
+        await wait_exit(pid, None)
+        # Children it still held when it ended were told to stop (see
+        # _SupervisorBase._stop_orphans): wait for them too.
+        for child in list(starting.children):
+            await wait_exit(child, None)
+
+
+def _gave_up(reason: object) -> bool:
+    """Whether ``reason`` is ``GAVE_UP``, comparing no user object (a reason
+    may be anything, with any ``__eq__``)."""
+    if reason is GAVE_UP:
+        return True
+    if type(reason) is not Shutdown:
+        return False
+    detail = reason.detail
+    return type(detail) is str and detail == GAVE_UP.detail
 
 
 def _start_error(who: str, exc: BaseException) -> StartError:
@@ -119,7 +185,7 @@ def _start_error(who: str, exc: BaseException) -> StartError:
     if isinstance(exc, StartError) and exc.__cause__ is not None:
         cause = exc.__cause__
     reason = exc.reason if isinstance(exc, StartError) else exc
-    error = StartError(f"{who} failed to start: {reason!r}", reason)
+    error = StartError(f"{who} failed to start: {safe_repr(reason)}", reason)
     error.__cause__ = cause
     return error
 
@@ -132,13 +198,59 @@ def _refuse(caller: Caller, error: BaseException) -> Any:
 
 def _check_settings(max_restarts: object, max_seconds: object, where: str) -> None:
     if not isinstance(max_restarts, int) or isinstance(max_restarts, bool) or max_restarts < 0:
-        raise ValueError(f"{where}: max_restarts must be an int >= 0, not {max_restarts!r}")
-    if (
-        not isinstance(max_seconds, (int, float))
-        or isinstance(max_seconds, bool)
-        or not max_seconds > 0
-    ):
-        raise ValueError(f"{where}: max_seconds must be a number > 0, not {max_seconds!r}")
+        raise ValueError(
+            f"{where}: max_restarts must be an int >= 0, not {safe_repr(max_restarts)}"
+        )
+    if not _finite_seconds(max_seconds) or not max_seconds > 0:  # type: ignore[operator]
+        # OTP's invalid_period: the restart window is a finite, positive time.
+        raise ValueError(
+            f"{where}: max_seconds must be a finite number of seconds > 0 (the restart "
+            f"intensity window), not {safe_repr(max_seconds)}"
+        )
+
+
+def _seconds(value: object) -> float | None:
+    """``value`` as a float if it is a number of seconds that a float can
+    hold (NaN and the infinities included); None otherwise."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+
+
+def _finite_seconds(value: object) -> bool:
+    """Whether ``value`` is a finite number (not NaN, not an infinity, not
+    an int too large for a float)."""
+    seconds = _seconds(value)
+    return seconds is not None and math.isfinite(seconds)
+
+
+def _check_timeout(timeout: object, where: str, name: str = "timeout") -> None:
+    """A timeout is None or ``math.inf`` (no limit), or seconds >= 0."""
+    if timeout is None:
+        return
+    seconds = _seconds(timeout)
+    if seconds is None or not seconds >= 0:  # `not >=` also refuses NaN
+        raise ValueError(
+            f"{where}: {name} must be None (no limit) or seconds >= 0, not {safe_repr(timeout)}"
+        )
+
+
+def _default_id(
+    child_id: Hashable | None, opts: dict[str, Any], where: str, default: str
+) -> Hashable:
+    """A supervisor's child id: ``child_id`` if given, else its registered
+    ``name`` (Elixir's rule), else ``default``."""
+    if child_id is not None:
+        return child_id
+    name: object = opts.get("name")
+    if name is None:
+        return default
+    check_name(name, where)
+    assert isinstance(name, str)
+    return name
 
 
 def _counts(children: Sequence[_Child]) -> ChildCounts:
@@ -152,18 +264,19 @@ def _counts(children: Sequence[_Child]) -> ChildCounts:
 
 def _check_specs(children: object, where: str) -> list[ChildSpec]:
     if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
-        raise TypeError(f"{where}: children must be a list of ChildSpec, not {children!r}")
+        raise TypeError(f"{where}: children must be a list of ChildSpec, not {safe_repr(children)}")
     specs = list(children)
     seen: set[Hashable] = set()
     for spec in specs:
         if not isinstance(spec, ChildSpec):
             raise TypeError(
                 f"{where}: every child must be a ChildSpec (for example "
-                f"MyServer.child_spec(...)), not {spec!r}"
+                f"MyServer.child_spec(...)), not {safe_repr(spec)}"
             )
         if spec.id in seen:
             raise DuplicateChild(
-                f"{where}: two children have the id {spec.id!r}; ids must be unique", spec.id
+                f"{where}: two children have the id {safe_repr(spec.id)}; ids must be unique",
+                spec.id,
             )
         seen.add(spec.id)
     return specs
@@ -191,6 +304,18 @@ class _SupervisorBase(GenServer):
         self._window = RestartWindow(max_restarts, float(max_seconds))
         self._by_pid = {}
         self._token = 0
+        on_exit(self._pid, self._stop_orphans)
+
+    def _stop_orphans(self, reason: object) -> None:
+        """When the supervisor has ended with ``NORMAL`` still holding
+        children, tell them to stop: ``NORMAL`` does not travel over links,
+        so they would outlive it. That happens when its starter gives up
+        just as its init returns (the server then ends without running
+        ``terminate``); every other end stops the children, or reaches them
+        over the links."""
+        if reason is NORMAL and self._by_pid:
+            for pid in reversed(list(self._by_pid)):
+                request_stop(pid, SHUTDOWN)
 
     @property
     def pid(self) -> Pid:
@@ -226,6 +351,7 @@ class _SupervisorBase(GenServer):
         exc_info = None
         if isinstance(reason, BaseException) and level >= logging.ERROR:
             exc_info = (type(reason), reason, reason.__traceback__)
+        # The asyncotp logger's filter makes every argument safe to format.
         logger.log(level, message, *args, exc_info=exc_info, extra=extra)
 
     # -- one child ---------------------------------------------------------
@@ -235,14 +361,19 @@ class _SupervisorBase(GenServer):
         spec = child.spec
         pid = await spec.start()
         if pid is None:
+            # Ignored: not running, and no longer restarting either.
             child.pid = None
+            child.restarting = False
+            child.pending = None
             return None
         if type(pid) is not Pid:
             raise TypeError(
-                f"the start function of child {spec.id!r} returned {pid!r}; it must return "
-                "the Pid of the started actor (or None to ignore the child)"
+                f"the start function of child {safe_repr(spec.id)} returned "
+                f"{safe_repr(pid)}; it must return the Pid of the started actor (or None "
+                "to ignore the child)"
             )
         child.pid = pid
+        child.last_pid = pid
         self._by_pid[pid] = child
         child.restarting = False
         child.pending = None
@@ -269,19 +400,62 @@ class _SupervisorBase(GenServer):
                 if shutdown is INFINITY:
                     await wait_exit(pid, None)
                 elif not await wait_exit(pid, float(shutdown)):
-                    child.pid = pid
-                    self._report(
-                        logging.ERROR,
-                        "child_killed",
-                        f"supervisor {self._pid!r}: child {child.spec.id!r} ({pid!r}) did not "
-                        f"stop within its shutdown time of {shutdown} s; killing it",
-                        child,
-                        KILLED,
-                    )
-                    child.pid = None
-                    kill(pid)
+                    self._kill_late(child, pid)
                     await wait_exit(pid, None)
         self._flush_exits(pid)
+
+    def _kill_late(self, child: _Child, pid: Pid) -> None:
+        """Report and kill a child that outlived its shutdown time."""
+        child.pid = pid
+        self._report(
+            logging.ERROR,
+            "child_killed",
+            f"supervisor {self._pid!r}: child {safe_repr(child.spec.id)} ({pid!r}) did not "
+            f"stop within its shutdown time of {child.spec.shutdown} s; killing it",
+            child,
+            KILLED,
+        )
+        child.pid = None
+        kill(pid)
+
+    async def _stop_together(self, children: Sequence[_Child]) -> None:
+        """Stop ``children`` all at once, as OTP's and Elixir's dynamic
+        supervisors do: each gets ``SHUTDOWN`` now (``KILL`` for
+        ``BRUTAL_KILL``), each is killed when its own shutdown time, counted
+        from now for all of them, runs out, and this returns once every one
+        has ended. Stopping many slow children takes the longest shutdown
+        time among them, not their sum.
+        """
+        start = now()
+        timed: list[tuple[float, int, _Child, Pid]] = []
+        last: list[Pid] = []  # waited for without a limit, after the timed ones
+        for child in children:
+            pid = child.pid
+            if pid is None:
+                continue
+            self._by_pid.pop(pid, None)
+            child.pid = None
+            unlink(pid)
+            shutdown: ShutdownSetting = child.spec.shutdown
+            if shutdown is BRUTAL_KILL:
+                kill(pid)
+                last.append(pid)
+                continue
+            send_exit(pid, SHUTDOWN)
+            if shutdown is INFINITY:
+                last.append(pid)
+            else:
+                timed.append((start + float(shutdown), len(timed), child, pid))
+        # Waiting for them in deadline order, each wait ending by its own
+        # deadline, kills every child exactly when its time runs out.
+        timed.sort(key=lambda entry: (entry[0], entry[1]))
+        for deadline, _, child, pid in timed:
+            if not await wait_exit(pid, max(0.0, deadline - now())):
+                self._kill_late(child, pid)
+            last.append(pid)
+        for pid in last:
+            await wait_exit(pid, None)
+            self._flush_exits(pid)
 
     def _flush_exits(self, pid: Pid) -> None:
         drop_messages(lambda m: type(m) is Exited and m.pid is pid)
@@ -306,8 +480,8 @@ class _SupervisorBase(GenServer):
             logging.ERROR,
             "supervisor_gave_up",
             f"supervisor {self.pid!r} gave up: more than {self.max_restarts} restarts within "
-            f"{self.max_seconds} s (last: child {child.spec.id!r} ended with {reason!r}); "
-            "stopping all its children",
+            f"{self.max_seconds} s (last: child {safe_repr(child.spec.id)} ended with "
+            f"{safe_repr(reason)}); stopping all its children",
             child,
             reason,
         )
@@ -352,18 +526,22 @@ class _SupervisorBase(GenServer):
 
     def _schedule(
         self,
-        children: list[_Child],
-        keys: tuple[Hashable, ...],
+        children: Sequence[_Child],
         delay: float,
         reason: object = None,
+        *,
+        retry: bool = False,
     ) -> None:
-        """Restart ``children`` (known by ``keys``) after ``delay`` seconds
-        (``reason``: why, for the restart reports)."""
+        """Restart ``children`` after ``delay`` seconds (``reason``: why, for
+        the restart reports); ``retry``: restart the group of ``children[0]``
+        again, as its strategy says, because its start failed."""
         self._token += 1
         for child in children:
             child.restarting = True
             child.pending = self._token
-        message = _RestartLater(keys, self._token, reason)
+        message = _RestartLater(tuple(children), self._token, reason, retry)
+        if math.isinf(delay):
+            return  # a backoff without a cap grew past any time: it waits until told
         if delay > 0:
             send_after(delay, self.pid, message)
         else:

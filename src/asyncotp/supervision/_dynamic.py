@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Hashable
 from typing import Any
 
 from .._core import (
-    BRUTAL_KILL,
     SHUTDOWN,
     Caller,
     ChildNotFound,
@@ -19,24 +19,37 @@ from .._core import (
     Pid,
     Restart,
     ShutdownSetting,
+    Stop,
     Strategy,
-    is_alive,
     is_clean_exit,
-    send_exit,
+    safe_repr,
 )
 from ._base import (
     _NO_START_LIMIT,
     ChildInfo,
+    _abandon,
     _check_settings,
     _Child,
     _counts,
+    _default_id,
     _refuse,
     _Req,
     _RestartLater,
     _start_error,
+    _Starting,
+    _StartState,
     _SupervisorBase,
 )
 from ._rules import needs_restart
+
+
+def _check_max_children(max_children: object, where: str) -> None:
+    if max_children is not None and (
+        not isinstance(max_children, int) or isinstance(max_children, bool) or max_children < 0
+    ):
+        raise ValueError(
+            f"{where}: max_children must be None or an int >= 0, not {safe_repr(max_children)}"
+        )
 
 
 class DynamicSupervisor(_SupervisorBase):
@@ -48,22 +61,43 @@ class DynamicSupervisor(_SupervisorBase):
         pid = await start_child(pool, Worker.child_spec(job))
         await terminate_child(pool, pid)
 
-    Children are identified by pid: ``terminate_child(dsup, pid)``. Beyond
+    Children are identified by pid: ``terminate_child(dsup, pid)``; a child
+    that is restarting (waiting out its backoff, or retrying a failed start)
+    is still known by the pid it last ran as, and ``terminate_child`` with
+    that pid stops its restarts and removes it (as OTP and Elixir do). Beyond
     ``max_children`` running or restarting children, ``start_child`` raises
     ``MaxChildren``. Restart types, restart intensity, backoff, shutdown
     times and reports work as in ``Supervisor``. On shutdown every child is
-    told to stop at once, then each is waited for up to its shutdown time.
+    told to stop at once (``SHUTDOWN``), and each is killed when its own
+    shutdown time, counted from that moment, runs out: stopping many slow
+    children takes the longest shutdown time among them, not their sum (as
+    in OTP and Elixir).
     """
 
     max_children: int | None
     _dyn: dict[int, _Child]
     _next_key: int
+    _restarting: dict[Pid, _Child]
+    """Restarting children, by the pid they last ran as."""
 
-    async def init(self, max_children: int | None, max_restarts: int, max_seconds: float) -> None:
+    async def init(
+        self,
+        max_children: int | None,
+        max_restarts: int,
+        max_seconds: float,
+        starting: _Starting | None = None,
+    ) -> None:
         self._setup(max_restarts, max_seconds)
         self.max_children = max_children
         self._dyn = {}
         self._next_key = 0
+        self._restarting = {}
+        if starting is not None:
+            starting.pid = self._pid
+            starting.children = self._by_pid
+            if starting.state is _StartState.ABANDONED:  # the starter gave up before we ran
+                raise Stop(SHUTDOWN)
+            starting.state = _StartState.STARTED
 
     @classmethod
     async def start(  # type: ignore[override]
@@ -76,18 +110,19 @@ class DynamicSupervisor(_SupervisorBase):
         **opts: Any,
     ) -> Pid:
         """Start an empty dynamic supervisor."""
-        if max_children is not None and (
-            not isinstance(max_children, int) or isinstance(max_children, bool) or max_children < 0
-        ):
-            raise ValueError(
-                f"DynamicSupervisor.start: max_children must be None or an int >= 0, "
-                f"not {max_children!r}"
-            )
+        _check_max_children(max_children, "DynamicSupervisor.start")
         _check_settings(max_restarts, max_seconds, "DynamicSupervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
-        return await super().start(
-            max_children, max_restarts, max_seconds, name=name, link=link, **opts
-        )
+        starting = _Starting()
+        try:
+            return await super().start(
+                max_children, max_restarts, max_seconds, starting, name=name, link=link, **opts
+            )
+        except asyncio.CancelledError:
+            # The caller was cancelled, maybe once we had started: leave
+            # nothing running that nobody knows of.
+            await _abandon(starting)
+            raise
 
     @classmethod
     def child_spec(  # type: ignore[override]
@@ -97,13 +132,25 @@ class DynamicSupervisor(_SupervisorBase):
         shutdown: ShutdownSetting | None = None,
         **opts: Any,
     ) -> ChildSpec:
-        """A child spec for a dynamic supervisor under another supervisor."""
+        """A child spec for a dynamic supervisor under another supervisor.
+
+        ``opts`` go to ``start``: ``max_children``, ``max_restarts``,
+        ``max_seconds``, ``name``. ``id`` defaults to the ``name`` if one is
+        given (as in Elixir), else to ``"DynamicSupervisor"``; so several
+        named dynamic supervisors can sit under one parent. The settings are
+        checked here, as ``start`` checks them.
+        """
+        where = "DynamicSupervisor.child_spec"
+        _check_max_children(opts.get("max_children"), where)
+        _check_settings(opts.get("max_restarts", 3), opts.get("max_seconds", 5.0), where)
+        backoff = opts.pop("backoff", None)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(
-            "DynamicSupervisor" if id is None else id,
+            _default_id(id, opts, "DynamicSupervisor.child_spec", "DynamicSupervisor"),
             functools.partial(cls.start, link=True, **opts),
             restart,
             type=ChildType.SUPERVISOR,
+            backoff=backoff,
             **extra,
         )
 
@@ -111,17 +158,10 @@ class DynamicSupervisor(_SupervisorBase):
         return list(self._dyn.values())
 
     async def _stop_all(self) -> None:
-        children = [c for c in reversed(self._dyn.values()) if c.pid is not None]
-        waits = []
-        for child in children:
-            pid = child.pid
-            assert pid is not None
-            if child.spec.shutdown is not BRUTAL_KILL and is_alive(pid):
-                send_exit(pid, SHUTDOWN)
-            waits.append(child)
-        for child in waits:
-            await self._stop_one(child)
+        # All at once, each within its own shutdown time from the same start.
+        await self._stop_together(list(reversed(self._dyn.values())))
         self._dyn.clear()
+        self._restarting.clear()
         self._token += 1
 
     async def handle_info(self, message: Any) -> None:
@@ -132,21 +172,18 @@ class DynamicSupervisor(_SupervisorBase):
                 await self._child_exited(child, message.reason)
             return
         if kind is _RestartLater:
-            for key in message.ids:
-                child = self._dyn.get(key)
-                if child is not None and child.pid is None and child.pending == message.token:
-                    await self._restart_dyn(key, child, message.reason)
+            waiting_children: tuple[_Child, ...] = message.children
+            for waiting in waiting_children:
+                if (
+                    self._dyn.get(waiting.key) is waiting
+                    and waiting.pid is None
+                    and waiting.pending == message.token
+                ):
+                    await self._restart_dyn(waiting, message.reason)
             return
         await super().handle_info(message)
 
-    def _key_of(self, child: _Child) -> int:
-        for key, c in self._dyn.items():
-            if c is child:
-                return key
-        raise LookupError(child)
-
     async def _child_exited(self, child: _Child, reason: object) -> None:
-        key = self._key_of(child)
         spec = child.spec
         old_pid = child.pid
         restart = needs_restart(spec.restart, reason)
@@ -165,37 +202,42 @@ class DynamicSupervisor(_SupervisorBase):
         )
         child.pid = None
         if not restart:
-            del self._dyn[key]
+            del self._dyn[child.key]
             return
         if not within_intensity:
             await self._give_up(child, reason)
         child.restarts += 1
         child.restarting = True
+        if old_pid is not None:
+            self._restarting[old_pid] = child
         delay = self._backoff_delay(child)
         if delay > 0:
-            self._schedule([child], (key,), delay, reason)
+            self._schedule([child], delay, reason)
             return
-        await self._restart_dyn(key, child, reason)
+        await self._restart_dyn(child, reason)
 
-    async def _restart_dyn(self, key: int, child: _Child, reason: object = None) -> None:
+    async def _restart_dyn(self, child: _Child, reason: object = None) -> None:
+        last_pid = child.last_pid
         try:
             pid = await self._start_one(child)
         except Exception as exc:  # noqa: BLE001 - reported and retried
             self._report(
                 logging.ERROR,
                 "child_start_failed",
-                f"dynamic supervisor {self.pid!r}: restarting child {child.spec.id!r} failed: "
-                f"{exc!r}; will try again",
+                f"dynamic supervisor {self.pid!r}: restarting child "
+                f"{safe_repr(child.spec.id)} failed: {safe_repr(exc)}; will try again",
                 child,
                 exc,
             )
             if not self._count_restart():
                 await self._give_up(child, exc)
             child.restarts += 1
-            self._schedule([child], (key,), self._backoff_delay(child), exc)
+            self._schedule([child], self._backoff_delay(child), exc)
             return
+        if last_pid is not None:
+            self._restarting.pop(last_pid, None)
         if pid is None:
-            del self._dyn[key]
+            del self._dyn[child.key]
             return
         self._report(
             logging.INFO,
@@ -212,7 +254,9 @@ class DynamicSupervisor(_SupervisorBase):
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Req)):
             return _refuse(
                 caller,
-                ValueError(f"dynamic supervisor {self.pid!r} does not understand {request!r}"),
+                ValueError(
+                    f"dynamic supervisor {self.pid!r} does not understand {safe_repr(request)}"
+                ),
             )
         op = request[0]
         children = self._children_list()
@@ -226,7 +270,7 @@ class DynamicSupervisor(_SupervisorBase):
             spec = request[1]
             if not isinstance(spec, ChildSpec):
                 return _refuse(
-                    caller, TypeError(f"start_child: expected a ChildSpec, not {spec!r}")
+                    caller, TypeError(f"start_child: expected a ChildSpec, not {safe_repr(spec)}")
                 )
             if self.max_children is not None and len(self._dyn) >= self.max_children:
                 return _refuse(
@@ -241,27 +285,37 @@ class DynamicSupervisor(_SupervisorBase):
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - returned to the caller as StartError
                 return _refuse(
-                    caller, _start_error(f"dynamic supervisor {self.pid!r}: child {spec.id!r}", exc)
+                    caller,
+                    _start_error(
+                        f"dynamic supervisor {self.pid!r}: child {safe_repr(spec.id)}", exc
+                    ),
                 )
             if pid is not None:
                 self._next_key += 1
-                self._dyn[self._next_key] = child
+                child.key = self._next_key
+                self._dyn[child.key] = child
             return pid
         if op is _Req.TERMINATE:
             target = request[1]
             found = self._by_pid.get(target) if type(target) is Pid else None
+            if found is None and type(target) is Pid:
+                found = self._restarting.pop(target, None)
+                if found is not None:  # stop its restarts, forget it (OTP, Elixir)
+                    found.restarting = False
+                    found.pending = None
+                    del self._dyn[found.key]
+                    return None
             if found is None:
                 return _refuse(
                     caller,
                     ChildNotFound(
-                        f"dynamic supervisor {self.pid!r} has no child {target!r}; "
+                        f"dynamic supervisor {self.pid!r} has no child {safe_repr(target)}; "
                         "terminate_child takes the child's pid",
                         target,
                     ),
                 )
-            key = self._key_of(found)
             await self._stop_one(found)
-            del self._dyn[key]
+            del self._dyn[found.key]
             return None
         return _refuse(
             caller,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Hashable, Sequence
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -75,8 +76,11 @@ def needs_restart(restart: Restart, reason: object) -> bool:
     return False
 
 
+K = TypeVar("K", bound=Hashable)
+
+
 @attrs.frozen
-class RestartPlan:
+class RestartPlan(Generic[K]):
     """What a supervisor does when child ``failed`` must be restarted.
 
     ``stop``: running children to stop, in that order (reverse start order).
@@ -84,20 +88,22 @@ class RestartPlan:
     ``start``: children to start, in that order (start order).
     """
 
-    stop: tuple[Hashable, ...]
-    remove: tuple[Hashable, ...]
-    start: tuple[Hashable, ...]
+    stop: tuple[K, ...]
+    remove: tuple[K, ...]
+    start: tuple[K, ...]
 
 
 def plan_restart(
     strategy: Strategy,
-    children: Sequence[tuple[Hashable, bool, Restart]],
-    failed: Hashable,
-) -> RestartPlan:
+    children: Sequence[tuple[K, bool, Restart]],
+    failed: K,
+) -> RestartPlan[K]:
     """The restart plan for ``failed`` under ``strategy``.
 
-    ``children`` lists every child in start order as ``(id, running,
-    restart)``; the failed child itself is no longer running. As in OTP, the
+    ``children`` lists every child in start order as ``(key, running,
+    restart)``, where a key is anything hashable that tells the children
+    apart (their ids, or a supervisor's own records of them, compared by
+    identity); the failed child itself is no longer running. As in OTP, the
     affected children (all of them for ``ONE_FOR_ALL``, the failed one and
     those after it for ``REST_FOR_ONE``) that run are stopped in reverse
     order, the temporary ones among them are forgotten, and every remaining

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 from .._core import (
+    SHUTDOWN,
     ActorError,
     Caller,
     ChildNotFound,
@@ -19,23 +21,37 @@ from .._core import (
     Restart,
     ShutdownSetting,
     StartError,
+    Stop,
     Strategy,
     is_clean_exit,
+    kill,
+    process_info,
+    safe_repr,
+    wait_exit,
 )
 from ._base import (
     _NO_START_LIMIT,
     ChildInfo,
+    _abandon,
     _check_settings,
     _check_specs,
     _Child,
     _counts,
+    _default_id,
     _refuse,
     _Req,
     _RestartLater,
     _start_error,
+    _Starting,
+    _StartState,
     _SupervisorBase,
 )
 from ._rules import needs_restart, plan_restart
+
+
+def _check_strategy(strategy: object, where: str) -> None:
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"{where}: strategy must be a Strategy member, not {safe_repr(strategy)}")
 
 
 class Supervisor(_SupervisorBase):
@@ -69,14 +85,22 @@ class Supervisor(_SupervisorBase):
     then handles. A restart of several children (one_for_all, rest_for_one)
     counts once.
 
+    A restart that fails part way (a child of the group fails to start)
+    counts once more and is tried again, after that child's backoff if it
+    has one, as OTP does: the group of the child that failed (every child
+    under ``ONE_FOR_ALL``; it and those after it under ``REST_FOR_ONE``) is
+    stopped where it runs, in reverse order, and started again in order.
+    Meanwhile that child is restarting: ``restart_child`` and
+    ``delete_child`` refuse it, ``terminate_child`` ends the retries.
+
     Shutdown: a supervisor traps exits. Told to shut down (by its parent, the
     node, or ``stop``), it stops its children in reverse start order, each
     with ``SHUTDOWN``, waiting up to that child's ``shutdown`` time, then
     ``KILL``.
 
     A child's start function may return None: as OTP's ``ignore``, the child
-    keeps its spec but does not run. Beyond OTP, a child spec may carry a
-    ``Backoff`` that delays its restarts.
+    keeps its spec but does not run (a temporary child is forgotten). Beyond
+    OTP, a child spec may carry a ``Backoff`` that delays its restarts.
 
     Reports go to the logger ``asyncotp`` with structured ``extra`` fields:
     ``event`` (``child_terminated``, ``child_restarted``, ``child_start_failed``,
@@ -94,29 +118,69 @@ class Supervisor(_SupervisorBase):
         strategy: Strategy,
         max_restarts: int,
         max_seconds: float,
+        starting: _Starting | None = None,
     ) -> None:
         self._setup(max_restarts, max_seconds)
         self.strategy = strategy
         self._children = []
+        if starting is None:
+            starting = _Starting()
+        starting.pid = self._pid
+        starting.children = self._by_pid
+        if starting.state is _StartState.ABANDONED:  # the starter gave up before we ran
+            raise Stop(SHUTDOWN)
         for spec in children:
             child = _Child(spec)
             self._children.append(child)
             try:
-                await self._start_one(child)
+                pid = await self._start_one(child)
             except BaseException as exc:
                 self._children.remove(child)
-                self._report(
-                    logging.ERROR,
-                    "child_start_failed",
-                    f"supervisor {self.pid!r}: child {spec.id!r} failed to start: {exc!r}; "
-                    "stopping the children already started",
-                    child,
-                    exc,
-                )
+                starting.state = _StartState.STOPPING
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                if not cancelled:
+                    self._report(
+                        logging.ERROR,
+                        "child_start_failed",
+                        f"supervisor {self.pid!r}: child {safe_repr(spec.id)} failed to "
+                        f"start: {safe_repr(exc)}; stopping the children already started",
+                        child,
+                        exc,
+                    )
+                # Killed (the start's timeout) or abandoned (the starter was
+                # cancelled) while a child was in its init: that child dies
+                # first, then the others stop in reverse start order.
+                await self._kill_half_started()
                 await self._stop_all()
+                if cancelled:
+                    raise
                 raise StartError(
-                    f"supervisor {self.pid!r} could not start child {spec.id!r}: {exc!r}", exc
+                    f"supervisor {self.pid!r} could not start child {safe_repr(spec.id)}: "
+                    f"{safe_repr(exc)}",
+                    exc,
                 ) from exc
+            if pid is None and spec.restart is Restart.TEMPORARY:
+                self._children.remove(child)  # OTP forgets a temporary child that is ignored
+        starting.state = _StartState.STARTED
+
+    async def _kill_half_started(self) -> None:
+        """Kill the actors this supervisor started linked but does not know
+        as children: a child cut off in the middle of its init (its start
+        was cancelled, so nobody holds its pid). A GenServer in init defers
+        exit signals, so without this it would outlive its supervisor until
+        its init returned."""
+        info = process_info(self._pid)
+        if info is None:
+            return
+        strays = []
+        for pid in info.links:
+            other = process_info(pid)
+            if other is not None and other.parent is self._pid and pid not in self._by_pid:
+                kill(pid)
+                strays.append(pid)
+        for pid in strays:
+            await wait_exit(pid, None)
+            self._flush_exits(pid)
 
     @classmethod
     async def start(  # type: ignore[override]
@@ -133,19 +197,28 @@ class Supervisor(_SupervisorBase):
 
         If a child fails to start, those already started are stopped in
         reverse order and ``start`` raises ``StartError``. ``opts`` are
-        ``GenServer.start``'s (``mailbox_size``, ``overflow``).
+        ``GenServer.start``'s (``mailbox_size``, ``overflow``, ``timeout``:
+        none by default, each child's start has its own).
+
+        If the task that awaits ``start`` is cancelled, the supervisor stops
+        what it started (a child in the middle of its init is killed, the
+        others stop in reverse start order), its name is free again, and
+        then the cancellation goes on; the same happens past ``timeout``.
         """
         specs = _check_specs(children, "Supervisor.start")
-        if not isinstance(strategy, Strategy):
-            raise TypeError(
-                f"Supervisor.start: strategy must be a Strategy member, not {strategy!r}"
-            )
+        _check_strategy(strategy, "Supervisor.start")
         _check_settings(max_restarts, max_seconds, "Supervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
+        starting = _Starting()
         try:
             return await super().start(
-                specs, strategy, max_restarts, max_seconds, name=name, link=link, **opts
+                specs, strategy, max_restarts, max_seconds, starting, name=name, link=link, **opts
             )
+        except asyncio.CancelledError:
+            # The caller was cancelled: leave nothing behind, as the start's
+            # timeout does, then let the cancellation through.
+            await _abandon(starting)
+            raise
         except StartError as exc:
             cause = exc.__cause__
             if isinstance(cause, StartError):
@@ -164,12 +237,19 @@ class Supervisor(_SupervisorBase):
         """A child spec for a nested supervisor (type SUPERVISOR, shutdown INFINITY).
 
         ``opts`` go to ``start``: ``strategy``, ``max_restarts``,
-        ``max_seconds``, ``name``.
+        ``max_seconds``, ``name``. ``id`` defaults to the ``name`` if one is
+        given (as in Elixir), else to ``"Supervisor"``. The children and the
+        settings are checked here, as ``start`` checks them: a bad spec is
+        refused when it is made, not when its parent starts it.
         """
+        where = "Supervisor.child_spec"
+        _check_specs(children, where)
+        _check_strategy(opts.get("strategy", Strategy.ONE_FOR_ONE), where)
+        _check_settings(opts.get("max_restarts", 3), opts.get("max_seconds", 5.0), where)
         backoff = opts.pop("backoff", None)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(
-            "Supervisor" if id is None else id,
+            _default_id(id, opts, "Supervisor.child_spec", "Supervisor"),
             functools.partial(cls.start, children, link=True, **opts),
             restart,
             type=ChildType.SUPERVISOR,
@@ -187,9 +267,19 @@ class Supervisor(_SupervisorBase):
 
     def _not_found(self, child_id: Hashable) -> ChildNotFound:
         return ChildNotFound(
-            f"supervisor {self.pid!r} has no child with id {child_id!r}; which_children() "
-            "lists its children",
+            f"supervisor {self.pid!r} has no child with id {safe_repr(child_id)}; "
+            "which_children() lists its children",
             child_id,
+        )
+
+    def _restarting_error(self, child_id: Hashable, operation: str) -> ActorError:
+        """OTP's ``{error, restarting}``: the supervisor itself is bringing the
+        child back (after a backoff, or retrying a start that failed)."""
+        return ActorError(
+            f"supervisor {self.pid!r}: child {safe_repr(child_id)} is restarting (waiting out "
+            f"its backoff, or retrying a start that failed), so {operation} is refused; wait "
+            "for the restart (asyncotp.testing.wait_for_restart, which_children), or "
+            f"terminate_child it first to stop restarting it, then {operation}"
         )
 
     async def _stop_all(self) -> None:
@@ -208,7 +298,10 @@ class Supervisor(_SupervisorBase):
                 await self._child_exited(child, message.reason)
             return
         if kind is _RestartLater:
-            await self._start_group(message.ids, message.token, message.reason)
+            if message.retry:
+                await self._retry(message.children[0], message.token, message.reason)
+            else:
+                await self._start_group(message.children, message.token, message.reason)
             return
         await super().handle_info(message)
 
@@ -251,63 +344,76 @@ class Supervisor(_SupervisorBase):
         child.pid = None
         if not within_intensity:
             await self._give_up(child, reason)
-        plan = plan_restart(
-            self.strategy,
-            [(c.spec.id, c.pid is not None, c.spec.restart) for c in self._children],
-            spec.id,
-        )
-        for child_id in plan.stop:
-            other = self._find(child_id)
-            if other is not None:
-                await self._stop_one(other)
-        for child_id in plan.remove:
-            other = self._find(child_id)
-            if other is not None:
-                self._children.remove(other)
-        for child_id in plan.start:
-            other = self._find(child_id)
-            if other is not None:
-                other.restarting = True
+        group = await self._stop_group(child)
         child.restarts += 1
         delay = self._backoff_delay(child)
         if delay > 0:
-            self._schedule(self._found(plan.start), plan.start, delay, reason)
+            self._schedule(group, delay, reason)
             return
-        await self._start_group(plan.start, None, reason)
+        await self._start_group(group, None, reason)
 
-    def _found(self, ids: tuple[Hashable, ...]) -> list[_Child]:
-        return [c for c in (self._find(i) for i in ids) if c is not None]
+    async def _stop_group(self, failed: _Child) -> tuple[_Child, ...]:
+        """Carry out the first half of ``failed``'s restart plan (OTP's
+        strategy): stop the running children of its group in reverse start
+        order and forget the temporary ones. Return the group to start
+        again, in start order, each flagged as restarting.
+
+        Children are told apart by identity, not by id: the restart path
+        never calls a user's ``__eq__``.
+        """
+        plan = plan_restart(
+            self.strategy,
+            [(c, c.pid is not None, c.spec.restart) for c in self._children],
+            failed,
+        )
+        for other in plan.stop:
+            await self._stop_one(other)
+        for other in plan.remove:
+            self._children.remove(other)
+        group = plan.start
+        for other in group:
+            other.restarting = True
+        return group
+
+    def _has(self, child: _Child) -> bool:
+        return any(c is child for c in self._children)
 
     async def _start_group(
-        self, ids: tuple[Hashable, ...], token: int | None, reason: object = None
+        self, group: Sequence[_Child], token: int | None, reason: object = None
     ) -> None:
-        """Start the children ``ids`` that are not running, in order; with a
-        ``token``, only those still waiting for that delayed restart.
-        ``reason`` (why they restart) goes into the restart reports."""
-        for index, child_id in enumerate(ids):
-            child = self._find(child_id)
-            if child is None or child.pid is not None:
+        """Start the children of ``group`` that are not running, in order;
+        with a ``token``, only those still waiting for that delayed restart.
+        ``reason`` (why they restart) goes into the restart reports.
+
+        If one fails to start, the restart counts toward the intensity and
+        is tried again (after that child's backoff, if any) as OTP does: the
+        group of the child that failed is restarted as a whole, as its
+        strategy says (see ``_retry``).
+        """
+        present = set(map(id, self._children))
+        for child in group:
+            if child.pid is not None or id(child) not in present:
                 continue
             if token is not None and child.pending != token:
                 continue
             try:
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - any start failure is reported and retried
-                child.restarting = True
                 self._report(
                     logging.ERROR,
                     "child_start_failed",
-                    f"supervisor {self.pid!r}: restarting child {child_id!r} failed: {exc!r}; "
-                    "will try again",
+                    f"supervisor {self.pid!r}: restarting child {safe_repr(child.spec.id)} "
+                    f"failed: {safe_repr(exc)}; will try again",
                     child,
                     exc,
                 )
                 if not self._count_restart():
                     await self._give_up(child, exc)
                 child.restarts += 1
-                rest = ids[index:]
-                self._schedule(self._found(rest), rest, self._backoff_delay(child), exc)
+                self._retry_later(child, exc)
                 return
+            if pid is None:
+                continue  # ignored: it keeps its spec and does not run
             self._report(
                 logging.INFO,
                 "child_restarted",
@@ -315,18 +421,46 @@ class Supervisor(_SupervisorBase):
                 child,
                 reason,
                 self.pid,
-                child_id,
+                child.spec.id,
                 pid,
             )
+
+    def _retry_later(self, failed: _Child, exc: Exception) -> None:
+        """Schedule another restart of ``failed``'s group (OTP's try_again).
+
+        Meanwhile ``failed`` and the children of its group that are not
+        running wait as restarting; those its group restarted already keep
+        running until the retry stops them.
+        """
+        waiting = [failed]
+        plan = plan_restart(
+            self.strategy,
+            [(c, c.pid is not None, c.spec.restart) for c in self._children],
+            failed,
+        )
+        waiting += [c for c in plan.start if c is not failed]
+        waiting = [c for c in waiting if c.pid is None]
+        self._schedule(waiting, self._backoff_delay(failed), exc, retry=True)
+
+    async def _retry(self, failed: _Child, token: int, reason: object) -> None:
+        """Restart ``failed``'s group again after its start failed (OTP's
+        try_again_restart): under ONE_FOR_ALL the children restarted already
+        are stopped (reverse order) and all start again; under REST_FOR_ONE
+        the group is ``failed`` and the children after it. Nothing happens
+        if ``failed`` was terminated or deleted meanwhile."""
+        if failed.pending != token or failed.pid is not None or not self._has(failed):
+            return
+        group = await self._stop_group(failed)
+        await self._start_group(group, None, reason)
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Req)):
             return _refuse(
                 caller,
                 ValueError(
-                    f"supervisor {self.pid!r} does not understand the call {request!r}; use "
-                    "which_children, count_children, start_child, terminate_child, "
-                    "restart_child or delete_child"
+                    f"supervisor {self.pid!r} does not understand the call "
+                    f"{safe_repr(request)}; use which_children, count_children, start_child, "
+                    "terminate_child, restart_child or delete_child"
                 ),
             )
         op = request[0]
@@ -355,32 +489,40 @@ class Supervisor(_SupervisorBase):
             if op is _Req.RESTART:
                 if child.pid is not None:
                     raise ActorError(
-                        f"supervisor {self.pid!r}: child {child_id!r} is running "
+                        f"supervisor {self.pid!r}: child {safe_repr(child_id)} is running "
                         f"({child.pid!r}); terminate_child first"
                     )
-                return await self._start_one(child)
+                if child.restarting:
+                    raise self._restarting_error(child_id, "restart_child")
+                try:
+                    return await self._start_one(child)
+                except Exception as exc:  # noqa: BLE001 - any start failure becomes StartError
+                    error = _start_error(
+                        f"supervisor {self.pid!r}: child {safe_repr(child_id)}", exc
+                    )
+                    raise error from error.__cause__
             # _Req.DELETE
             if child.pid is not None:
                 raise ActorError(
-                    f"supervisor {self.pid!r}: child {child_id!r} is running "
+                    f"supervisor {self.pid!r}: child {safe_repr(child_id)} is running "
                     f"({child.pid!r}); terminate_child before delete_child"
                 )
+            if child.restarting:
+                raise self._restarting_error(child_id, "delete_child")
             child.restarting = False
             child.pending = None
             self._children.remove(child)
             return None  # noqa: TRY300 - every branch returns from inside the try
-        except (ActorError, StartError, TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a refused request fails the call, not us
             return _refuse(caller, exc)
-        except Exception as exc:  # noqa: BLE001 - a child's start function failed
-            return _refuse(caller, StartError(f"supervisor {self.pid!r}: {exc!r}", exc))
 
     async def _do_start_child(self, spec: ChildSpec) -> Pid | None:
         if not isinstance(spec, ChildSpec):
-            raise TypeError(f"start_child: expected a ChildSpec, not {spec!r}")
+            raise TypeError(f"start_child: expected a ChildSpec, not {safe_repr(spec)}")
         existing = self._find(spec.id)
         if existing is not None:
             raise DuplicateChild(
-                f"supervisor {self.pid!r} already has a child with id {spec.id!r}"
+                f"supervisor {self.pid!r} already has a child with id {safe_repr(spec.id)}"
                 + (f" ({existing.pid!r})" if existing.pid is not None else " (not running)")
                 + "; pick another id, or delete_child it first",
                 spec.id,
@@ -390,7 +532,8 @@ class Supervisor(_SupervisorBase):
         try:
             pid = await self._start_one(child)
         except Exception as exc:  # noqa: BLE001 - any start failure becomes StartError
-            raise _start_error(f"supervisor {self.pid!r}: child {spec.id!r}", exc) from None
+            error = _start_error(f"supervisor {self.pid!r}: child {safe_repr(spec.id)}", exc)
+            raise error from error.__cause__
         if pid is None and spec.restart is Restart.TEMPORARY:
             return None  # OTP forgets a temporary child that chose to be ignored
         self._children.append(child)
