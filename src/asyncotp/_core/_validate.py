@@ -241,3 +241,59 @@ def check_timeout(timeout: float | None, operation: str) -> None:
         raise ValueError(
             f"{operation}: timeout must be None (no limit) or seconds >= 0, not {timeout!r}"
         )
+
+
+@overload
+def duration(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    optional: Literal[False] = False,
+    zero: bool = False,
+    unlimited: bool = False,
+) -> float: ...
+@overload
+def duration(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    optional: bool,
+    zero: bool = False,
+    unlimited: bool = False,
+) -> float | None: ...
+def duration(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    optional: bool = False,
+    zero: bool = False,
+    unlimited: bool = False,
+) -> float | None:
+    """A duration in seconds, checked for everything that breaks a timer or a
+    sum of times: what ``seconds`` accepts, less NaN, values a float cannot
+    hold (``10**400``) and ``math.inf``, all refused with ``ValueError``
+    naming the argument and the value.
+
+    ``unlimited=True`` accepts ``math.inf`` where it means "no limit"; with
+    ``optional=True`` too it is returned as None, the spelling of "no limit"
+    the callers act on. Returns the value as a float.
+    """
+    if value is None and optional:
+        return None
+    bound = "seconds >= 0" if zero else "seconds > 0"
+    expected = f"None or {bound}" if optional else bound
+    if not is_number(value) or not (value >= 0 if zero else value > 0):  # type: ignore[operator]
+        fail(ValueError, value, name, expected, where=where)  # NaN is refused here
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        fail(ValueError, value, name, f"{expected} that a float can hold", where=where)
+    if result == float("inf"):
+        if not unlimited:
+            fail(ValueError, value, name, f"{expected} and finite", where=where)
+        if optional:
+            return None
+    return result
