@@ -32,7 +32,14 @@ from asyncotp import (
     send_exit,
     spawn,
 )
-from asyncotp.resilience import BreakerState, CircuitBreaker
+from asyncotp.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    DeadLetter,
+    DeadLetterQueue,
+    JobFailed,
+    WorkerPool,
+)
 from asyncotp.testing import kill
 from tests.helpers import Gate, started, wait, watch
 
@@ -87,6 +94,18 @@ class InterruptingBreaker(Interrupting, CircuitBreaker):
     pass
 
 
+class HeldQueue(Held, DeadLetterQueue):
+    pass
+
+
+class InterruptingQueue(Interrupting, DeadLetterQueue):
+    pass
+
+
+class HeldPool(Held, WorkerPool):
+    pass
+
+
 async def state_changes(breaker: asyncotp.Pid) -> asyncio.Queue[BreakerState]:
     """The breaker's new states, one by one, fed by a subscribed actor."""
     states: asyncio.Queue[BreakerState] = asyncio.Queue()
@@ -114,6 +133,29 @@ async def half_open(
     assert await wait(states.get()) is OPEN
     assert await wait(states.get()) is HALF_OPEN  # after the cool-down, on the virtual clock
     return breaker, states
+
+
+async def poison(job: object) -> None:
+    raise ValueError("cannot handle this job")
+
+
+async def a_letter(
+    queue: type[DeadLetterQueue] = DeadLetterQueue, pool: type[WorkerPool] = WorkerPool
+) -> tuple[asyncotp.Pid, asyncotp.Pid, DeadLetter]:
+    """A dead-letter queue holding one letter, and the pool it came from."""
+    dlq = await queue.start()
+    pool_pid = await pool.start(poison, dead_letters=dlq, max_attempts=1, name="pool")
+    with pytest.raises(JobFailed):
+        await WorkerPool.run(pool_pid, "job")
+    [letter] = await DeadLetterQueue.letters(dlq)
+    return dlq, pool_pid, letter
+
+
+async def still_there(dlq: asyncotp.Pid, pool: asyncotp.Pid, letter: DeadLetter) -> None:
+    """The letter is back in the queue, and the pool did not get the job again."""
+    assert await DeadLetterQueue.letters(dlq) == [letter]
+    assert (await DeadLetterQueue.statistics(dlq)).replayed == 0
+    assert (await WorkerPool.statistics(pool)).submitted == 1
 
 
 async def a_trial_closes_it(breaker: asyncotp.Pid, states: asyncio.Queue[BreakerState]) -> None:
@@ -194,3 +236,62 @@ async def test_a_trial_place_whose_caller_actor_died_during_the_trial_is_given_b
         await CircuitBreaker.call(breaker, succeeds)
     assert await kill(caller) is KILLED
     await a_trial_closes_it(breaker, states)
+
+
+async def test_a_letter_whose_replay_timed_out_before_the_queue_handed_it_over_stays(
+    node: asyncotp.Node,
+) -> None:
+    dlq, pool, letter = await a_letter(queue=HeldQueue)
+    gate = Gate()
+    send(dlq, gate)
+    await wait(gate.entered.wait())
+    with pytest.raises(CallTimeout):
+        await DeadLetterQueue.replay(dlq, letter.id, timeout=1.0)
+    gate.open()
+    await still_there(dlq, pool, letter)
+
+
+async def test_a_letter_whose_replayer_was_cancelled_as_it_was_handed_over_goes_back(
+    node: asyncotp.Node,
+) -> None:
+    dlq, pool, letter = await a_letter(queue=InterruptingQueue)
+    victim = asyncio.ensure_future(DeadLetterQueue.replay(dlq, letter.id))
+    on_answer.append(lambda _caller: victim.cancel())
+    with pytest.raises(asyncio.CancelledError):
+        await victim
+    await still_there(dlq, pool, letter)
+
+
+async def test_a_letter_whose_replayer_actor_died_before_the_pool_took_the_job_goes_back(
+    node: asyncotp.Node,
+) -> None:
+    dlq, pool, letter = await a_letter(pool=HeldPool)
+    gate = Gate()
+    send(pool, gate)
+    await wait(gate.entered.wait())
+    replayed = asyncio.Event()
+
+    async def replays() -> None:
+        replayed.set()
+        await DeadLetterQueue.replay(dlq, letter.id, timeout=None)
+
+    replayer = spawn(replays)
+    await wait(replayed.wait())
+    assert await DeadLetterQueue.letters(dlq) == []  # taken, on its way to the pool
+    assert await kill(replayer) is KILLED
+    gate.open()
+    await still_there(dlq, pool, letter)
+
+
+async def test_a_submission_that_timed_out_before_the_pool_took_it_is_not_queued(
+    node: asyncotp.Node,
+) -> None:
+    dlq = await DeadLetterQueue.start()
+    pool = await HeldPool.start(poison, dead_letters=dlq)
+    gate = Gate()
+    send(pool, gate)
+    await wait(gate.entered.wait())
+    with pytest.raises(CallTimeout):
+        await WorkerPool.submit(pool, "job", timeout=1.0)
+    gate.open()
+    assert (await WorkerPool.statistics(pool)).submitted == 0

@@ -15,6 +15,8 @@ job, which a ``WorkerPool`` answers with the job's new id.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 from collections import deque
@@ -22,7 +24,26 @@ from typing import Any
 
 import attrs
 
-from .._core import NOREPLY, Caller, DeadLetterNotFound, Pid, call, now, self_pid, validate
+from .._core import (
+    NOREPLY,
+    ActorError,
+    Caller,
+    Cast,
+    DeadLetterNotFound,
+    Down,
+    MailboxFull,
+    MonitorRef,
+    Pid,
+    call,
+    cast,
+    deliver_system,
+    demonitor,
+    lookup,
+    monitor,
+    now,
+    self_pid,
+    validate,
+)
 from ..actors import GenServer
 from ._undeliverable import Undeliverable
 
@@ -74,6 +95,7 @@ class _Op(enum.Enum):
     LIST = "letters"
     GET = "inspect"
     TAKE = "take"
+    REPLAYED = "replayed"
     RESTORE = "restore"
     DISCARD = "discard"
     UNDELIVERABLE = "undeliverable"
@@ -136,6 +158,10 @@ class DeadLetterQueue(GenServer):
         self.max_letters = validate.count(max_letters, "max_letters", where="DeadLetterQueue")
         validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue")
         self._letters: dict[int, DeadLetter] = {}
+        self._taken: dict[int, tuple[DeadLetter, MonitorRef | None]] = {}
+        """Letters being replayed, with a monitor of the replaying actor: they
+        leave the queue once their pool has taken the job, and come back if
+        the replay fails or its caller is gone."""
         self._undeliverable: deque[Undeliverable] = deque(maxlen=max_undeliverable)
         self._next_id = 0
         self._buried = 0
@@ -179,14 +205,22 @@ class DeadLetterQueue(GenServer):
 
         The job gets a fresh set of attempts, and the letter leaves the
         queue. If the pool refuses it or is gone, the letter stays (and the
-        pool's error is raised). ``DeadLetterNotFound`` for an unknown id.
+        pool's error is raised); so it does if this call is cancelled or
+        times out, or its actor ends, before the pool has taken the job.
+        ``DeadLetterNotFound`` for an unknown id.
         """
-        letter: DeadLetter = await call(dlq, (_Op.TAKE, letter_id), timeout)
+        try:
+            letter: DeadLetter = await call(dlq, (_Op.TAKE, letter_id), timeout)
+        except (asyncio.CancelledError, TimeoutError):
+            # The queue may have handed us the letter all the same: put it back.
+            _tell(dlq, (_Op.RESTORE, letter_id))
+            raise
         try:
             job_id: int = await call(letter.pool, _Resubmit(letter.job), timeout)
         except BaseException:
-            await call(dlq, (_Op.RESTORE, letter), timeout)
+            _tell(dlq, (_Op.RESTORE, letter_id))
             raise
+        _tell(dlq, (_Op.REPLAYED, letter_id))
         return job_id
 
     @staticmethod
@@ -244,12 +278,6 @@ class DeadLetterQueue(GenServer):
                 undeliverable=len(self._undeliverable),
                 undeliverable_seen=self._seen,
             )
-        if op is _Op.RESTORE:
-            letter: DeadLetter = request[1]
-            self._letters[letter.id] = letter
-            self._letters = dict(sorted(self._letters.items()))
-            self._replayed -= 1
-            return None
         letter_id = request[1]
         found = self._letters.get(letter_id)
         if found is None:
@@ -263,19 +291,55 @@ class DeadLetterQueue(GenServer):
             return NOREPLY
         if op is _Op.GET:
             return found
-        del self._letters[letter_id]
         if op is _Op.TAKE:
+            if not caller.waiting:
+                return None  # its call timed out or was cancelled: the letter stays
+            ref = None if caller.pid is None else monitor(caller.pid)
+            self._taken[letter_id] = (found, ref)
             self._replayed += 1
         else:
             self._discarded += 1
+        del self._letters[letter_id]
         return found
+
+    async def handle_cast(self, request: Any) -> None:
+        if isinstance(request, tuple) and len(request) == 2 and request[0] is _Op.REPLAYED:
+            self._end_replay(request[1])
+        elif isinstance(request, tuple) and len(request) == 2 and request[0] is _Op.RESTORE:
+            self._restore(request[1])
+        else:
+            await super().handle_cast(request)
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is Undeliverable:
             self._seen += 1
             self._undeliverable.append(message)
             return
+        if type(message) is Down:
+            for letter_id, (_letter, ref) in list(self._taken.items()):
+                if ref is message.ref:
+                    self._restore(letter_id)  # its replayer ended before the pool took it
+                    return
         await super().handle_info(message)
+
+    def _end_replay(self, letter_id: int) -> DeadLetter | None:
+        """The replay of ``letter_id`` is over; the letter, if it was under way."""
+        taken = self._taken.pop(letter_id, None)
+        if taken is None:
+            return None
+        letter, ref = taken
+        if ref is not None:
+            demonitor(ref, flush=True)
+        return letter
+
+    def _restore(self, letter_id: int) -> None:
+        """Put a letter whose replay failed back in the queue, in its place."""
+        letter = self._end_replay(letter_id)
+        if letter is None:
+            return
+        self._letters[letter.id] = letter
+        self._letters = dict(sorted(self._letters.items()))
+        self._replayed -= 1
 
     def _bury(self, request: _Bury) -> int:
         self._next_id += 1
@@ -302,3 +366,18 @@ class DeadLetterQueue(GenServer):
                 dropped,
             )
         return letter.id
+
+
+def _tell(dlq: Pid | str, request: object) -> None:
+    """Cast ``request`` to the queue, never refused by a full mailbox: a lost
+    one would leave its letter out of the queue for good. A queue that is gone
+    has nothing left to keep."""
+    try:
+        cast(dlq, request)
+    except MailboxFull:
+        with contextlib.suppress(ActorError):
+            pid = lookup(dlq, "DeadLetterQueue.replay")
+            if pid is not None:
+                deliver_system(pid, Cast(request))
+    except ActorError:
+        pass

@@ -329,7 +329,12 @@ class WorkerPool(GenServer):
 
     @staticmethod
     async def submit(pool: Pid | str, job: object, timeout: float | None = 5.0) -> int:
-        """Queue ``job`` and return its id at once; ``Overloaded`` past ``max_pending``."""
+        """Queue ``job`` and return its id at once; ``Overloaded`` past ``max_pending``.
+
+        A submission whose call times out (or is cancelled) before the pool
+        has taken it is not queued, so that submitting again does not run
+        the job twice.
+        """
         job_id: int = await call(pool, _Submit(job, wait=False), timeout)
         return job_id
 
@@ -357,6 +362,8 @@ class WorkerPool(GenServer):
         if type(request) is _Resubmit:  # from DeadLetterQueue.replay
             request = _Submit(request.job, wait=False)
         if type(request) is _Submit:
+            if not caller.waiting:
+                return NOREPLY  # its call timed out or was cancelled: the job is not queued
             waiting = len(self._pending) + len(self._retrying)
             if self.max_pending is not None and waiting >= self.max_pending:
                 caller.fail(
