@@ -15,6 +15,8 @@ events and call round trips, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,26 +26,42 @@ import asyncotp
 from asyncotp import (
     KILL,
     KILLED,
+    Backoff,
     CallTimeout,
     CircuitOpen,
     GenServer,
+    ServerExited,
+    Shutdown,
+    Supervisor,
+    call,
     receive,
     send,
     send_exit,
     spawn,
 )
+from asyncotp.health import HealthApp, ReadinessServer, health_report, ready_when
 from asyncotp.resilience import (
     BreakerState,
     CircuitBreaker,
     DeadLetter,
     DeadLetterQueue,
+    IdempotencyKeyReused,
+    IdempotencyStore,
     JobFailed,
+    Overloaded,
+    RequestEnvelope,
+    RetryError,
+    RetryPolicy,
+    SheddingServer,
+    ShedReason,
     WorkerPool,
+    retry,
 )
 from asyncotp.testing import kill
 from tests.helpers import Gate, started, wait, watch
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+NO_DELAY = Backoff(initial=0.0, max=0.0, jitter=0.0)
 
 pytestmark = pytest.mark.usefixtures("virtual_clock")
 
@@ -295,3 +313,269 @@ async def test_a_submission_that_timed_out_before_the_pool_took_it_is_not_queued
         await WorkerPool.submit(pool, "job", timeout=1.0)
     gate.open()
     assert (await WorkerPool.statistics(pool)).submitted == 0
+
+
+# -- 2. a user object that cannot be shown or compared breaks nothing ---------------------
+
+
+class Unprintable(ConnectionError):
+    """An error whose ``__repr__`` and ``__str__`` raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class UnprintableTimeout(Unprintable, TimeoutError):
+    """The same, and worth a retry."""
+
+
+class Opaque:
+    """A value whose ``__repr__``, ``__str__`` and ``__eq__`` raise (hashable by identity)."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no eq")
+
+    __hash__ = object.__hash__
+
+
+class UnprintableKey(str):
+    """A str key (hashable, comparable) whose ``__repr__`` raises."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+PLACEHOLDER = "__repr__ raised RuntimeError"
+"""What a placeholder for a value whose ``__repr__`` raises says."""
+
+
+@pytest.fixture
+def every_log_formatted(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every record of the ``asyncotp`` logger, DEBUG included, is formatted as
+    it is logged (pytest's capture handler raises if that fails)."""
+    caplog.set_level(logging.DEBUG, logger="asyncotp")
+    return caplog
+
+
+async def test_a_guarded_call_whose_error_cannot_be_shown_is_counted_and_raised_unchanged(
+    node: asyncotp.Node, every_log_formatted: pytest.LogCaptureFixture
+) -> None:
+    breaker = await CircuitBreaker.start(failure_threshold=1)
+    value = Opaque()
+
+    async def returns() -> Opaque:
+        return value
+
+    assert await CircuitBreaker.call(breaker, returns) is value
+    error = Unprintable()
+
+    async def raises() -> None:
+        raise error
+
+    with pytest.raises(Unprintable) as caught:
+        await CircuitBreaker.call(breaker, raises)
+    assert caught.value is error
+    stats = await CircuitBreaker.statistics(breaker)
+    assert (stats.state, stats.failed) == (OPEN, 1)
+    assert stats.last_error is not None
+    assert PLACEHOLDER in stats.last_error
+
+
+async def test_retry_of_an_error_that_cannot_be_shown_logs_and_gives_up_with_that_error(
+    node: asyncotp.Node, every_log_formatted: pytest.LogCaptureFixture
+) -> None:
+    errors = [UnprintableTimeout(), UnprintableTimeout()]
+    seen: list[BaseException] = []
+
+    async def fails_twice() -> None:
+        raise errors[len(seen)]
+
+    policy = RetryPolicy(max_attempts=2, initial=0.0, jitter=0.0)
+    with pytest.raises(RetryError) as caught:
+        await retry(fails_twice, policy=policy, on_retry=lambda attempt: seen.append(attempt.error))
+    assert seen == errors[:1]
+    assert caught.value.__cause__ is errors[1]
+    assert PLACEHOLDER in str(caught.value)
+    messages = [record.getMessage() for record in every_log_formatted.records]
+    assert any("trying again" in text and PLACEHOLDER in text for text in messages)
+    assert any("giving up" in text and PLACEHOLDER in text for text in messages)
+
+
+class Shedder(SheddingServer):
+    max_queue = 1
+
+    async def handle_request(self, request: Any, caller: asyncotp.Caller) -> Any:
+        if type(request) is str:
+            return "handled"
+        raise LookupError("cannot handle it")
+
+
+async def test_a_request_that_cannot_be_shown_is_shed_with_a_placeholder_and_the_server_lives_on(
+    node: asyncotp.Node,
+) -> None:
+    server = await Shedder.start()
+    expired = RequestEnvelope(
+        Opaque(), sent_at=asyncio.get_running_loop().time() - 2.0, deadline=1.0
+    )
+    with pytest.raises(Overloaded) as caught:
+        await call(server, expired)
+    assert caught.value.reason is ShedReason.EXPIRED
+    assert PLACEHOLDER in str(caught.value)
+    assert await call(server, "next") == "handled"
+
+
+async def test_a_failing_request_that_cannot_be_shown_ends_the_server_with_its_own_error(
+    node: asyncotp.Node,
+) -> None:
+    server = await Shedder.start()
+    exited = await watch(server)
+    with pytest.raises(ServerExited) as caught:
+        await call(server, Opaque())
+    error = caught.value.reason
+    assert isinstance(error, LookupError)
+    assert await wait(exited) is error
+    assert any(PLACEHOLDER in note for note in error.__notes__)
+
+
+async def test_a_job_that_cannot_be_shown_failing_with_an_error_that_cannot_be_shown_is_buried(
+    node: asyncotp.Node, every_log_formatted: pytest.LogCaptureFixture
+) -> None:
+    async def unprintable(job: object) -> None:
+        raise Unprintable()
+
+    dlq = await DeadLetterQueue.start(max_letters=1)
+    pool = await WorkerPool.start(
+        unprintable, dead_letters=dlq, max_attempts=2, backoff=NO_DELAY, max_pending=2
+    )
+    jobs = [Opaque(), Opaque()]
+    for job in jobs:  # the second letter makes the queue drop (and log) the first
+        with pytest.raises(JobFailed) as caught:
+            await WorkerPool.run(pool, job)
+        assert PLACEHOLDER in str(caught.value)
+        assert isinstance(caught.value.__cause__, Unprintable)
+    [letter] = await DeadLetterQueue.letters(dlq)
+    assert letter.job is jobs[1]
+    assert PLACEHOLDER in letter.error
+    assert all(PLACEHOLDER in error for error in letter.errors)
+    stats = await WorkerPool.statistics(pool)  # the pool lives on
+    assert (stats.dead, stats.failed_attempts) == (2, 4)
+    assert any("dropped the oldest" in r.getMessage() for r in every_log_formatted.records)
+
+
+async def test_a_pool_refusing_a_job_that_cannot_be_shown_says_so_with_a_placeholder(
+    node: asyncotp.Node,
+) -> None:
+    dlq = await DeadLetterQueue.start()
+    pool = await WorkerPool.start(poison, dead_letters=dlq, max_pending=0)
+    with pytest.raises(Overloaded) as caught:
+        await WorkerPool.submit(pool, Opaque())
+    assert PLACEHOLDER in str(caught.value)
+    assert (await WorkerPool.statistics(pool)).submitted == 0
+
+
+async def test_a_fingerprint_that_cannot_be_compared_is_refused_in_the_caller_not_the_store(
+    node: asyncotp.Node,
+) -> None:
+    store = await IdempotencyStore.start()
+    assert await IdempotencyStore.run_once(store, "k", succeeds, fingerprint=Opaque()) == "ok"
+    with pytest.raises(TypeError, match="cannot be compared") as caught:
+        await IdempotencyStore.run_once(store, "k", succeeds, fingerprint=Opaque())
+    assert PLACEHOLDER in str(caught.value)
+    assert (await IdempotencyStore.statistics(store)).remembered == 1  # the store lives on
+
+
+async def test_a_reused_key_that_cannot_be_shown_is_reported_with_a_placeholder(
+    node: asyncotp.Node,
+) -> None:
+    store = await IdempotencyStore.start()
+    key = UnprintableKey("order-1")
+    await IdempotencyStore.run_once(store, key, succeeds, fingerprint="a")
+    with pytest.raises(IdempotencyKeyReused) as caught:
+        await IdempotencyStore.run_once(store, key, succeeds, fingerprint="b")
+    assert PLACEHOLDER in str(caught.value)
+
+
+class NeverReady(ReadinessServer):
+    async def ready(self) -> bool:
+        raise Unprintable()
+
+
+class UnprintableId:
+    """A child id (hashable) whose ``__repr__`` and ``__str__`` raise."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+async def unprintable_check() -> bool:
+    raise Unprintable()
+
+
+async def test_checks_that_cannot_be_shown_fail_with_a_placeholder_and_the_report_is_served(
+    node: asyncotp.Node,
+) -> None:
+    root = await Supervisor.start([NeverReady.child_spec(id=UnprintableId())], name="root")
+    ready_when("raises", unprintable_check)
+    ready_when("returns", Opaque)  # type: ignore[arg-type]  # no bool, on purpose
+    report = await health_report(root)
+    checks = {check.name: check for check in report.checks}
+    assert checks["raises"].ok is False
+    assert PLACEHOLDER in checks["raises"].detail
+    assert checks["returns"].ok is False
+    assert PLACEHOLDER in checks["returns"].detail
+    [server] = [check for check in report.checks if check.pid is not None]
+    assert server.ok is False
+    assert "__str__ raised RuntimeError" in server.name  # its path in the tree
+    assert PLACEHOLDER in server.detail
+    assert report.ready is False
+    status, body = await asgi_get(HealthApp(root), "/ready")
+    assert status == 503
+    assert [(check["name"], check["ok"]) for check in body["checks"]] == [
+        (check.name, check.ok) for check in report.checks
+    ]
+    assert PLACEHOLDER in body["root"]["children"][0]["id"]
+
+
+async def test_a_root_that_ended_with_a_reason_that_cannot_be_compared_is_reported_down(
+    node: asyncotp.Node,
+) -> None:
+    root = await Supervisor.start([], name="root")
+    exited = await watch(root)  # a monitor: the runtime does not log the end as a crash
+    assert (await health_report(root)).live  # the report now knows the root
+    reason = Shutdown(Opaque())
+    await asyncotp.stop(root, reason)
+    assert await wait(exited) is reason
+    report = await health_report(root)
+    assert (report.live, report.root.state, report.root.exit_reason) == (False, "down", reason)
+    status, body = await asgi_get(HealthApp(root), "/health")
+    assert status == 503
+    assert PLACEHOLDER in body["root"]["exit_reason"]
+
+
+async def asgi_get(app: HealthApp, path: str) -> tuple[int, Any]:
+    """GET ``path`` from the ASGI app directly; the status and the decoded JSON."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app({"type": "http", "method": "GET", "path": path}, receive, send)
+    start, body = sent
+    return start["status"], json.loads(body["body"])

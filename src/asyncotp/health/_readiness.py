@@ -55,6 +55,7 @@ from .._core import (
     validate,
 )
 from ..actors import GenServer
+from ._safe import safe_repr
 from ._values import TREE_CHECK, StatusRecord
 
 CheckOutcome: TypeAlias = "bool | tuple[bool, str]"
@@ -288,7 +289,7 @@ async def _answer_probe(server: ReadinessServer) -> _ProbeReply:
     except Stop:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing check must not crash the server
-        return _ProbeReply(False, f"{label} raised {exc!r}")
+        return _ProbeReply(False, f"{label} raised {safe_repr(exc)}")
     if isinstance(result, bool):
         return _ProbeReply(result, "")
     if (
@@ -299,5 +300,6 @@ async def _answer_probe(server: ReadinessServer) -> _ProbeReply:
     ):
         return _ProbeReply(result[0], result[1])
     return _ProbeReply(
-        False, f"{label} returned {result!r}; it must return a bool or a pair (bool, detail)"
+        False,
+        f"{label} returned {safe_repr(result)}; it must return a bool or a pair (bool, detail)",
     )

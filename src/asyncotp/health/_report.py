@@ -43,6 +43,7 @@ from .._core import (
     NoProcess,
     Pid,
     ServerExited,
+    Shutdown,
     call,
     current_node,
     is_alive,
@@ -67,6 +68,7 @@ from ._readiness import (
     _registry,
     _ServerEntry,
 )
+from ._safe import safe_repr, safe_str
 from ._values import (
     TREE_CHECK,
     CheckResult,
@@ -152,7 +154,7 @@ async def health_report(
     else:
         raise TypeError(
             f"health_report: root must be the root supervisor's Pid or registered name, "
-            f"not {root!r}"
+            f"not {safe_repr(root)}"
         )
     return await _report(node, root, checks=checks, timeout=seconds)
 
@@ -205,8 +207,17 @@ def _down(fates: _Fates, pid: Pid | None, name: str | None) -> SupervisorHealth:
         reason = fates.reasons.get(name, missing)
     if reason is missing:
         return SupervisorHealth(pid, name, "down")
-    state: SupervisorState = "gave_up" if reason == GAVE_UP else "down"
-    return SupervisorHealth(pid, name, state, exit_reason=reason)
+    return SupervisorHealth(pid, name, _ended(reason), exit_reason=reason)
+
+
+def _ended(reason: object) -> SupervisorState:
+    """How a supervisor that ended with ``reason`` is reported. Only a
+    ``Shutdown`` with a str detail is compared: a user's reason (or detail)
+    may have an ``__eq__`` that raises."""
+    gave_up = (
+        type(reason) is Shutdown and type(reason.detail) is str and reason.detail == GAVE_UP.detail
+    )
+    return "gave_up" if gave_up else "down"
 
 
 def _left(deadline: float) -> float:
@@ -221,8 +232,7 @@ async def _walk(fates: _Fates, pid: Pid, deadline: float) -> SupervisorHealth:
         return SupervisorHealth(pid, name, "unresponsive")
     except (NoProcess, ServerExited) as exc:
         reason = exc.reason if isinstance(exc, ServerExited) else fates.reasons.get(pid)
-        state: SupervisorState = "gave_up" if reason == GAVE_UP else "down"
-        return SupervisorHealth(pid, name, state, exit_reason=reason)
+        return SupervisorHealth(pid, name, _ended(reason), exit_reason=reason)
     raw_children: list[dict[str, Any]] = snapshot["children"]
     nested: dict[int, SupervisorHealth] = {}
 
@@ -264,7 +274,7 @@ async def _walk(fates: _Fates, pid: Pid, deadline: float) -> SupervisorHealth:
 
 
 def _path(path: tuple[Hashable, ...]) -> str:
-    return "/".join(str(part) for part in path)
+    return "/".join(safe_str(part) for part in path)
 
 
 def _tree_check(tree: SupervisorHealth) -> CheckResult:
@@ -326,7 +336,7 @@ async def _probe_server(
                 name,
                 False,
                 f"{entry.cls.__name__} {name!r} is down (it ended with "
-                f"{entry.down_reason!r}) and has not started again",
+                f"{safe_repr(entry.down_reason)}) and has not started again",
                 entry.pid,
             )
         )
@@ -355,7 +365,7 @@ async def _probe_server(
             CheckResult(
                 name,
                 False,
-                f"{entry.pid!r} answered the readiness probe with {reply!r}; its class "
+                f"{entry.pid!r} answered the readiness probe with {safe_repr(reply)}; its class "
                 "must derive from ReadinessServer",
                 entry.pid,
             )
@@ -389,10 +399,10 @@ async def _run_function_check(
                 )
             )
         else:
-            results.append(CheckResult(name, False, f"raised {exc!r}"))
+            results.append(CheckResult(name, False, f"raised {safe_repr(exc)}"))
         return
     except Exception as exc:  # noqa: BLE001 - a failing check is a result, not a crash
-        results.append(CheckResult(name, False, f"raised {exc!r}"))
+        results.append(CheckResult(name, False, f"raised {safe_repr(exc)}"))
         return
     if isinstance(outcome, bool):
         results.append(CheckResult(name, outcome))
@@ -408,7 +418,8 @@ async def _run_function_check(
             CheckResult(
                 name,
                 False,
-                f"the check returned {outcome!r}; it must return a bool or a pair (bool, detail)",
+                f"the check returned {safe_repr(outcome)}; it must return a bool or a pair "
+                "(bool, detail)",
             )
         )
 

@@ -42,6 +42,7 @@ from .._core import (
 )
 from .._core import call as gen_call
 from ..health._readiness import ReadinessServer, add_reporter
+from ..health._safe import safe_repr
 
 logger = logging.getLogger("asyncotp")
 
@@ -349,7 +350,7 @@ class CircuitBreaker(ReadinessServer):
         except Exception as exc:
             if isinstance(exc, config.failure_on) and not isinstance(exc, config.ignore):
                 result = _Result.FAILURE
-                error_text = repr(exc)
+                error_text = safe_repr(exc)  # counted even if its __repr__ raises
             raise
         else:
             result = _Result.SUCCESS
@@ -428,7 +429,7 @@ class CircuitBreaker(ReadinessServer):
                 self._subscribers.pop(pid, None)
                 return None
         raise ValueError(
-            f"circuit breaker {self._me!r} does not understand the call {request!r}; use "
+            f"circuit breaker {self._me!r} does not understand the call {safe_repr(request)}; use "
             "CircuitBreaker.call, statistics, reset, subscribe or unsubscribe"
         )
 
@@ -439,7 +440,9 @@ class CircuitBreaker(ReadinessServer):
         elif kind is _Release:
             self._release(request.claim)
         else:
-            raise ValueError(f"circuit breaker {self._me!r} does not understand {request!r}")
+            raise ValueError(
+                f"circuit breaker {self._me!r} does not understand {safe_repr(request)}"
+            )
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is _CoolDownOver:

@@ -45,6 +45,7 @@ from .._core import (
     validate,
 )
 from ..actors import GenServer
+from ..health._safe import safe_repr
 from ._undeliverable import Undeliverable
 
 logger = logging.getLogger("asyncotp")
@@ -260,7 +261,8 @@ class DeadLetterQueue(GenServer):
             return self._bury(request)
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Op)):
             raise TypeError(
-                f"DeadLetterQueue does not understand the call {request!r}; use its static "
+                f"DeadLetterQueue does not understand the call {safe_repr(request)}; use its "
+                "static "
                 "methods (letters, inspect, replay, discard, undeliverable, statistics)"
             )
         op = request[0]
@@ -283,8 +285,9 @@ class DeadLetterQueue(GenServer):
         if found is None:
             caller.fail(
                 DeadLetterNotFound(
-                    f"dead-letter queue {self_pid()!r} has no letter {letter_id!r} (it was "
-                    "replayed, discarded or dropped); DeadLetterQueue.letters lists those kept",
+                    f"dead-letter queue {self_pid()!r} has no letter {safe_repr(letter_id)} "
+                    "(it was replayed, discarded or dropped); DeadLetterQueue.letters lists "
+                    "those kept",
                     letter_id,
                 )
             )
@@ -360,10 +363,10 @@ class DeadLetterQueue(GenServer):
             dropped = self._letters.pop(oldest)
             self._dropped += 1
             logger.error(
-                "dead-letter queue %r is full (%d letters); dropped the oldest: %r",
+                "dead-letter queue %r is full (%d letters); dropped the oldest: %s",
                 self_pid(),
                 self.max_letters,
-                dropped,
+                safe_repr(dropped),
             )
         return letter.id
 

@@ -49,6 +49,7 @@ from .._core import (
     validate,
 )
 from ..actors import GenServer
+from ..health._safe import safe_repr
 
 logger = logging.getLogger("asyncotp")
 
@@ -295,14 +296,16 @@ class IdempotencyStore(GenServer):
             raise reply.error
         if kind is _Conflict:
             raise IdempotencyKeyReused(
-                f"idempotency key {key!r} was used before for another request (its "
-                f"fingerprint was {reply.fingerprint!r}, this one is {fingerprint!r}) in "
-                f"store {store!r}; use a new key for a new request",
+                f"idempotency key {safe_repr(key)} was used before for another request (its "
+                f"fingerprint was {safe_repr(reply.fingerprint)}, this one is "
+                f"{safe_repr(fingerprint)}) in store {store!r}; use a new key for a new request",
                 key,
                 store if type(store) is Pid else None,
             )
         if kind is not _Run:
-            raise TypeError(f"run_once: {store!r} is not an IdempotencyStore (it said {reply!r})")
+            raise TypeError(
+                f"run_once: {store!r} is not an IdempotencyStore (it said {safe_repr(reply)})"
+            )
         try:
             value = await fn(*args)
         except Exception as exc:
@@ -357,7 +360,7 @@ class IdempotencyStore(GenServer):
                 expired=self._expired,
             )
         raise TypeError(
-            f"IdempotencyStore does not understand the call {request!r}; use "
+            f"IdempotencyStore does not understand the call {safe_repr(request)}; use "
             "IdempotencyStore.run_once, forget or statistics"
         )
 
@@ -371,7 +374,7 @@ class IdempotencyStore(GenServer):
         elif kind is _Withdraw:
             self._withdraw(request.key, request.claim)
         else:
-            raise TypeError(f"IdempotencyStore does not understand the cast {request!r}")
+            raise TypeError(f"IdempotencyStore does not understand the cast {safe_repr(request)}")
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is Down:
@@ -386,8 +389,21 @@ class IdempotencyStore(GenServer):
     def _claim(self, request: _Claim, caller: Caller) -> object:
         key = request.key
         entry = self._book.get(key)
-        if entry is not None and _differs(entry.fingerprint, request.fingerprint):
-            return _Conflict(entry.fingerprint)
+        if entry is not None:
+            try:
+                differs = _differs(entry.fingerprint, request.fingerprint)
+            except Exception as exc:  # noqa: BLE001 - a user's __eq__ must not crash the store
+                caller.fail(
+                    TypeError(
+                        f"run_once: the fingerprint {safe_repr(request.fingerprint)} of "
+                        f"idempotency key {safe_repr(key)} cannot be compared with the one "
+                        f"recorded, {safe_repr(entry.fingerprint)} (== raised "
+                        f"{safe_repr(exc)}); use a str or bytes digest as the fingerprint"
+                    )
+                )
+                return NOREPLY
+            if differs:
+                return _Conflict(entry.fingerprint)
         if type(entry) is _Remembered:
             self._hits += 1
             return _Hit(entry.result)
@@ -493,7 +509,7 @@ class IdempotencyStore(GenServer):
 
 
 def _differs(a: Hashable, b: Hashable) -> bool:
-    return a is not None and b is not None and a != b
+    return a is not None and b is not None and a is not b and bool(a != b)
 
 
 def _tell(store: Pid | str, message: object) -> None:
@@ -508,7 +524,7 @@ def _tell(store: Pid | str, message: object) -> None:
             deliver_system(pid, Cast(message))
     except (NoProcess, NoNodeError):
         logger.warning(
-            "idempotency store %r is gone; could not record %r (a retry may run the work again)",
+            "idempotency store %r is gone; could not record %s (a retry may run the work again)",
             store,
-            message,
+            safe_repr(message),
         )

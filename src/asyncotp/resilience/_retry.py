@@ -28,6 +28,7 @@ from .._core import (
     now,
     validate,
 )
+from ..health._safe import safe_repr
 
 logger = logging.getLogger("asyncotp")
 
@@ -150,7 +151,11 @@ class RetryAttempt:
 def _name(fn: object) -> str:
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return getattr(fn, "__qualname__", None) or repr(fn)
+    try:
+        name = getattr(fn, "__qualname__", None)
+    except Exception:  # noqa: BLE001 - a user's __getattr__ that raises
+        name = None
+    return name if isinstance(name, str) and name else safe_repr(fn)
 
 
 async def retry(
@@ -213,7 +218,7 @@ async def retry(
                     raise RetryDeadlineExceeded(
                         f"retry: {_name(fn)} did not succeed within the deadline of "
                         f"{policy.deadline} s ({attempt} attempt(s); the last one was cut "
-                        f"short, the one before failed with {last_error!r}); raise the "
+                        f"short, the one before failed with {safe_repr(last_error)}); raise the "
                         "deadline or look at why it is slow",
                         attempt,
                         last_error,
@@ -233,7 +238,7 @@ async def retry(
             _gave_up(fn, attempt, last_error, "attempts")
             raise RetryError(
                 f"retry: {_name(fn)} failed {attempt} time(s), its max_attempts; the last "
-                f"error was {last_error!r}",
+                f"error was {safe_repr(last_error)}",
                 attempt,
                 last_error,
             ) from last_error
@@ -241,7 +246,8 @@ async def retry(
         if deadline_at is not None and now() + delay >= deadline_at:
             _gave_up(fn, attempt, last_error, "deadline")
             raise RetryDeadlineExceeded(
-                f"retry: {_name(fn)} failed {attempt} time(s) (last: {last_error!r}) and the "
+                f"retry: {_name(fn)} failed {attempt} time(s) (last: {safe_repr(last_error)}) "
+                "and the "
                 f"next attempt would start after the deadline of {policy.deadline} s; "
                 "raise the deadline or look at why it fails",
                 attempt,
@@ -249,10 +255,10 @@ async def retry(
                 policy.deadline,
             ) from last_error
         logger.debug(
-            "retry: %s failed (attempt %d): %r; trying again in %.3f s",
+            "retry: %s failed (attempt %d): %s; trying again in %.3f s",
             _name(fn),
             attempt,
-            last_error,
+            safe_repr(last_error),
             delay,
             extra={
                 "event": "retry",
@@ -277,11 +283,11 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 
 def _gave_up(fn: object, attempts: int, error: BaseException | None, why: str) -> None:
     logger.info(
-        "retry: giving up on %s after %d attempt(s) (%s); last error: %r",
+        "retry: giving up on %s after %d attempt(s) (%s); last error: %s",
         _name(fn),
         attempts,
         "deadline reached" if why == "deadline" else "no attempts left",
-        error,
+        safe_repr(error),
         extra={
             "event": "retry_gave_up",
             "operation": _name(fn),

@@ -51,6 +51,7 @@ from .._core import (
     validate,
 )
 from ..actors import GenServer
+from ..health._safe import safe_repr
 
 _HANDLING_GRACE: Final = 5.0
 """Seconds ``call_with_deadline`` waits, by default, beyond the deadline."""
@@ -218,7 +219,7 @@ class SheddingServer(GenServer):
     async def handle_request(self, request: Any, caller: Caller) -> Any:
         """Handle one request taken from the queue; the return value is the reply."""
         raise NotImplementedError(
-            f"{type(self).__qualname__} received the request {request!r} but defines no "
+            f"{type(self).__qualname__} received the request {safe_repr(request)} but defines no "
             "handle_request; define `async def handle_request(self, request, caller)`"
         )
 
@@ -234,7 +235,7 @@ class SheddingServer(GenServer):
         if type(statistics) is not SheddingStats:
             raise TypeError(
                 f"SheddingServer.statistics: {server!r} is not a SheddingServer (it answered "
-                f"{statistics!r})"
+                f"{safe_repr(statistics)})"
             )
         return statistics
 
@@ -371,7 +372,7 @@ class SheddingServer(GenServer):
         _fail(
             caller,
             Overloaded(
-                f"{me!r} shed the request {entry.request!r} without handling it: {why}; "
+                f"{me!r} shed the request {safe_repr(entry.request)} without handling it: {why}; "
                 f"the server is overloaded: answer 503/429 and retry later{hint}, or give "
                 "the request a longer deadline or a higher priority",
                 me,
@@ -414,7 +415,8 @@ class SheddingServer(GenServer):
             raise
         except Exception as exc:
             exc.add_note(
-                f"in {type(self).__qualname__}.handle_request({entry.request!r}) for {caller.pid!r}"
+                f"in {type(self).__qualname__}.handle_request({safe_repr(entry.request)}) for "
+                f"{caller.pid!r}"
             )
             raise
         elapsed = now() - t

@@ -60,6 +60,7 @@ from .._core import (
     validate,
 )
 from ..actors import GenServer
+from ..health._safe import safe_repr
 from ..supervision import DynamicSupervisor, start_child
 from ._deadletters import _Bury, _Resubmit
 
@@ -369,8 +370,8 @@ class WorkerPool(GenServer):
                 caller.fail(
                     Overloaded(
                         f"worker pool {self_pid()!r} already has {waiting} jobs waiting "
-                        f"(max_pending={self.max_pending}); the job {request.job!r} was not "
-                        "queued: retry later, or raise max_pending or size",
+                        f"(max_pending={self.max_pending}); the job {safe_repr(request.job)} was "
+                        "not queued: retry later, or raise max_pending or size",
                         self_pid(),
                         ShedReason.QUEUE_FULL,
                     )
@@ -394,7 +395,7 @@ class WorkerPool(GenServer):
                 dead=self._dead,
             )
         raise TypeError(
-            f"WorkerPool does not understand the call {request!r}; use WorkerPool.submit, "
+            f"WorkerPool does not understand the call {safe_repr(request)}; use WorkerPool.submit, "
             "run or statistics"
         )
 
@@ -419,9 +420,9 @@ class WorkerPool(GenServer):
                 job.ref = None
                 error = RuntimeError(
                     f"the worker {message.pid!r} of job {job.id} ended with reason "
-                    f"{message.reason!r} before it answered"
+                    f"{safe_repr(message.reason)} before it answered"
                 )
-                await self._failed(job, error, f"{error!r}\n")
+                await self._failed(job, error, f"{safe_repr(error)}\n")
         elif kind is _Retry:
             job = self._retrying.pop(message.job_id, None)
             if job is not None:
@@ -439,13 +440,15 @@ class WorkerPool(GenServer):
         self._retrying.clear()
         for job in unfinished:
             text = (
-                f"the pool {self_pid()!r} stopped with reason {reason!r} before job "
+                f"the pool {self_pid()!r} stopped with reason {safe_repr(reason)} before job "
                 f"{job.id} finished"
             )
             job.errors.append(text)
             job.last_error = None
             job.last_traceback = text + "\n"
-            await self._bury(job, f"was interrupted: the pool stopped with reason {reason!r}")
+            await self._bury(
+                job, f"was interrupted: the pool stopped with reason {safe_repr(reason)}"
+            )
 
     # -- jobs ------------------------------------------------------------------
 
@@ -495,7 +498,7 @@ class WorkerPool(GenServer):
     async def _failed(self, job: _Job, error: BaseException, text: str) -> None:
         self._finish(job)
         self._failed_attempts += 1
-        job.errors.append(repr(error))
+        job.errors.append(safe_repr(error))
         job.last_error = error
         job.last_traceback = text
         if job.attempts >= self.max_attempts:
@@ -505,13 +508,13 @@ class WorkerPool(GenServer):
             self._retried += 1
             self._retrying[job.id] = job
             logger.info(
-                "worker pool %r: job %d (%r) failed attempt %d of %d with %r; retrying in %.3f s",
+                "worker pool %r: job %d (%s) failed attempt %d of %d with %s; retrying in %.3f s",
                 self_pid(),
                 job.id,
-                job.job,
+                safe_repr(job.job),
                 job.attempts,
                 self.max_attempts,
-                error,
+                job.errors[-1],
                 delay,
                 extra={"event": "job_retry", "job_id": job.id, "attempt": job.attempts},
             )
@@ -537,24 +540,24 @@ class WorkerPool(GenServer):
             letter_id = await call(self.dead_letters, bury, _DLQ_TIMEOUT)
         except (ActorError, TimeoutError) as exc:
             logger.error(  # noqa: TRY400 - the job, not a traceback, is what matters here
-                "worker pool %r: job %d (%r) %s, and the dead-letter queue %r could not take "
-                "it (%r); the job is lost: %r",
+                "worker pool %r: job %d (%s) %s, and the dead-letter queue %r could not take "
+                "it (%r); the job is lost: %s",
                 me,
                 job.id,
-                job.job,
+                safe_repr(job.job),
                 why,
                 self.dead_letters,
                 exc,
-                bury,
+                safe_repr(bury),
                 extra={"event": "job_lost", "job_id": job.id},
             )
         else:
             logger.warning(
-                "worker pool %r: job %d (%r) %s (last error: %s); moved to the dead-letter "
+                "worker pool %r: job %d (%s) %s (last error: %s); moved to the dead-letter "
                 "queue %r as letter %d",
                 me,
                 job.id,
-                job.job,
+                safe_repr(job.job),
                 why,
                 bury.error,
                 self.dead_letters,
@@ -570,7 +573,7 @@ class WorkerPool(GenServer):
                 else f"the dead-letter queue {self.dead_letters!r} could not take it"
             )
             error = JobFailed(
-                f"job {job.id} ({job.job!r}) in worker pool {me!r} {why} (last error: "
+                f"job {job.id} ({safe_repr(job.job)}) in worker pool {me!r} {why} (last error: "
                 f"{bury.error}); {where}",
                 job.id,
                 job.attempts,
