@@ -39,7 +39,13 @@ from asyncotp import (
     send_exit,
     spawn,
 )
-from asyncotp.health import HealthApp, ReadinessServer, health_report, ready_when
+from asyncotp.health import (
+    HealthApp,
+    ReadinessServer,
+    health_report,
+    ready_when,
+    remove_ready_check,
+)
 from asyncotp.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -579,3 +585,100 @@ async def asgi_get(app: HealthApp, path: str) -> tuple[int, Any]:
     await app({"type": "http", "method": "GET", "path": path}, receive, send)
     start, body = sent
     return start["status"], json.loads(body["body"])
+
+
+# -- 3. a key that cannot be hashed is refused in the caller, naming it ------------------
+
+
+class HashOnce:
+    """Hashable the first time only: the caller's check passes, the store's fails."""
+
+    def __init__(self) -> None:
+        self.hashed = 0
+
+    def __hash__(self) -> int:
+        self.hashed += 1
+        if self.hashed > 1:
+            raise RuntimeError("no second hash")
+        return 1
+
+
+class SameHash:
+    """Keys that all hash alike and whose ``__eq__`` raises."""
+
+    def __hash__(self) -> int:
+        return 7
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no eq")
+
+
+async def test_an_unhashable_idempotency_key_is_refused_in_the_caller_naming_it(
+    node: asyncotp.Node,
+) -> None:
+    store = await IdempotencyStore.start()
+    exited = await watch(store)
+    ran: list[str] = []
+
+    async def work() -> str:
+        ran.append("ran")
+        return "ok"
+
+    key = ("order", ["not", "hashable"])
+    with pytest.raises(
+        TypeError, match=r"key \('order', \['not', 'hashable'\]\).*must be hashable"
+    ):
+        await IdempotencyStore.run_once(store, key, work)
+    with pytest.raises(TypeError, match="must be hashable"):
+        await IdempotencyStore.forget(store, key)
+    assert ran == []
+    assert await IdempotencyStore.run_once(store, ("order", 1), work) == "ok"
+    assert not exited.done()
+
+
+async def test_a_key_whose_hash_fails_in_the_store_fails_the_caller_not_the_store(
+    node: asyncotp.Node,
+) -> None:
+    store = await IdempotencyStore.start()
+    exited = await watch(store)
+    with pytest.raises(TypeError, match="cannot be hashed"):
+        await IdempotencyStore.run_once(store, HashOnce(), succeeds)
+    assert await IdempotencyStore.run_once(store, "k", succeeds) == "ok"
+    assert not exited.done()
+
+
+async def test_keys_whose_eq_raises_are_each_their_own_key_and_crash_nothing(
+    node: asyncotp.Node,
+) -> None:
+    store = await IdempotencyStore.start()
+    first, second = SameHash(), SameHash()
+    runs: list[object] = []
+
+    async def work(key: object) -> int:
+        runs.append(key)
+        return len(runs)
+
+    assert await IdempotencyStore.run_once(store, first, work, first) == 1
+    assert await IdempotencyStore.run_once(store, second, work, second) == 2
+    assert await IdempotencyStore.run_once(store, first, work, first) == 1  # remembered
+    assert runs == [first, second]
+    assert await IdempotencyStore.forget(store, second)
+
+
+async def test_a_letter_id_that_is_not_an_int_is_refused_in_the_caller_naming_it(
+    node: asyncotp.Node,
+) -> None:
+    dlq, _pool, letter = await a_letter()
+    for operation in (DeadLetterQueue.inspect, DeadLetterQueue.replay, DeadLetterQueue.discard):
+        with pytest.raises(TypeError, match=r"letter_id must be an int .*not \[1\]"):
+            await operation(dlq, [1])  # type: ignore[arg-type]
+    assert await DeadLetterQueue.letters(dlq) == [letter]
+
+
+async def test_readiness_check_names_must_be_str(node: asyncotp.Node) -> None:
+    with pytest.raises(TypeError, match=r"ready_when: name must be a non-empty str, not \['x'\]"):
+        ready_when(["x"], succeeds)  # type: ignore[arg-type]
+    with pytest.raises(
+        TypeError, match=r"remove_ready_check: name must be a non-empty str, not \['x'\]"
+    ):
+        remove_ready_check(["x"])  # type: ignore[arg-type]

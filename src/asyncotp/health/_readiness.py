@@ -185,6 +185,7 @@ def ready_when(name: str, check: CheckFn) -> None:
 
 def remove_ready_check(name: str) -> bool:
     """Remove the ``ready_when`` check ``name``; return whether it existed."""
+    validate.text(name, "name", where="remove_ready_check")
     return _registry(current_node()).checks.pop(name, None) is not None
 
 

@@ -197,6 +197,7 @@ class DeadLetterQueue(GenServer):
     @staticmethod
     async def inspect(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
         """One letter; ``DeadLetterNotFound`` if it is not there."""
+        _check_id(letter_id, "DeadLetterQueue.inspect")
         result: DeadLetter = await call(dlq, (_Op.GET, letter_id), timeout)
         return result
 
@@ -210,6 +211,7 @@ class DeadLetterQueue(GenServer):
         times out, or its actor ends, before the pool has taken the job.
         ``DeadLetterNotFound`` for an unknown id.
         """
+        _check_id(letter_id, "DeadLetterQueue.replay")
         try:
             letter: DeadLetter = await call(dlq, (_Op.TAKE, letter_id), timeout)
         except (asyncio.CancelledError, TimeoutError):
@@ -239,6 +241,7 @@ class DeadLetterQueue(GenServer):
     @staticmethod
     async def discard(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
         """Remove a letter for good and return it."""
+        _check_id(letter_id, "DeadLetterQueue.discard")
         result: DeadLetter = await call(dlq, (_Op.DISCARD, letter_id), timeout)
         return result
 
@@ -280,7 +283,15 @@ class DeadLetterQueue(GenServer):
                 undeliverable=len(self._undeliverable),
                 undeliverable_seen=self._seen,
             )
-        letter_id = request[1]
+        letter_id = request[1] if len(request) == 2 else None
+        if type(letter_id) is not int:  # not a key of the letters: the caller's error
+            caller.fail(
+                TypeError(
+                    f"DeadLetterQueue: a letter id is an int (DeadLetter.id), not "
+                    f"{safe_repr(letter_id)}"
+                )
+            )
+            return NOREPLY
         found = self._letters.get(letter_id)
         if found is None:
             caller.fail(
@@ -306,9 +317,10 @@ class DeadLetterQueue(GenServer):
         return found
 
     async def handle_cast(self, request: Any) -> None:
-        if isinstance(request, tuple) and len(request) == 2 and request[0] is _Op.REPLAYED:
+        ours = isinstance(request, tuple) and len(request) == 2 and type(request[1]) is int
+        if ours and request[0] is _Op.REPLAYED:
             self._end_replay(request[1])
-        elif isinstance(request, tuple) and len(request) == 2 and request[0] is _Op.RESTORE:
+        elif ours and request[0] is _Op.RESTORE:
             self._restore(request[1])
         else:
             await super().handle_cast(request)
@@ -369,6 +381,14 @@ class DeadLetterQueue(GenServer):
                 safe_repr(dropped),
             )
         return letter.id
+
+
+def _check_id(letter_id: object, where: str) -> None:
+    if type(letter_id) is not int:
+        raise TypeError(
+            f"{where}: letter_id must be an int (the id of a DeadLetter), not "
+            f"{safe_repr(letter_id)}"
+        )
 
 
 def _tell(dlq: Pid | str, request: object) -> None:

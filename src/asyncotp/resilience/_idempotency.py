@@ -46,6 +46,7 @@ from .._core import (
     lookup,
     monitor,
     now,
+    self_pid,
     validate,
 )
 from ..actors import GenServer
@@ -156,6 +157,49 @@ _RUN: Final = _Run()
 # -- the store's book ------------------------------------------------------------
 
 
+class _Key:
+    """A key in the store's book: hashed once, on the way in, and compared
+    without letting a key's ``__eq__`` raise inside the store (one that
+    raises compares unequal to everything but itself)."""
+
+    __slots__ = ("hash", "key")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.hash = hash(key)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not _Key:
+            return NotImplemented
+        if self.key is other.key:
+            return True
+        if self.hash != other.hash:
+            return False
+        try:
+            return bool(self.key == other.key)
+        except Exception:  # noqa: BLE001 - a user's __eq__ must not crash the store
+            return False
+
+    def __repr__(self) -> str:
+        return safe_repr(self.key)
+
+
+def _key_of(key: object, operation: str) -> _Key:
+    """The book's key for ``key``; ``TypeError`` naming it if it cannot be hashed."""
+    if key is None:
+        raise TypeError(f"{operation}: the idempotency key must not be None")
+    try:
+        return _Key(key)
+    except Exception as exc:  # TypeError for a list; whatever a __hash__ raises
+        raise TypeError(
+            f"{operation}: the idempotency key {safe_repr(key)} cannot be hashed "
+            f"({safe_repr(exc)}); keys must be hashable: a str, or a tuple of str and numbers"
+        ) from exc
+
+
 @attrs.define(eq=False)
 class _Running:
     claim: int
@@ -229,10 +273,10 @@ class IdempotencyStore(GenServer):
         self.max_entries = validate.count(
             max_entries, "max_entries", where="IdempotencyStore", optional=True
         )
-        self._book: dict[Hashable, _Running | _Remembered] = {}
-        self._order: deque[tuple[float, Hashable, _Remembered]] = deque()
+        self._book: dict[_Key, _Running | _Remembered] = {}
+        self._order: deque[tuple[float, _Key, _Remembered]] = deque()
         self._remembered = 0
-        self._by_ref: dict[MonitorRef, tuple[Hashable, int]] = {}
+        self._by_ref: dict[MonitorRef, tuple[_Key, int]] = {}
         self._runs = 0
         self._hits = 0
         self._joined = 0
@@ -276,8 +320,7 @@ class IdempotencyStore(GenServer):
         the work raises, ``IdempotencyKeyReused`` for a reused key, and
         what ``call`` raises when the store is not there.
         """
-        if not isinstance(key, Hashable) or key is None:
-            raise TypeError(f"run_once: the key must be hashable and not None, not {key!r}")
+        _key_of(key, "run_once")  # refused here, not in the store
         claim = next(_claims)
         try:
             reply = await call(store, _Claim(key, claim, fingerprint), timeout)
@@ -323,6 +366,7 @@ class IdempotencyStore(GenServer):
 
         A run under way is not affected.
         """
+        _key_of(key, "IdempotencyStore.forget")
         forgotten: bool = await call(store, _Forget(key), timeout)
         return forgotten
 
@@ -339,12 +383,17 @@ class IdempotencyStore(GenServer):
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         self._purge(now())
         kind = type(request)
-        if kind is _Claim:
-            return self._claim(request, caller)
-        if kind is _Forget:
-            entry = self._book.get(request.key)
+        if kind is _Claim or kind is _Forget:
+            try:
+                key = _key_of(request.key, "IdempotencyStore")
+            except TypeError as exc:
+                caller.fail(exc)  # the caller's error, not the store's crash
+                return NOREPLY
+            if kind is _Claim:
+                return self._claim(key, request, caller)
+            entry = self._book.get(key)
             if type(entry) is _Remembered:
-                del self._book[request.key]
+                del self._book[key]
                 self._remembered -= 1
                 return True
             return False
@@ -367,12 +416,18 @@ class IdempotencyStore(GenServer):
     async def handle_cast(self, request: Any) -> None:
         self._purge(now())
         kind = type(request)
-        if kind is _Completed:
-            self._completed(request)
-        elif kind is _Failed:
-            self._failed(request)
-        elif kind is _Withdraw:
-            self._withdraw(request.key, request.claim)
+        if kind is _Completed or kind is _Failed or kind is _Withdraw:
+            try:
+                key = _key_of(request.key, "IdempotencyStore")
+            except TypeError:
+                logger.exception("idempotency store %r: ignored an outcome", self_pid())
+                return
+            if kind is _Completed:
+                self._completed(key, request)
+            elif kind is _Failed:
+                self._failed(key, request)
+            else:
+                self._withdraw(key, request.claim)
         else:
             raise TypeError(f"IdempotencyStore does not understand the cast {safe_repr(request)}")
 
@@ -386,8 +441,7 @@ class IdempotencyStore(GenServer):
 
     # -- the book --------------------------------------------------------------
 
-    def _claim(self, request: _Claim, caller: Caller) -> object:
-        key = request.key
+    def _claim(self, key: _Key, request: _Claim, caller: Caller) -> object:
         entry = self._book.get(key)
         if entry is not None:
             try:
@@ -396,7 +450,7 @@ class IdempotencyStore(GenServer):
                 caller.fail(
                     TypeError(
                         f"run_once: the fingerprint {safe_repr(request.fingerprint)} of "
-                        f"idempotency key {safe_repr(key)} cannot be compared with the one "
+                        f"idempotency key {key!r} cannot be compared with the one "
                         f"recorded, {safe_repr(entry.fingerprint)} (== raised "
                         f"{safe_repr(exc)}); use a str or bytes digest as the fingerprint"
                     )
@@ -414,7 +468,7 @@ class IdempotencyStore(GenServer):
         self._start_run(key, request.claim, caller, request.fingerprint)
         return NOREPLY
 
-    def _start_run(self, key: Hashable, claim: int, caller: Caller, fingerprint: Hashable) -> bool:
+    def _start_run(self, key: _Key, claim: int, caller: Caller, fingerprint: Hashable) -> bool:
         """Make ``caller`` the runner of ``key``; False if it no longer waits."""
         if not caller.reply(_RUN):
             return False
@@ -426,20 +480,19 @@ class IdempotencyStore(GenServer):
         self._runs += 1
         return True
 
-    def _running(self, key: Hashable, claim: int) -> _Running | None:
+    def _running(self, key: _Key, claim: int) -> _Running | None:
         entry = self._book.get(key)
         if type(entry) is _Running and entry.claim == claim:
             return entry
         return None
 
-    def _end_run(self, key: Hashable, running: _Running) -> None:
+    def _end_run(self, key: _Key, running: _Running) -> None:
         del self._book[key]
         if running.ref is not None:
             self._by_ref.pop(running.ref, None)
             demonitor(running.ref, flush=True)
 
-    def _completed(self, request: _Completed) -> None:
-        key = request.key
+    def _completed(self, key: _Key, request: _Completed) -> None:
         running = self._running(key, request.claim)
         if running is None:
             if key in self._book:
@@ -460,17 +513,17 @@ class IdempotencyStore(GenServer):
         for _claim, waiter in waiters:
             waiter.reply(hit)
 
-    def _failed(self, request: _Failed) -> None:
-        running = self._running(request.key, request.claim)
+    def _failed(self, key: _Key, request: _Failed) -> None:
+        running = self._running(key, request.claim)
         if running is None:
             return
         self._failures += 1
-        self._end_run(request.key, running)
+        self._end_run(key, running)
         error = _Error(request.error)
         for _claim, waiter in running.waiters:
             waiter.reply(error)
 
-    def _withdraw(self, key: Hashable, claim: int) -> None:
+    def _withdraw(self, key: _Key, claim: int) -> None:
         entry = self._book.get(key)
         if type(entry) is not _Running:
             return
