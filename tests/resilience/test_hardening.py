@@ -15,11 +15,15 @@ events and call round trips, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 
 import asyncotp
@@ -32,8 +36,10 @@ from asyncotp import (
     GenServer,
     ServerExited,
     Shutdown,
+    StartError,
     Supervisor,
     call,
+    processes,
     receive,
     send,
     send_exit,
@@ -61,6 +67,7 @@ from asyncotp.resilience import (
     SheddingServer,
     ShedReason,
     WorkerPool,
+    call_with_deadline,
     retry,
 )
 from asyncotp.testing import kill
@@ -682,3 +689,170 @@ async def test_readiness_check_names_must_be_str(node: asyncotp.Node) -> None:
         TypeError, match=r"remove_ready_check: name must be a non-empty str, not \['x'\]"
     ):
         remove_ready_check(["x"])  # type: ignore[arg-type]
+
+
+# -- 4. a bad time argument is refused before anything happens ---------------------------
+
+
+class ConfiguredShedder(Shedder):
+    async def init(self, default_deadline: object) -> None:
+        self.default_deadline = default_deadline  # type: ignore[assignment]
+
+
+@attrs.frozen
+class Env:
+    """One of each component, to call with bad time arguments."""
+
+    breaker: asyncotp.Pid
+    shedder: asyncotp.Pid
+    store: asyncotp.Pid
+    dlq: asyncotp.Pid
+    pool: asyncotp.Pid
+    letter: DeadLetter
+    root: asyncotp.Pid
+
+
+async def environment() -> Env:
+    dlq, pool, letter = await a_letter()
+    return Env(
+        breaker=await CircuitBreaker.start(),
+        shedder=await Shedder.start(),
+        store=await IdempotencyStore.start(),
+        dlq=dlq,
+        pool=pool,
+        letter=letter,
+        root=await Supervisor.start([]),
+    )
+
+
+async def nothing_happened(env: Env) -> None:
+    """No call reached a component, no job was queued, no work ran."""
+    shedding = await SheddingServer.statistics(env.shedder)
+    assert (shedding.handled, shedding.queued, shedding.shed) == (0, 0, 0)
+    assert (await IdempotencyStore.statistics(env.store)).runs == 0
+    assert await DeadLetterQueue.letters(env.dlq) == [env.letter]
+    assert (await WorkerPool.statistics(env.pool)).submitted == 1  # the letter's job only
+    breaker = await CircuitBreaker.statistics(env.breaker)
+    assert (breaker.calls, breaker.rejected) == (0, 0)
+
+
+async def start_shedder(default_deadline: object) -> object:
+    try:
+        return await ConfiguredShedder.start(default_deadline)
+    except StartError as exc:  # the setting is checked when init returns
+        raise (exc.__cause__ or exc) from None
+
+
+Use = Callable[[Env, Any], object]
+TIME_ARGUMENTS: list[tuple[str, bool, Use]] = [
+    # (argument, whether inf means "no limit" there, a use of it)
+    ("initial", False, lambda env, v: RetryPolicy(initial=v)),
+    ("max_delay", True, lambda env, v: RetryPolicy(max_delay=v)),
+    ("deadline", True, lambda env, v: RetryPolicy(deadline=v)),
+    ("attempt_timeout", True, lambda env, v: RetryPolicy(attempt_timeout=v)),
+    ("window", False, lambda env, v: CircuitBreaker.start(window=v)),
+    ("cool_down", False, lambda env, v: CircuitBreaker.start(cool_down=v)),
+    ("call_timeout", True, lambda env, v: CircuitBreaker.start(call_timeout=v)),
+    ("timeout", False, lambda env, v: CircuitBreaker.start(timeout=v)),
+    ("timeout", True, lambda env, v: CircuitBreaker.statistics(env.breaker, v)),
+    ("deadline", True, lambda env, v: RequestEnvelope("r", deadline=v)),
+    ("deadline", True, lambda env, v: call_with_deadline(env.shedder, "r", v)),
+    ("timeout", True, lambda env, v: call_with_deadline(env.shedder, "r", 1.0, timeout=v)),
+    ("timeout", True, lambda env, v: SheddingServer.statistics(env.shedder, v)),
+    ("default_deadline", True, lambda env, v: start_shedder(v)),
+    ("ttl", True, lambda env, v: IdempotencyStore.start(ttl=v)),
+    (
+        "timeout",
+        True,
+        lambda env, v: IdempotencyStore.run_once(env.store, "k", succeeds, timeout=v),
+    ),
+    ("timeout", True, lambda env, v: IdempotencyStore.forget(env.store, "k", v)),
+    ("timeout", True, lambda env, v: IdempotencyStore.statistics(env.store, v)),
+    ("timeout", True, lambda env, v: DeadLetterQueue.letters(env.dlq, v)),
+    ("timeout", True, lambda env, v: DeadLetterQueue.inspect(env.dlq, env.letter.id, v)),
+    ("timeout", True, lambda env, v: DeadLetterQueue.replay(env.dlq, env.letter.id, v)),
+    ("timeout", True, lambda env, v: DeadLetterQueue.replay_all(env.dlq, v)),
+    ("timeout", True, lambda env, v: DeadLetterQueue.discard(env.dlq, env.letter.id, v)),
+    ("timeout", True, lambda env, v: DeadLetterQueue.undeliverable(env.dlq, v)),
+    ("timeout", True, lambda env, v: DeadLetterQueue.statistics(env.dlq, v)),
+    (
+        "attempt_timeout",
+        True,
+        lambda env, v: WorkerPool.start(poison, dead_letters=env.dlq, attempt_timeout=v),
+    ),
+    (
+        "worker_shutdown",
+        True,
+        lambda env, v: WorkerPool.start(poison, dead_letters=env.dlq, worker_shutdown=v),
+    ),
+    (
+        "initial",
+        False,
+        lambda env, v: WorkerPool.start(
+            poison, dead_letters=env.dlq, backoff=Backoff(initial=v, max=v)
+        ),
+    ),
+    (
+        "max",
+        False,
+        lambda env, v: WorkerPool.start(
+            poison, dead_letters=env.dlq, backoff=Backoff(initial=0, max=v)
+        ),
+    ),
+    ("timeout", True, lambda env, v: WorkerPool.submit(env.pool, "job", v)),
+    ("timeout", True, lambda env, v: WorkerPool.run(env.pool, "job", v)),
+    ("timeout", True, lambda env, v: WorkerPool.statistics(env.pool, v)),
+    ("timeout", False, lambda env, v: health_report(env.root, timeout=v)),
+    ("timeout", False, lambda env, v: HealthApp(env.root, timeout=v)),
+]
+
+
+async def attempt(use: Use, env: Env, value: object) -> None:
+    outcome = use(env, value)
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
+@pytest.mark.parametrize(
+    ("argument", "inf_is_no_limit", "use"),
+    TIME_ARGUMENTS,
+    ids=[f"{i}-{argument}" for i, (argument, _, _) in enumerate(TIME_ARGUMENTS)],
+)
+async def test_time_arguments_refuse_nan_negative_and_overflowing_values_before_anything_happens(
+    node: asyncotp.Node, argument: str, inf_is_no_limit: bool, use: Use
+) -> None:
+    env = await environment()
+    actors = set(processes())
+    bad: list[object] = [math.nan, -1.0, 10**400]
+    if not inf_is_no_limit:
+        bad.append(math.inf)
+    for value in bad:
+        shown = re.escape(repr(value)[:40])
+        with pytest.raises(ValueError, match=rf"{re.escape(argument)} must be .*, not {shown}"):
+            await attempt(use, env, value)
+    assert set(processes()) == actors  # nothing was started, and nothing crashed
+    await nothing_happened(env)
+
+
+async def test_the_loop_time_of_an_envelope_is_a_finite_number() -> None:
+    for value in (math.nan, math.inf, 10**400, "now"):
+        with pytest.raises(ValueError, match=r"RequestEnvelope.sent_at must be a finite loop time"):
+            RequestEnvelope("r", sent_at=value)  # type: ignore[arg-type]
+
+
+async def test_inf_means_no_limit_where_the_argument_has_none(node: asyncotp.Node) -> None:
+    policy = RetryPolicy(deadline=math.inf, attempt_timeout=math.inf, max_delay=math.inf)
+    assert (policy.deadline, policy.attempt_timeout) == (None, None)
+    assert RequestEnvelope("r", deadline=math.inf).deadline is None
+    env = await environment()
+    assert await call_with_deadline(env.shedder, "r", math.inf, timeout=math.inf) == "handled"
+    assert await IdempotencyStore.run_once(env.store, "k", succeeds, timeout=math.inf) == "ok"
+    forever = await IdempotencyStore.start(ttl=math.inf)
+    assert await IdempotencyStore.run_once(forever, "k", succeeds) == "ok"
+    assert (await CircuitBreaker.statistics(env.breaker, math.inf)).calls == 0
+    pool = await WorkerPool.start(succeeds_with, dead_letters=env.dlq, worker_shutdown=math.inf)
+    assert await WorkerPool.run(pool, "job", timeout=math.inf) == "job"
+
+
+async def succeeds_with(job: object) -> object:
+    return job

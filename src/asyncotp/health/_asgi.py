@@ -96,7 +96,7 @@ class HealthApp:
         validate.pid_or_name(
             root, "root", where="HealthApp", expected="the root supervisor's Pid or registered name"
         )
-        seconds = validate.seconds(timeout, "timeout", where="HealthApp")
+        seconds = validate.duration(timeout, "timeout", where="HealthApp")  # finite: a bound
         for label, path in (("health_path", health_path), ("ready_path", ready_path)):
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ValueError(f"HealthApp: {label} must start with '/', not {safe_repr(path)}")

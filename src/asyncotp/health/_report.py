@@ -136,12 +136,13 @@ async def health_report(
     ``ReadinessServer`` and every ``ready_when`` function. Everything shares
     one deadline, ``timeout`` seconds from now: what has not answered by
     then is reported as unresponsive or failing, so the report itself never
-    takes much longer than ``timeout``.
+    takes much longer than ``timeout`` (which must be finite: a probe that
+    may never answer is no probe).
 
     ``checks=False`` makes the cheaper liveness report (``ready`` is None).
     Raises ``TypeError`` when ``root`` is alive but not a supervisor.
     """
-    seconds = validate.seconds(timeout, "timeout", where="health_report")
+    seconds = validate.duration(timeout, "timeout", where="health_report")  # finite: a bound
     if type(root) is Pid:
         node = node_of(root)
         if not node_running(node):

@@ -281,14 +281,17 @@ class CircuitBreaker(ReadinessServer):
         where = "CircuitBreaker.start"
         config = _Config(
             failure_threshold=validate.count(failure_threshold, "failure_threshold", where=where),
-            window=validate.seconds(window, "window", where=where),
-            cool_down=validate.seconds(cool_down, "cool_down", where=where),
+            window=validate.duration(window, "window", where=where),
+            cool_down=validate.duration(cool_down, "cool_down", where=where),
             trial_calls=validate.count(trial_calls, "trial_calls", where=where),
-            call_timeout=validate.seconds(call_timeout, "call_timeout", where=where, optional=True),
+            call_timeout=validate.duration(
+                call_timeout, "call_timeout", where=where, optional=True, unlimited=True
+            ),
             failure_on=validate.exception_classes(failure_on, "failure_on", where=where),
             ignore=validate.exception_classes(ignore, "ignore", where=where),
             required=bool(required),
         )
+        timeout = validate.duration(timeout, "timeout", where=where)
         pid = await super().start(config, name=name, link=link, timeout=timeout)
         add_reporter(pid, cls.statistics)  # health_report lists it until it ends
         return pid
@@ -363,6 +366,14 @@ class CircuitBreaker(ReadinessServer):
     @classmethod
     async def statistics(cls, breaker: Pid | str, timeout: float | None = 5.0) -> BreakerStats:
         """A snapshot of the breaker: state, counts, settings."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="CircuitBreaker.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: BreakerStats = await gen_call(breaker, _Request.STATISTICS, timeout)
         return result
 

@@ -191,6 +191,14 @@ class DeadLetterQueue(GenServer):
     @staticmethod
     async def letters(dlq: Pid | str, timeout: float | None = 5.0) -> list[DeadLetter]:
         """Every letter, oldest first."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.letters",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: list[DeadLetter] = await call(dlq, (_Op.LIST,), timeout)
         return result
 
@@ -198,6 +206,14 @@ class DeadLetterQueue(GenServer):
     async def inspect(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
         """One letter; ``DeadLetterNotFound`` if it is not there."""
         _check_id(letter_id, "DeadLetterQueue.inspect")
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.inspect",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: DeadLetter = await call(dlq, (_Op.GET, letter_id), timeout)
         return result
 
@@ -212,6 +228,14 @@ class DeadLetterQueue(GenServer):
         ``DeadLetterNotFound`` for an unknown id.
         """
         _check_id(letter_id, "DeadLetterQueue.replay")
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.replay",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         try:
             letter: DeadLetter = await call(dlq, (_Op.TAKE, letter_id), timeout)
         except (asyncio.CancelledError, TimeoutError):
@@ -233,6 +257,14 @@ class DeadLetterQueue(GenServer):
         Stops at the first letter its pool refuses (that letter and the
         later ones stay) and raises the pool's error.
         """
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.replay_all",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         return [
             await DeadLetterQueue.replay(dlq, letter.id, timeout)
             for letter in await DeadLetterQueue.letters(dlq, timeout)
@@ -242,18 +274,42 @@ class DeadLetterQueue(GenServer):
     async def discard(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
         """Remove a letter for good and return it."""
         _check_id(letter_id, "DeadLetterQueue.discard")
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.discard",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: DeadLetter = await call(dlq, (_Op.DISCARD, letter_id), timeout)
         return result
 
     @staticmethod
     async def undeliverable(dlq: Pid | str, timeout: float | None = 5.0) -> list[Undeliverable]:
         """The undeliverable messages recorded (see ``observe_undeliverable``)."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.undeliverable",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: list[Undeliverable] = await call(dlq, (_Op.UNDELIVERABLE,), timeout)
         return result
 
     @staticmethod
     async def statistics(dlq: Pid | str, timeout: float | None = 5.0) -> DeadLetterStats:
         """Counts of letters and undeliverable messages."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: DeadLetterStats = await call(dlq, (_Op.STATISTICS,), timeout)
         return result
 

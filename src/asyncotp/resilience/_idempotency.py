@@ -269,7 +269,7 @@ class IdempotencyStore(GenServer):
     max_entries: int | None
 
     async def init(self, ttl: float = 300.0, max_entries: int | None = None) -> None:
-        self.ttl = validate.seconds(ttl, "ttl", where="IdempotencyStore")
+        self.ttl = validate.duration(ttl, "ttl", where="IdempotencyStore", unlimited=True)
         self.max_entries = validate.count(
             max_entries, "max_entries", where="IdempotencyStore", optional=True
         )
@@ -296,7 +296,7 @@ class IdempotencyStore(GenServer):
 
         ``opts`` are ``GenServer.start``'s (``link``, ``mailbox_size``, ...).
         """
-        validate.seconds(ttl, "ttl", where="IdempotencyStore.start")
+        validate.duration(ttl, "ttl", where="IdempotencyStore.start", unlimited=True)
         validate.count(max_entries, "max_entries", where="IdempotencyStore.start", optional=True)
         return await super().start(ttl=ttl, max_entries=max_entries, name=name, **opts)
 
@@ -320,6 +320,9 @@ class IdempotencyStore(GenServer):
         the work raises, ``IdempotencyKeyReused`` for a reused key, and
         what ``call`` raises when the store is not there.
         """
+        timeout = validate.duration(
+            timeout, "timeout", where="run_once", optional=True, zero=True, unlimited=True
+        )
         _key_of(key, "run_once")  # refused here, not in the store
         claim = next(_claims)
         try:
@@ -366,6 +369,14 @@ class IdempotencyStore(GenServer):
 
         A run under way is not affected.
         """
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="IdempotencyStore.forget",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         _key_of(key, "IdempotencyStore.forget")
         forgotten: bool = await call(store, _Forget(key), timeout)
         return forgotten
@@ -373,6 +384,14 @@ class IdempotencyStore(GenServer):
     @staticmethod
     async def statistics(store: Pid | str, timeout: float | None = 5.0) -> IdempotencyStats:
         """A snapshot of what the store holds and did."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="IdempotencyStore.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         statistics = await call(store, _STATISTICS, timeout)
         if type(statistics) is not IdempotencyStats:
             raise TypeError(f"IdempotencyStore.statistics: {store!r} is not an IdempotencyStore")

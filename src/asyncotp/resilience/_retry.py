@@ -51,6 +51,11 @@ def _retry_on(
     return validate.exception_classes(value, "RetryPolicy.retry_on")
 
 
+def _no_limit(value: Any) -> Any:
+    """``math.inf`` means no limit, which a policy spells None."""
+    return None if type(value) is float and value == math.inf else value
+
+
 def _classes_repr(classes: tuple[type[BaseException], ...]) -> str:
     names = ", ".join(c.__qualname__ for c in classes)
     return f"({names},)" if len(classes) == 1 else f"({names})"
@@ -92,20 +97,32 @@ class RetryPolicy:
         default=3, validator=validate.attribute(validate.count, optional=True)
     )
     initial: float = attrs.field(
-        default=0.1, validator=validate.attribute(validate.number, minimum=0)
+        default=0.1,
+        validator=[
+            validate.attribute(validate.number, minimum=0),
+            validate.attribute(validate.duration, zero=True),
+        ],
     )
     multiplier: float = attrs.field(
         default=2.0, validator=validate.attribute(validate.number, minimum=1)
     )
     max_delay: float = attrs.field(
-        default=5.0, validator=validate.attribute(validate.number, minimum=0)
+        default=5.0,
+        validator=[
+            validate.attribute(validate.number, minimum=0),
+            validate.attribute(validate.duration, zero=True, unlimited=True),  # inf: no cap
+        ],
     )
     jitter: float = attrs.field(default=0.5, validator=validate.attribute(validate.fraction))
     deadline: float | None = attrs.field(
-        default=None, validator=validate.attribute(validate.seconds, optional=True)
+        default=None,
+        converter=_no_limit,
+        validator=validate.attribute(validate.duration, optional=True, unlimited=True),
     )
     attempt_timeout: float | None = attrs.field(
-        default=None, validator=validate.attribute(validate.seconds, optional=True)
+        default=None,
+        converter=_no_limit,
+        validator=validate.attribute(validate.duration, optional=True, unlimited=True),
     )
     retry_on: tuple[type[BaseException], ...] = attrs.field(
         default=DEFAULT_RETRY_ON, converter=_retry_on, repr=_classes_repr

@@ -33,6 +33,7 @@ from typing import Any, Final
 import attrs
 
 from .._core import (
+    INFINITY,
     NOREPLY,
     SHUTDOWN,
     ActorError,
@@ -48,6 +49,7 @@ from .._core import (
     Pid,
     Restart,
     ShedReason,
+    ShutdownSetting,
     call,
     demonitor,
     monitor,
@@ -186,9 +188,15 @@ def _check_pool_settings(
     )
     validate.count(size, "size", where=where)
     validate.count(max_attempts, "max_attempts", where=where)
-    validate.instance(backoff, Backoff, "backoff", where=where)
-    validate.seconds(attempt_timeout, "attempt_timeout", where=where, optional=True)
-    validate.seconds(worker_shutdown, "worker_shutdown", where=where, optional=True)
+    checked = validate.instance(backoff, Backoff, "backoff", where=where)
+    validate.duration(checked.initial, "backoff.initial", where=where, zero=True)
+    validate.duration(checked.max, "backoff.max", where=where, zero=True)
+    validate.duration(
+        attempt_timeout, "attempt_timeout", where=where, optional=True, unlimited=True
+    )
+    validate.duration(
+        worker_shutdown, "worker_shutdown", where=where, optional=True, unlimited=True
+    )
     if max_pending is not None:
         validate.count(max_pending, "max_pending", where=where, minimum=0)
 
@@ -228,11 +236,12 @@ class WorkerPool(GenServer):
     waiting or retrying, ``submit`` and ``run`` raise ``Overloaded``.
 
     Shutdown: the pool stops its workers (each within ``worker_shutdown``
-    seconds, then ``KILL``) and hands every job it has not finished, pending,
-    retrying or interrupted, to the dead-letter queue, so that nothing is
-    lost: replay them after the restart. Give the pool's child spec a
-    ``shutdown`` longer than ``worker_shutdown``. A crash of the pool does
-    the same. Jobs and results live in memory.
+    seconds, then ``KILL``; None or ``math.inf``: no limit) and hands every
+    job it has not finished, pending, retrying or interrupted, to the
+    dead-letter queue, so that nothing is lost: replay them after the
+    restart. Give the pool's child spec a ``shutdown`` longer than
+    ``worker_shutdown``. A crash of the pool does the same. Jobs and
+    results live in memory.
 
     When *not* to use it: for work that must survive the program (use a
     durable queue), or for one-off concurrent tasks whose failures the
@@ -267,9 +276,14 @@ class WorkerPool(GenServer):
         self.size = size
         self.max_attempts = max_attempts
         self.backoff = backoff
-        self.attempt_timeout = attempt_timeout
+        self.attempt_timeout = validate.duration(
+            attempt_timeout, "attempt_timeout", optional=True, unlimited=True
+        )
         self.max_pending = max_pending
-        self.worker_shutdown = worker_shutdown
+        shutdown = validate.duration(
+            worker_shutdown, "worker_shutdown", optional=True, unlimited=True
+        )
+        self.worker_shutdown: ShutdownSetting = INFINITY if shutdown is None else shutdown
         self.workers = await DynamicSupervisor.start(link=True)
         self._pending: deque[_Job] = deque()
         self._running: dict[int, _Job] = {}
@@ -336,6 +350,9 @@ class WorkerPool(GenServer):
         has taken it is not queued, so that submitting again does not run
         the job twice.
         """
+        timeout = validate.duration(
+            timeout, "timeout", where="WorkerPool.submit", optional=True, zero=True, unlimited=True
+        )
         job_id: int = await call(pool, _Submit(job, wait=False), timeout)
         return job_id
 
@@ -349,11 +366,22 @@ class WorkerPool(GenServer):
         their backoff delays take; past ``timeout``: ``CallTimeout`` (the
         job goes on).
         """
+        timeout = validate.duration(
+            timeout, "timeout", where="WorkerPool.run", optional=True, zero=True, unlimited=True
+        )
         return await call(pool, _Submit(job, wait=True), timeout)
 
     @staticmethod
     async def statistics(pool: Pid | str, timeout: float | None = 5.0) -> PoolStats:
         """Counts of the pool's jobs."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="WorkerPool.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: PoolStats = await call(pool, _PoolOp.STATISTICS, timeout)
         return result
 
