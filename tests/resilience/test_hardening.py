@@ -34,6 +34,7 @@ from asyncotp import (
     CallTimeout,
     CircuitOpen,
     GenServer,
+    Overflow,
     ServerExited,
     Shutdown,
     StartError,
@@ -70,7 +71,7 @@ from asyncotp.resilience import (
     call_with_deadline,
     retry,
 )
-from asyncotp.testing import kill
+from asyncotp.testing import VirtualClock, kill
 from tests.helpers import Gate, started, wait, watch
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
@@ -133,6 +134,10 @@ class InterruptingQueue(Interrupting, DeadLetterQueue):
     pass
 
 
+class HeldInterruptingQueue(Held, Interrupting, DeadLetterQueue):
+    pass
+
+
 class HeldPool(Held, WorkerPool):
     pass
 
@@ -171,10 +176,12 @@ async def poison(job: object) -> None:
 
 
 async def a_letter(
-    queue: type[DeadLetterQueue] = DeadLetterQueue, pool: type[WorkerPool] = WorkerPool
+    queue: type[DeadLetterQueue] = DeadLetterQueue,
+    pool: type[WorkerPool] = WorkerPool,
+    **queue_options: Any,
 ) -> tuple[asyncotp.Pid, asyncotp.Pid, DeadLetter]:
     """A dead-letter queue holding one letter, and the pool it came from."""
-    dlq = await queue.start()
+    dlq = await queue.start(**queue_options)
     pool_pid = await pool.start(poison, dead_letters=dlq, max_attempts=1, name="pool")
     with pytest.raises(JobFailed):
         await WorkerPool.run(pool_pid, "job")
@@ -856,3 +863,146 @@ async def test_inf_means_no_limit_where_the_argument_has_none(node: asyncotp.Nod
 
 async def succeeds_with(job: object) -> object:
     return job
+
+
+# -- 5. a bounded mailbox never costs a server its own token -------------------------------
+
+
+class HeldStore(Held, IdempotencyStore):
+    pass
+
+
+class HeldReadiness(Held, ReadinessServer):
+    pass
+
+
+async def test_an_idempotency_outcome_is_never_dropped_by_a_bounded_store_mailbox(
+    node: asyncotp.Node,
+) -> None:
+    store = await HeldStore.start(mailbox_size=1, overflow=Overflow.DROP_NEWEST)
+    working, release = asyncio.Event(), asyncio.Event()
+    runs: list[str] = []
+
+    async def work() -> str:
+        runs.append("ran")
+        working.set()
+        await release.wait()
+        return "ok"
+
+    runner = asyncio.ensure_future(IdempotencyStore.run_once(store, "k", work))
+    await wait(working.wait())
+    gate = Gate()
+    send(store, gate)
+    await wait(gate.entered.wait())
+    statistics = await started(IdempotencyStore.statistics(store))  # the mailbox is full
+    release.set()
+    assert await runner == "ok"  # its outcome went to the full mailbox
+    gate.open()
+    assert (await statistics).running == 1
+    assert await IdempotencyStore.run_once(store, "k", work) == "ok"  # remembered
+    assert runs == ["ran"]
+
+
+async def test_a_workers_answer_is_never_dropped_by_a_bounded_pool_mailbox(
+    node: asyncotp.Node,
+) -> None:
+    working, release = asyncio.Event(), asyncio.Event()
+    workers: list[asyncotp.Pid] = []
+
+    async def handler(job: object) -> object:
+        workers.append(asyncotp.self_pid())
+        working.set()
+        await release.wait()
+        return job
+
+    dlq = await DeadLetterQueue.start()
+    pool = await HeldPool.start(
+        handler, dead_letters=dlq, mailbox_size=1, overflow=Overflow.DROP_NEWEST
+    )
+    job = asyncio.ensure_future(WorkerPool.run(pool, "job", timeout=30.0))
+    await wait(working.wait())
+    gate = Gate()
+    send(pool, gate)
+    await wait(gate.entered.wait())
+    statistics = await started(WorkerPool.statistics(pool))  # the mailbox is full
+    worker_ended = await watch(workers[0])
+    release.set()
+    assert await wait(worker_ended) is asyncotp.NORMAL  # it answered into the full mailbox
+    gate.open()
+    await statistics
+    assert await job == "job"
+    assert len(workers) == 1  # the answer arrived: the job did not run again
+
+
+async def test_a_retry_is_never_dropped_by_a_bounded_pool_mailbox(
+    node: asyncotp.Node, virtual_clock: VirtualClock
+) -> None:
+    failed = asyncio.Event()
+
+    async def fails_once(job: object) -> object:
+        if not failed.is_set():
+            failed.set()
+            raise ConnectionError("once")
+        return job
+
+    dlq = await DeadLetterQueue.start()
+    pool = await HeldPool.start(
+        fails_once,
+        dead_letters=dlq,
+        backoff=Backoff(initial=1.0, max=1.0, jitter=0.0),
+        mailbox_size=3,
+        overflow=Overflow.DROP_NEWEST,
+    )
+    job = asyncio.ensure_future(WorkerPool.run(pool, "job", timeout=30.0))
+    await wait(failed.wait())
+    assert (await WorkerPool.statistics(pool)).retrying == 1  # waiting out its 1 s
+    gate = Gate()
+    send(pool, gate)
+    await wait(gate.entered.wait())
+    statistics = [await started(WorkerPool.statistics(pool)) for _ in range(3)]  # full
+    await virtual_clock.advance(1.0)  # the retry is due while the mailbox is full
+    gate.open()
+    await asyncio.gather(*statistics)
+    assert await job == "job"
+
+
+async def test_a_letter_put_back_is_never_dropped_by_a_bounded_queue_mailbox(
+    node: asyncotp.Node,
+) -> None:
+    dlq, pool, letter = await a_letter(
+        queue=HeldInterruptingQueue, pool=HeldPool, mailbox_size=1, overflow=Overflow.DROP_NEWEST
+    )
+    pool_gate, queue_gate, filler = Gate(), Gate(), Gate()
+    send(pool, pool_gate)
+    await wait(pool_gate.entered.wait())
+    handed_over = asyncio.Event()
+    on_answer.append(lambda _caller: handed_over.set())
+    replay = asyncio.ensure_future(DeadLetterQueue.replay(dlq, letter.id))
+    await wait(handed_over.wait())  # the queue took the letter out for the replay
+    send(dlq, queue_gate)
+    await wait(queue_gate.entered.wait())
+    filler.open()  # it will not hold the queue, only tell when it has been handled
+    send(dlq, filler)  # the queue's mailbox is full
+    replay.cancel()  # the letter goes back, into the full mailbox
+    with pytest.raises(asyncio.CancelledError):
+        await replay
+    queue_gate.open()
+    await wait(filler.entered.wait())  # the queue has emptied its mailbox
+    pool_gate.open()
+    await still_there(dlq, pool, letter)
+
+
+async def test_a_readiness_server_with_a_full_mailbox_fails_its_check_not_the_report(
+    node: asyncotp.Node,
+) -> None:
+    server = await HeldReadiness.start(name="busy", mailbox_size=1)
+    root = await Supervisor.start([])
+    gate = Gate()
+    send(server, gate)
+    await wait(gate.entered.wait())
+    send(server, "filler")  # the mailbox is full: the probe is refused
+    report = await health_report(root)
+    [check] = [check for check in report.checks if check.name == "busy"]
+    assert check.ok is False
+    assert "mailbox is full" in check.detail
+    gate.open()

@@ -38,6 +38,7 @@ import attrs
 from .._core import (
     CallTimeout,
     ChildType,
+    MailboxFull,
     Node,
     NoNodeError,
     NoProcess,
@@ -229,7 +230,7 @@ async def _walk(fates: _Fates, pid: Pid, deadline: float) -> SupervisorHealth:
     name = registered_name(pid)
     try:
         snapshot = await supervisor_health(pid, timeout=_left(deadline))
-    except CallTimeout:
+    except (CallTimeout, MailboxFull):
         return SupervisorHealth(pid, name, "unresponsive")
     except (NoProcess, ServerExited) as exc:
         reason = exc.reason if isinstance(exc, ServerExited) else fates.reasons.get(pid)
@@ -356,6 +357,17 @@ async def _probe_server(
             )
         )
         return
+    except MailboxFull:
+        results.append(
+            CheckResult(
+                name,
+                False,
+                f"{entry.pid!r} did not take the readiness probe: its mailbox is full (it "
+                "is overloaded)",
+                entry.pid,
+            )
+        )
+        return
     except (NoProcess, ServerExited) as exc:
         if _entry_gone(node, key, entry):
             return  # it stopped cleanly meanwhile: the check is withdrawn
@@ -432,5 +444,5 @@ async def _read_reporter(
     reported: dict[Pid, StatusRecord],
 ) -> None:
     # A reporter that is busy or gone is left out; its readiness check says why.
-    with contextlib.suppress(CallTimeout, NoProcess, ServerExited):
+    with contextlib.suppress(CallTimeout, MailboxFull, NoProcess, ServerExited):
         reported[pid] = await reporter(pid, _left(deadline))

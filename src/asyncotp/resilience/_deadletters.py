@@ -31,11 +31,9 @@ from .._core import (
     Cast,
     DeadLetterNotFound,
     Down,
-    MailboxFull,
     MonitorRef,
     Pid,
     call,
-    cast,
     deliver_system,
     demonitor,
     lookup,
@@ -448,15 +446,10 @@ def _check_id(letter_id: object, where: str) -> None:
 
 
 def _tell(dlq: Pid | str, request: object) -> None:
-    """Cast ``request`` to the queue, never refused by a full mailbox: a lost
-    one would leave its letter out of the queue for good. A queue that is gone
-    has nothing left to keep."""
-    try:
-        cast(dlq, request)
-    except MailboxFull:
-        with contextlib.suppress(ActorError):
-            pid = lookup(dlq, "DeadLetterQueue.replay")
-            if pid is not None:
-                deliver_system(pid, Cast(request))
-    except ActorError:
-        pass
+    """Cast ``request`` to the queue as a system message, which no bound of
+    its mailbox refuses or drops: a lost one would leave its letter out of
+    the queue for good. A queue that is gone has nothing left to keep."""
+    with contextlib.suppress(ActorError):
+        pid = lookup(dlq, "DeadLetterQueue.replay")
+        if pid is not None:
+            deliver_system(pid, Cast(request))

@@ -40,7 +40,6 @@ from .._core import (
     Pid,
     ServerExited,
     call,
-    cast,
     deliver_system,
     demonitor,
     lookup,
@@ -585,12 +584,10 @@ def _differs(a: Hashable, b: Hashable) -> bool:
 
 
 def _tell(store: Pid | str, message: object) -> None:
-    """Cast an outcome to the store, never refused by a full mailbox: a lost
-    outcome would leave its key "running" for good. If the store is gone
-    there is nobody left to tell."""
+    """Cast an outcome to the store as a system message, which no bound of its
+    mailbox refuses or drops: a lost outcome would leave its key "running"
+    for good. If the store is gone there is nobody left to tell."""
     try:
-        cast(store, message)
-    except MailboxFull:
         pid = lookup(store, "IdempotencyStore")
         if pid is not None:
             deliver_system(pid, Cast(message))

@@ -51,12 +51,11 @@ from .._core import (
     ShedReason,
     ShutdownSetting,
     call,
+    deliver_system,
     demonitor,
     monitor,
     registered_name,
     self_pid,
-    send,
-    send_after,
     spawn,
     stop,
     validate,
@@ -152,9 +151,11 @@ async def _attempt(
                 result = await handler(job)
     except Exception as exc:  # noqa: BLE001 - any error of the job is a failed attempt
         text = "".join(traceback.format_exception(exc))
-        send(pool, _AttemptFailed(job_id, attempt, exc, text))
+        deliver_system(pool, _AttemptFailed(job_id, attempt, exc, text))
         return
-    send(pool, _AttemptDone(job_id, attempt, result))
+    # As system messages: a bound of the pool's mailbox must not drop an answer,
+    # or the pool would take the worker's end for a failure and run the job again.
+    deliver_system(pool, _AttemptDone(job_id, attempt, result))
 
 
 async def _start_attempt(
@@ -546,7 +547,9 @@ class WorkerPool(GenServer):
                 delay,
                 extra={"event": "job_retry", "job_id": job.id, "attempt": job.attempts},
             )
-            send_after(delay, self_pid(), _Retry(job.id))
+            # A loop timer delivering a system message: a send_after into a bounded
+            # mailbox could be dropped, and the job would wait for its retry for good.
+            asyncio.get_running_loop().call_later(delay, deliver_system, self_pid(), _Retry(job.id))
         await self._dispatch()
 
     async def _bury(self, job: _Job, why: str) -> None:
