@@ -203,7 +203,8 @@ class CircuitBreaker(ReadinessServer):
     fallback) for ``cool_down`` seconds; then it becomes *half-open*: up to
     ``trial_calls`` calls go through as trials while the others are
     refused. If all the trials succeed it closes; if one fails it opens
-    again for another ``cool_down``.
+    again for another ``cool_down``. A trial whose caller is gone (it was
+    cancelled, its request timed out, its actor ended) gives its place back.
 
     **Where the call runs.** ``CircuitBreaker.call(breaker, fn, *args)``
     asks the breaker for permission (one round trip), runs ``fn(*args)`` in

@@ -319,8 +319,7 @@ class DeadLetterQueue(GenServer):
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Op)):
             raise TypeError(
                 f"DeadLetterQueue does not understand the call {safe_repr(request)}; use its "
-                "static "
-                "methods (letters, inspect, replay, discard, undeliverable, statistics)"
+                "static methods (letters, inspect, replay, discard, undeliverable, statistics)"
             )
         op = request[0]
         if op is _Op.LIST:
