@@ -34,12 +34,14 @@ from asyncotp import (
     CallTimeout,
     CircuitOpen,
     GenServer,
+    MailboxFull,
     Overflow,
     ServerExited,
     Shutdown,
     StartError,
     Supervisor,
     call,
+    cast,
     processes,
     receive,
     send,
@@ -1006,3 +1008,41 @@ async def test_a_readiness_server_with_a_full_mailbox_fails_its_check_not_the_re
     assert check.ok is False
     assert "mailbox is full" in check.detail
     gate.open()
+
+
+class Burst(SheddingServer):
+    """Handles every request; a ``Gate`` (request or cast) holds it busy."""
+
+    max_queue = None
+
+    async def handle_request(self, request: Any, caller: asyncotp.Caller) -> Any:
+        if isinstance(request, Gate):
+            await request.pass_through()
+            return "held"
+        return ("done", request)
+
+    async def handle_cast(self, request: Any) -> None:
+        if isinstance(request, Gate):
+            await request.pass_through()
+
+
+async def test_a_small_drop_oldest_mailbox_never_drops_the_shedding_servers_next_token(
+    node: asyncotp.Node,
+) -> None:
+    server = await Burst.start(mailbox_size=2, overflow=Overflow.DROP_OLDEST)
+    first, second = Gate(), Gate()
+    held = await started(call(server, first))
+    await wait(first.entered.wait())
+    waiting = await started(call(server, "waiting"))
+    cast(server, second)  # behind it: a cast that holds the server once it is admitted
+    first.open()
+    # The server admitted "waiting", posted its "handle next" token behind the
+    # cast, and holds on the cast: the token is the oldest message in its mailbox.
+    await wait(second.entered.wait())
+    burst = [await started(call(server, n)) for n in range(4)]  # twice what the mailbox holds
+    second.open()
+    assert await held == "held"
+    assert await waiting == ("done", "waiting")
+    for n, outcome in enumerate(await asyncio.gather(*burst, return_exceptions=True)):
+        assert outcome == ("done", n) or isinstance(outcome, MailboxFull), outcome
+    assert await call(server, "after") == ("done", "after")
