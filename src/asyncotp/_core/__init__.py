@@ -137,6 +137,7 @@ from ._registry import registered as registered
 from ._registry import unregister as unregister
 from ._registry import whereis as whereis
 from ._safe import safe_repr as safe_repr
+from ._safe import safe_str as safe_str
 from ._server import NOREPLY as NOREPLY
 from ._server import Caller as Caller
 from ._server import Cast as Cast

@@ -117,7 +117,10 @@ class Backoff:
             if not _number(value) or not value >= 0:  # `not >=` also refuses NaN
                 raise ValueError(f"Backoff.{field} must be a number >= 0, not {safe_repr(value)}")
             if not _fits_float(value):
-                raise ValueError(f"Backoff.{field} is too large for a float: {safe_repr(value)}")
+                raise ValueError(
+                    f"Backoff.{field} must be a number >= 0 that a float can hold, "
+                    f"not {safe_repr(value)}"
+                )
             if math.isinf(value) and field not in _NO_LIMIT_FIELDS:
                 raise ValueError(
                     f"Backoff.{field} must be finite, not {safe_repr(value)} (only Backoff.max and "

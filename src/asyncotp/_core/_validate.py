@@ -11,7 +11,7 @@ message names the argument, says what was expected and shows the value::
 ``attribute`` for attrs fields). Each returns the value it accepted, so that
 checking and keeping it is one line.
 
-Numbers (``seconds``, ``count``, ``number``, ``fraction``) are refused with
+Numbers (``duration``, ``count``, ``number``, ``fraction``) are refused with
 ``ValueError`` whatever is wrong with them, their type or their value, so
 that one ``except ValueError`` catches every bad setting. Everything else
 that has the wrong type is refused with ``TypeError``.
@@ -63,37 +63,6 @@ def fail(
 def is_number(value: object) -> bool:
     """An int or a float, but not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-@overload
-def seconds(
-    value: object,
-    name: str,
-    *,
-    where: str = "",
-    optional: Literal[False] = False,
-    zero: bool = False,
-) -> float: ...
-@overload
-def seconds(
-    value: object, name: str, *, where: str = "", optional: bool, zero: bool = False
-) -> float | None: ...
-def seconds(
-    value: object, name: str, *, where: str = "", optional: bool = False, zero: bool = False
-) -> float | None:
-    """A duration in seconds: a number > 0 (>= 0 with ``zero=True``), or None
-    with ``optional=True``. Returns it as a float."""
-    if value is None and optional:
-        return None
-    if not is_number(value) or not (
-        (value >= 0 if zero else value > 0)  # type: ignore[operator]
-        and value <= MAX_SECONDS  # type: ignore[operator]
-    ):
-        expected = "seconds >= 0" if zero else "seconds > 0"
-        if is_number(value) and value > MAX_SECONDS:  # type: ignore[operator]
-            expected = f"{expected} (at most {MAX_SECONDS:g})"
-        fail(ValueError, value, name, f"None or {expected}" if optional else expected, where=where)
-    return float(value)  # type: ignore[arg-type]
 
 
 @overload
@@ -262,6 +231,65 @@ def check_mailbox(mailbox_size: int | None, overflow: Overflow, operation: str) 
         raise TypeError(
             f"{operation}: overflow must be an Overflow member, not {safe_repr(overflow)}"
         )
+
+
+@overload
+def duration(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    optional: Literal[False] = False,
+    zero: bool = False,
+    unlimited: bool = False,
+) -> float: ...
+@overload
+def duration(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    optional: bool,
+    zero: bool = False,
+    unlimited: bool = False,
+) -> float | None: ...
+def duration(
+    value: object,
+    name: str,
+    *,
+    where: str = "",
+    optional: bool = False,
+    zero: bool = False,
+    unlimited: bool = False,
+) -> float | None:
+    """A duration in seconds, checked for everything that breaks a timer or a
+    sum of times: a number > 0 (>= 0 with ``zero=True``), or None with
+    ``optional=True``; not NaN, values a float cannot
+    hold (``10**400``) and ``math.inf``, all refused with ``ValueError``
+    naming the argument and the value.
+
+    ``unlimited=True`` accepts ``math.inf`` where it means "no limit"; with
+    ``optional=True`` too it is returned as None, the spelling of "no limit"
+    the callers act on. Returns the value as a float.
+    """
+    if value is None and optional:
+        return None
+    bound = "seconds >= 0" if zero else "seconds > 0"
+    expected = f"None or {bound}" if optional else bound
+    if not is_number(value) or not (value >= 0 if zero else value > 0):  # type: ignore[operator]
+        fail(ValueError, value, name, expected, where=where)  # NaN is refused here
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        fail(ValueError, value, name, f"{expected} that a float can hold", where=where)
+    if result == math.inf:
+        if not unlimited:
+            fail(ValueError, value, name, f"{expected} and finite", where=where)
+        if optional:
+            return None
+    elif result > MAX_SECONDS:
+        fail(ValueError, value, name, f"{expected} (at most {MAX_SECONDS:g})", where=where)
+    return result
 
 
 def check_seconds(

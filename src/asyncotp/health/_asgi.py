@@ -32,6 +32,7 @@ from .._core import (
     node_of,
     node_running,
     running_node,
+    safe_repr,
     validate,
     whereis_on,
 )
@@ -95,10 +96,10 @@ class HealthApp:
         validate.pid_or_name(
             root, "root", where="HealthApp", expected="the root supervisor's Pid or registered name"
         )
-        seconds = validate.seconds(timeout, "timeout", where="HealthApp")
+        seconds = validate.duration(timeout, "timeout", where="HealthApp")  # finite: a bound
         for label, path in (("health_path", health_path), ("ready_path", ready_path)):
             if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"HealthApp: {label} must start with '/', not {path!r}")
+                raise ValueError(f"HealthApp: {label} must start with '/', not {safe_repr(path)}")
         self.root = root
         self.timeout = seconds
         self.health_path = health_path
@@ -210,7 +211,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 async def _respond(
     send: Send, status: int, body: dict[str, Any], scope: Scope, allow: bytes | None = None
 ) -> None:
-    payload = json.dumps(body, default=repr).encode()
+    payload = json.dumps(body, default=safe_repr).encode()
     headers = [*_HEADERS, (b"content-length", str(len(payload)).encode())]
     if allow is not None:
         headers.append((b"allow", allow))

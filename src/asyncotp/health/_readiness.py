@@ -52,6 +52,7 @@ from .._core import (
     node_of,
     on_exit,
     registered_name,
+    safe_repr,
     validate,
 )
 from ..actors import GenServer
@@ -184,6 +185,7 @@ def ready_when(name: str, check: CheckFn) -> None:
 
 def remove_ready_check(name: str) -> bool:
     """Remove the ``ready_when`` check ``name``; return whether it existed."""
+    validate.text(name, "name", where="remove_ready_check")
     return _registry(current_node()).checks.pop(name, None) is not None
 
 
@@ -288,7 +290,7 @@ async def _answer_probe(server: ReadinessServer) -> _ProbeReply:
     except Stop:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing check must not crash the server
-        return _ProbeReply(False, f"{label} raised {exc!r}")
+        return _ProbeReply(False, f"{label} raised {safe_repr(exc)}")
     if isinstance(result, bool):
         return _ProbeReply(result, "")
     if (
@@ -299,5 +301,6 @@ async def _answer_probe(server: ReadinessServer) -> _ProbeReply:
     ):
         return _ProbeReply(result[0], result[1])
     return _ProbeReply(
-        False, f"{label} returned {result!r}; it must return a bool or a pair (bool, detail)"
+        False,
+        f"{label} returned {safe_repr(result)}; it must return a bool or a pair (bool, detail)",
     )

@@ -38,11 +38,13 @@ import attrs
 from .._core import (
     CallTimeout,
     ChildType,
+    MailboxFull,
     Node,
     NoNodeError,
     NoProcess,
     Pid,
     ServerExited,
+    Shutdown,
     call,
     current_node,
     is_alive,
@@ -52,6 +54,8 @@ from .._core import (
     now,
     on_exit,
     registered_name,
+    safe_repr,
+    safe_str,
     using_node,
     validate,
     whereis_on,
@@ -134,12 +138,13 @@ async def health_report(
     ``ReadinessServer`` and every ``ready_when`` function. Everything shares
     one deadline, ``timeout`` seconds from now: what has not answered by
     then is reported as unresponsive or failing, so the report itself never
-    takes much longer than ``timeout``.
+    takes much longer than ``timeout`` (which must be finite: a probe that
+    may never answer is no probe).
 
     ``checks=False`` makes the cheaper liveness report (``ready`` is None).
     Raises ``TypeError`` when ``root`` is alive but not a supervisor.
     """
-    seconds = validate.seconds(timeout, "timeout", where="health_report")
+    seconds = validate.duration(timeout, "timeout", where="health_report")  # finite: a bound
     if type(root) is Pid:
         node = node_of(root)
         if not node_running(node):
@@ -152,7 +157,7 @@ async def health_report(
     else:
         raise TypeError(
             f"health_report: root must be the root supervisor's Pid or registered name, "
-            f"not {root!r}"
+            f"not {safe_repr(root)}"
         )
     return await _report(node, root, checks=checks, timeout=seconds)
 
@@ -205,8 +210,17 @@ def _down(fates: _Fates, pid: Pid | None, name: str | None) -> SupervisorHealth:
         reason = fates.reasons.get(name, missing)
     if reason is missing:
         return SupervisorHealth(pid, name, "down")
-    state: SupervisorState = "gave_up" if reason == GAVE_UP else "down"
-    return SupervisorHealth(pid, name, state, exit_reason=reason)
+    return SupervisorHealth(pid, name, _ended(reason), exit_reason=reason)
+
+
+def _ended(reason: object) -> SupervisorState:
+    """How a supervisor that ended with ``reason`` is reported. Only a
+    ``Shutdown`` with a str detail is compared: a user's reason (or detail)
+    may have an ``__eq__`` that raises."""
+    gave_up = (
+        type(reason) is Shutdown and type(reason.detail) is str and reason.detail == GAVE_UP.detail
+    )
+    return "gave_up" if gave_up else "down"
 
 
 def _left(deadline: float) -> float:
@@ -217,12 +231,11 @@ async def _walk(fates: _Fates, pid: Pid, deadline: float) -> SupervisorHealth:
     name = registered_name(pid)
     try:
         snapshot = await supervisor_health(pid, timeout=_left(deadline))
-    except CallTimeout:
+    except (CallTimeout, MailboxFull):
         return SupervisorHealth(pid, name, "unresponsive")
     except (NoProcess, ServerExited) as exc:
         reason = exc.reason if isinstance(exc, ServerExited) else fates.reasons.get(pid)
-        state: SupervisorState = "gave_up" if reason == GAVE_UP else "down"
-        return SupervisorHealth(pid, name, state, exit_reason=reason)
+        return SupervisorHealth(pid, name, _ended(reason), exit_reason=reason)
     raw_children: list[dict[str, Any]] = snapshot["children"]
     nested: dict[int, SupervisorHealth] = {}
 
@@ -264,7 +277,7 @@ async def _walk(fates: _Fates, pid: Pid, deadline: float) -> SupervisorHealth:
 
 
 def _path(path: tuple[Hashable, ...]) -> str:
-    return "/".join(str(part) for part in path)
+    return "/".join(safe_str(part) for part in path)
 
 
 def _tree_check(tree: SupervisorHealth) -> CheckResult:
@@ -326,7 +339,7 @@ async def _probe_server(
                 name,
                 False,
                 f"{entry.cls.__name__} {name!r} is down (it ended with "
-                f"{entry.down_reason!r}) and has not started again",
+                f"{safe_repr(entry.down_reason)}) and has not started again",
                 entry.pid,
             )
         )
@@ -345,6 +358,17 @@ async def _probe_server(
             )
         )
         return
+    except MailboxFull:
+        results.append(
+            CheckResult(
+                name,
+                False,
+                f"{entry.pid!r} did not take the readiness probe: its mailbox is full (it "
+                "is overloaded)",
+                entry.pid,
+            )
+        )
+        return
     except (NoProcess, ServerExited) as exc:
         if _entry_gone(node, key, entry):
             return  # it stopped cleanly meanwhile: the check is withdrawn
@@ -355,7 +379,7 @@ async def _probe_server(
             CheckResult(
                 name,
                 False,
-                f"{entry.pid!r} answered the readiness probe with {reply!r}; its class "
+                f"{entry.pid!r} answered the readiness probe with {safe_repr(reply)}; its class "
                 "must derive from ReadinessServer",
                 entry.pid,
             )
@@ -389,10 +413,10 @@ async def _run_function_check(
                 )
             )
         else:
-            results.append(CheckResult(name, False, f"raised {exc!r}"))
+            results.append(CheckResult(name, False, f"raised {safe_repr(exc)}"))
         return
     except Exception as exc:  # noqa: BLE001 - a failing check is a result, not a crash
-        results.append(CheckResult(name, False, f"raised {exc!r}"))
+        results.append(CheckResult(name, False, f"raised {safe_repr(exc)}"))
         return
     if isinstance(outcome, bool):
         results.append(CheckResult(name, outcome))
@@ -408,7 +432,8 @@ async def _run_function_check(
             CheckResult(
                 name,
                 False,
-                f"the check returned {outcome!r}; it must return a bool or a pair (bool, detail)",
+                f"the check returned {safe_repr(outcome)}; it must return a bool or a pair "
+                "(bool, detail)",
             )
         )
 
@@ -420,5 +445,5 @@ async def _read_reporter(
     reported: dict[Pid, StatusRecord],
 ) -> None:
     # A reporter that is busy or gone is left out; its readiness check says why.
-    with contextlib.suppress(CallTimeout, NoProcess, ServerExited):
+    with contextlib.suppress(CallTimeout, MailboxFull, NoProcess, ServerExited):
         reported[pid] = await reporter(pid, _left(deadline))

@@ -10,7 +10,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias
 
 import attrs
 
-from .._core import ChildType, Pid, Restart, Strategy
+from .._core import ChildType, Pid, Restart, Strategy, safe_repr
 
 ChildState: TypeAlias = Literal["running", "restarting", "stopped"]
 SupervisorState: TypeAlias = Literal["running", "unresponsive", "gave_up", "down"]
@@ -130,7 +130,7 @@ class SupervisorHealth:
             "restarts_in_window": self.restarts_in_window,
             "max_restarts": self.max_restarts,
             "max_seconds": self.max_seconds,
-            "exit_reason": None if self.exit_reason is None else repr(self.exit_reason),
+            "exit_reason": None if self.exit_reason is None else safe_repr(self.exit_reason),
             "children": [child.to_dict() for child in self.children],
         }
 
@@ -175,4 +175,4 @@ class HealthReport:
 def _json_id(value: Hashable) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    return repr(value)
+    return safe_repr(value)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import enum
 import inspect
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -30,9 +31,11 @@ from .._core import (
     MonitorRef,
     Pid,
     cast,
+    demonitor,
     monitor,
     now,
     registered_name,
+    safe_repr,
     self_pid,
     send,
     send_after,
@@ -96,8 +99,12 @@ class BreakerStateChanged:
 # -- messages between the client functions and the breaker -------------------------
 
 
+_claims = itertools.count(1)
+"""Numbers for the permission requests, unique in the process (so across
+restarts of a breaker)."""
+
+
 class _Request(enum.Enum):
-    ACQUIRE = "acquire"
     STATISTICS = "statistics"
     RESET = "reset"
     SUBSCRIBE = "subscribe"
@@ -124,6 +131,14 @@ class _Config:
 
 
 @attrs.frozen
+class _Acquire:
+    """A caller asks for permission; ``claim`` names the request, so that
+    the caller can give a permission back that it never received."""
+
+    claim: int
+
+
+@attrs.frozen
 class _Ticket:
     """Permission for one call, with what the caller needs to judge it."""
 
@@ -143,8 +158,17 @@ class _Rejected:
 @attrs.frozen
 class _Outcome:
     generation: int
+    claim: int
     result: _Result
     error: str | None
+
+
+@attrs.frozen
+class _Release:
+    """The caller of ``claim`` gave up (cancelled, or its request timed out)
+    before it heard the answer: a trial place it may have been given is free."""
+
+    claim: int
 
 
 @attrs.frozen
@@ -179,7 +203,8 @@ class CircuitBreaker(ReadinessServer):
     fallback) for ``cool_down`` seconds; then it becomes *half-open*: up to
     ``trial_calls`` calls go through as trials while the others are
     refused. If all the trials succeed it closes; if one fails it opens
-    again for another ``cool_down``.
+    again for another ``cool_down``. A trial whose caller is gone (it was
+    cancelled, its request timed out, its actor ended) gives its place back.
 
     **Where the call runs.** ``CircuitBreaker.call(breaker, fn, *args)``
     asks the breaker for permission (one round trip), runs ``fn(*args)`` in
@@ -257,14 +282,17 @@ class CircuitBreaker(ReadinessServer):
         where = "CircuitBreaker.start"
         config = _Config(
             failure_threshold=validate.count(failure_threshold, "failure_threshold", where=where),
-            window=validate.seconds(window, "window", where=where),
-            cool_down=validate.seconds(cool_down, "cool_down", where=where),
+            window=validate.duration(window, "window", where=where),
+            cool_down=validate.duration(cool_down, "cool_down", where=where),
             trial_calls=validate.count(trial_calls, "trial_calls", where=where),
-            call_timeout=validate.seconds(call_timeout, "call_timeout", where=where, optional=True),
+            call_timeout=validate.duration(
+                call_timeout, "call_timeout", where=where, optional=True, unlimited=True
+            ),
             failure_on=validate.exception_classes(failure_on, "failure_on", where=where),
             ignore=validate.exception_classes(ignore, "ignore", where=where),
             required=bool(required),
         )
+        timeout = validate.duration(timeout, "timeout", where=where)
         pid = await super().start(config, name=name, link=link, timeout=timeout)
         add_reporter(pid, cls.statistics)  # health_report lists it until it ends
         return pid
@@ -295,7 +323,15 @@ class CircuitBreaker(ReadinessServer):
             usage="the function and its arguments (CircuitBreaker.call(breaker, fetch, url))",
             coroutine=" (fetch(url))",
         )
-        answer = await gen_call(breaker, _Request.ACQUIRE)
+        claim = next(_claims)
+        try:
+            answer = await gen_call(breaker, _Acquire(claim))
+        except (asyncio.CancelledError, TimeoutError):
+            # Cancelled, or timed out: the breaker may have let us through as
+            # a trial all the same, and nobody else would ever free that place.
+            with contextlib.suppress(ActorError):
+                cast(breaker, _Release(claim))
+            raise
         if type(answer) is _Rejected:
             error = CircuitOpen(answer.detail, answer.breaker, answer.state, answer.retry_in)
             if fallback is not _NO_FALLBACK:
@@ -318,19 +354,27 @@ class CircuitBreaker(ReadinessServer):
         except Exception as exc:
             if isinstance(exc, config.failure_on) and not isinstance(exc, config.ignore):
                 result = _Result.FAILURE
-                error_text = repr(exc)
+                error_text = safe_repr(exc)  # counted even if its __repr__ raises
             raise
         else:
             result = _Result.SUCCESS
         finally:
             # ActorError: the node is stopping, or the mailbox refused; the outcome is moot.
             with contextlib.suppress(ActorError):
-                cast(ticket.breaker, _Outcome(ticket.generation, result, error_text))
+                cast(ticket.breaker, _Outcome(ticket.generation, claim, result, error_text))
         return value
 
     @classmethod
     async def statistics(cls, breaker: Pid | str, timeout: float | None = 5.0) -> BreakerStats:
         """A snapshot of the breaker: state, counts, settings."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="CircuitBreaker.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: BreakerStats = await gen_call(breaker, _Request.STATISTICS, timeout)
         return result
 
@@ -366,6 +410,10 @@ class CircuitBreaker(ReadinessServer):
         self._open_detail = ""
         self._trials_started = 0
         self._trial_successes = 0
+        self._trials: dict[int, MonitorRef | None] = {}
+        """The trial calls under way (half-open), by claim, with a monitor of
+        the calling actor: a trial whose caller is gone frees its place."""
+        self._trial_callers: dict[MonitorRef, int] = {}
         self._calls = 0
         self._rejected = 0
         self._failed = 0
@@ -374,8 +422,8 @@ class CircuitBreaker(ReadinessServer):
         self._subscribers: dict[Pid, MonitorRef] = {}
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
-        if request is _Request.ACQUIRE:
-            return self._acquire()
+        if type(request) is _Acquire:
+            return self._acquire(request.claim, caller)
         if request is _Request.STATISTICS:
             return self._statistics()
         if request is _Request.RESET:
@@ -393,14 +441,20 @@ class CircuitBreaker(ReadinessServer):
                 self._subscribers.pop(pid, None)
                 return None
         raise ValueError(
-            f"circuit breaker {self._me!r} does not understand the call {request!r}; use "
+            f"circuit breaker {self._me!r} does not understand the call {safe_repr(request)}; use "
             "CircuitBreaker.call, statistics, reset, subscribe or unsubscribe"
         )
 
     async def handle_cast(self, request: Any) -> None:
-        if type(request) is not _Outcome:
-            raise ValueError(f"circuit breaker {self._me!r} does not understand {request!r}")
-        self._outcome(request)
+        kind = type(request)
+        if kind is _Outcome:
+            self._outcome(request)
+        elif kind is _Release:
+            self._release(request.claim)
+        else:
+            raise ValueError(
+                f"circuit breaker {self._me!r} does not understand {safe_repr(request)}"
+            )
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is _CoolDownOver:
@@ -409,9 +463,14 @@ class CircuitBreaker(ReadinessServer):
                     BreakerState.HALF_OPEN, f"cool-down of {self._config.cool_down} s over"
                 )
             return
-        if type(message) is Down and message.pid in self._subscribers:
-            del self._subscribers[message.pid]
-            return
+        if type(message) is Down:
+            claim = self._trial_callers.get(message.ref)
+            if claim is not None:
+                self._release(claim)  # the trial's caller ended before it told us
+                return
+            if message.pid in self._subscribers:
+                del self._subscribers[message.pid]
+                return
         await super().handle_info(message)
 
     async def ready(self) -> bool | tuple[bool, str]:
@@ -445,7 +504,9 @@ class CircuitBreaker(ReadinessServer):
             failures.popleft()
         return len(failures)
 
-    def _acquire(self) -> _Ticket | _Rejected:
+    def _acquire(self, claim: int, caller: Caller) -> _Ticket | _Rejected | None:
+        if not caller.waiting:
+            return None  # its request timed out or was cancelled: nobody would use a place
         state = self._state
         config = self._config
         if state is BreakerState.CLOSED:
@@ -454,6 +515,10 @@ class CircuitBreaker(ReadinessServer):
         if state is BreakerState.HALF_OPEN and self._trials_started < config.trial_calls:
             self._trials_started += 1
             self._calls += 1
+            ref = None if caller.pid is None else monitor(caller.pid)
+            self._trials[claim] = ref
+            if ref is not None:
+                self._trial_callers[ref] = claim
             return _Ticket(self._me, self._generation, config)
         self._rejected += 1
         hint = (
@@ -477,12 +542,31 @@ class CircuitBreaker(ReadinessServer):
             f"call(s) are under way; {hint}",
         )
 
+    def _end_trial(self, claim: int) -> bool:
+        """Forget the trial ``claim``; False if it was not under way."""
+        if claim not in self._trials:
+            return False
+        ref = self._trials.pop(claim)
+        if ref is not None:
+            del self._trial_callers[ref]
+            demonitor(ref, flush=True)
+        return True
+
+    def _release(self, claim: int) -> None:
+        """A trial ended without an outcome: its place is free for another."""
+        if self._end_trial(claim):
+            self._trials_started -= 1
+
     def _outcome(self, outcome: _Outcome) -> None:
         if outcome.result is _Result.FAILURE:
             self._failed += 1
             self._last_error = outcome.error
         if outcome.generation != self._generation:
             return  # let through before the last state change: it says nothing now
+        if outcome.result is _Result.NEUTRAL:
+            self._release(outcome.claim)  # a cancelled trial frees its place
+            return
+        self._end_trial(outcome.claim)
         config = self._config
         state = self._state
         if state is BreakerState.CLOSED:
@@ -498,14 +582,12 @@ class CircuitBreaker(ReadinessServer):
             if outcome.result is _Result.FAILURE:
                 self._open_detail = f"a trial call failed with {outcome.error}"
                 self._change(BreakerState.OPEN, self._open_detail)
-            elif outcome.result is _Result.SUCCESS:
+            else:
                 self._trial_successes += 1
                 if self._trial_successes >= config.trial_calls:
                     self._change(
                         BreakerState.CLOSED, f"{self._trial_successes} trial call(s) succeeded"
                     )
-            else:
-                self._trials_started -= 1  # a cancelled trial frees its place
 
     def _change(self, state: BreakerState, why: str) -> None:
         previous = self._state
@@ -516,6 +598,10 @@ class CircuitBreaker(ReadinessServer):
         self._failures.clear()
         self._trials_started = 0
         self._trial_successes = 0
+        for ref in self._trial_callers:
+            demonitor(ref, flush=True)
+        self._trials.clear()
+        self._trial_callers.clear()
         if state is BreakerState.OPEN:
             self._opened_at = now()
             self._times_opened += 1

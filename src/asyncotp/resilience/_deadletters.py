@@ -15,6 +15,8 @@ job, which a ``WorkerPool`` answers with the job's new id.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 from collections import deque
@@ -22,7 +24,25 @@ from typing import Any
 
 import attrs
 
-from .._core import NOREPLY, Caller, DeadLetterNotFound, Pid, call, now, self_pid, validate
+from .._core import (
+    NOREPLY,
+    ActorError,
+    Caller,
+    Cast,
+    DeadLetterNotFound,
+    Down,
+    MonitorRef,
+    Pid,
+    call,
+    deliver_system,
+    demonitor,
+    lookup,
+    monitor,
+    now,
+    safe_repr,
+    self_pid,
+    validate,
+)
 from ..actors import GenServer
 from ._undeliverable import Undeliverable
 
@@ -74,6 +94,7 @@ class _Op(enum.Enum):
     LIST = "letters"
     GET = "inspect"
     TAKE = "take"
+    REPLAYED = "replayed"
     RESTORE = "restore"
     DISCARD = "discard"
     UNDELIVERABLE = "undeliverable"
@@ -136,6 +157,10 @@ class DeadLetterQueue(GenServer):
         self.max_letters = validate.count(max_letters, "max_letters", where="DeadLetterQueue")
         validate.count(max_undeliverable, "max_undeliverable", where="DeadLetterQueue")
         self._letters: dict[int, DeadLetter] = {}
+        self._taken: dict[int, tuple[DeadLetter, MonitorRef | None]] = {}
+        """Letters being replayed, with a monitor of the replaying actor: they
+        leave the queue once their pool has taken the job, and come back if
+        the replay fails or its caller is gone."""
         self._undeliverable: deque[Undeliverable] = deque(maxlen=max_undeliverable)
         self._next_id = 0
         self._buried = 0
@@ -164,12 +189,29 @@ class DeadLetterQueue(GenServer):
     @staticmethod
     async def letters(dlq: Pid | str, timeout: float | None = 5.0) -> list[DeadLetter]:
         """Every letter, oldest first."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.letters",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: list[DeadLetter] = await call(dlq, (_Op.LIST,), timeout)
         return result
 
     @staticmethod
     async def inspect(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
         """One letter; ``DeadLetterNotFound`` if it is not there."""
+        _check_id(letter_id, "DeadLetterQueue.inspect")
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.inspect",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: DeadLetter = await call(dlq, (_Op.GET, letter_id), timeout)
         return result
 
@@ -179,14 +221,31 @@ class DeadLetterQueue(GenServer):
 
         The job gets a fresh set of attempts, and the letter leaves the
         queue. If the pool refuses it or is gone, the letter stays (and the
-        pool's error is raised). ``DeadLetterNotFound`` for an unknown id.
+        pool's error is raised); so it does if this call is cancelled or
+        times out, or its actor ends, before the pool has taken the job.
+        ``DeadLetterNotFound`` for an unknown id.
         """
-        letter: DeadLetter = await call(dlq, (_Op.TAKE, letter_id), timeout)
+        _check_id(letter_id, "DeadLetterQueue.replay")
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.replay",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
+        try:
+            letter: DeadLetter = await call(dlq, (_Op.TAKE, letter_id), timeout)
+        except (asyncio.CancelledError, TimeoutError):
+            # The queue may have handed us the letter all the same: put it back.
+            _tell(dlq, (_Op.RESTORE, letter_id))
+            raise
         try:
             job_id: int = await call(letter.pool, _Resubmit(letter.job), timeout)
         except BaseException:
-            await call(dlq, (_Op.RESTORE, letter), timeout)
+            _tell(dlq, (_Op.RESTORE, letter_id))
             raise
+        _tell(dlq, (_Op.REPLAYED, letter_id))
         return job_id
 
     @staticmethod
@@ -196,6 +255,14 @@ class DeadLetterQueue(GenServer):
         Stops at the first letter its pool refuses (that letter and the
         later ones stay) and raises the pool's error.
         """
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.replay_all",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         return [
             await DeadLetterQueue.replay(dlq, letter.id, timeout)
             for letter in await DeadLetterQueue.letters(dlq, timeout)
@@ -204,18 +271,43 @@ class DeadLetterQueue(GenServer):
     @staticmethod
     async def discard(dlq: Pid | str, letter_id: int, timeout: float | None = 5.0) -> DeadLetter:
         """Remove a letter for good and return it."""
+        _check_id(letter_id, "DeadLetterQueue.discard")
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.discard",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: DeadLetter = await call(dlq, (_Op.DISCARD, letter_id), timeout)
         return result
 
     @staticmethod
     async def undeliverable(dlq: Pid | str, timeout: float | None = 5.0) -> list[Undeliverable]:
         """The undeliverable messages recorded (see ``observe_undeliverable``)."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.undeliverable",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: list[Undeliverable] = await call(dlq, (_Op.UNDELIVERABLE,), timeout)
         return result
 
     @staticmethod
     async def statistics(dlq: Pid | str, timeout: float | None = 5.0) -> DeadLetterStats:
         """Counts of letters and undeliverable messages."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="DeadLetterQueue.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: DeadLetterStats = await call(dlq, (_Op.STATISTICS,), timeout)
         return result
 
@@ -226,8 +318,8 @@ class DeadLetterQueue(GenServer):
             return self._bury(request)
         if not (isinstance(request, tuple) and request and isinstance(request[0], _Op)):
             raise TypeError(
-                f"DeadLetterQueue does not understand the call {request!r}; use its static "
-                "methods (letters, inspect, replay, discard, undeliverable, statistics)"
+                f"DeadLetterQueue does not understand the call {safe_repr(request)}; use its "
+                "static methods (letters, inspect, replay, discard, undeliverable, statistics)"
             )
         op = request[0]
         if op is _Op.LIST:
@@ -244,38 +336,78 @@ class DeadLetterQueue(GenServer):
                 undeliverable=len(self._undeliverable),
                 undeliverable_seen=self._seen,
             )
-        if op is _Op.RESTORE:
-            letter: DeadLetter = request[1]
-            self._letters[letter.id] = letter
-            self._letters = dict(sorted(self._letters.items()))
-            self._replayed -= 1
-            return None
-        letter_id = request[1]
+        letter_id = request[1] if len(request) == 2 else None
+        if type(letter_id) is not int:  # not a key of the letters: the caller's error
+            caller.fail(
+                TypeError(
+                    f"DeadLetterQueue: a letter id is an int (DeadLetter.id), not "
+                    f"{safe_repr(letter_id)}"
+                )
+            )
+            return NOREPLY
         found = self._letters.get(letter_id)
         if found is None:
             caller.fail(
                 DeadLetterNotFound(
-                    f"dead-letter queue {self_pid()!r} has no letter {letter_id!r} (it was "
-                    "replayed, discarded or dropped); DeadLetterQueue.letters lists those kept",
+                    f"dead-letter queue {self_pid()!r} has no letter {safe_repr(letter_id)} "
+                    "(it was replayed, discarded or dropped); DeadLetterQueue.letters lists "
+                    "those kept",
                     letter_id,
                 )
             )
             return NOREPLY
         if op is _Op.GET:
             return found
-        del self._letters[letter_id]
         if op is _Op.TAKE:
+            if not caller.waiting:
+                return None  # its call timed out or was cancelled: the letter stays
+            ref = None if caller.pid is None else monitor(caller.pid)
+            self._taken[letter_id] = (found, ref)
             self._replayed += 1
         else:
             self._discarded += 1
+        del self._letters[letter_id]
         return found
+
+    async def handle_cast(self, request: Any) -> None:
+        ours = isinstance(request, tuple) and len(request) == 2 and type(request[1]) is int
+        if ours and request[0] is _Op.REPLAYED:
+            self._end_replay(request[1])
+        elif ours and request[0] is _Op.RESTORE:
+            self._restore(request[1])
+        else:
+            await super().handle_cast(request)
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is Undeliverable:
             self._seen += 1
             self._undeliverable.append(message)
             return
+        if type(message) is Down:
+            for letter_id, (_letter, ref) in list(self._taken.items()):
+                if ref is message.ref:
+                    self._restore(letter_id)  # its replayer ended before the pool took it
+                    return
         await super().handle_info(message)
+
+    def _end_replay(self, letter_id: int) -> DeadLetter | None:
+        """The replay of ``letter_id`` is over; the letter, if it was under way."""
+        taken = self._taken.pop(letter_id, None)
+        if taken is None:
+            return None
+        letter, ref = taken
+        if ref is not None:
+            demonitor(ref, flush=True)
+        return letter
+
+    def _restore(self, letter_id: int) -> None:
+        """Put a letter whose replay failed back in the queue, in its place."""
+        letter = self._end_replay(letter_id)
+        if letter is None:
+            return
+        self._letters[letter.id] = letter
+        self._letters = dict(sorted(self._letters.items()))
+        self._replayed -= 1
 
     def _bury(self, request: _Bury) -> int:
         self._next_id += 1
@@ -296,9 +428,27 @@ class DeadLetterQueue(GenServer):
             dropped = self._letters.pop(oldest)
             self._dropped += 1
             logger.error(
-                "dead-letter queue %r is full (%d letters); dropped the oldest: %r",
+                "dead-letter queue %r is full (%d letters); dropped the oldest: %s",
                 self_pid(),
                 self.max_letters,
-                dropped,
+                safe_repr(dropped),
             )
         return letter.id
+
+
+def _check_id(letter_id: object, where: str) -> None:
+    if type(letter_id) is not int:
+        raise TypeError(
+            f"{where}: letter_id must be an int (the id of a DeadLetter), not "
+            f"{safe_repr(letter_id)}"
+        )
+
+
+def _tell(dlq: Pid | str, request: object) -> None:
+    """Cast ``request`` to the queue as a system message, which no bound of
+    its mailbox refuses or drops: a lost one would leave its letter out of
+    the queue for good. A queue that is gone has nothing left to keep."""
+    with contextlib.suppress(ActorError):
+        pid = lookup(dlq, "DeadLetterQueue.replay")
+        if pid is not None:
+            deliver_system(pid, Cast(request))

@@ -40,12 +40,13 @@ from .._core import (
     Pid,
     ServerExited,
     call,
-    cast,
     deliver_system,
     demonitor,
     lookup,
     monitor,
     now,
+    safe_repr,
+    self_pid,
     validate,
 )
 from ..actors import GenServer
@@ -155,6 +156,49 @@ _RUN: Final = _Run()
 # -- the store's book ------------------------------------------------------------
 
 
+class _Key:
+    """A key in the store's book: hashed once, on the way in, and compared
+    without letting a key's ``__eq__`` raise inside the store (one that
+    raises compares unequal to everything but itself)."""
+
+    __slots__ = ("hash", "key")
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
+        self.hash = hash(key)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not _Key:
+            return NotImplemented
+        if self.key is other.key:
+            return True
+        if self.hash != other.hash:
+            return False
+        try:
+            return bool(self.key == other.key)
+        except Exception:  # noqa: BLE001 - a user's __eq__ must not crash the store
+            return False
+
+    def __repr__(self) -> str:
+        return safe_repr(self.key)
+
+
+def _key_of(key: object, operation: str) -> _Key:
+    """The book's key for ``key``; ``TypeError`` naming it if it cannot be hashed."""
+    if key is None:
+        raise TypeError(f"{operation}: the idempotency key must not be None")
+    try:
+        return _Key(key)
+    except Exception as exc:  # TypeError for a list; whatever a __hash__ raises
+        raise TypeError(
+            f"{operation}: the idempotency key {safe_repr(key)} cannot be hashed "
+            f"({safe_repr(exc)}); keys must be hashable: a str, or a tuple of str and numbers"
+        ) from exc
+
+
 @attrs.define(eq=False)
 class _Running:
     claim: int
@@ -224,14 +268,14 @@ class IdempotencyStore(GenServer):
     max_entries: int | None
 
     async def init(self, ttl: float = 300.0, max_entries: int | None = None) -> None:
-        self.ttl = validate.seconds(ttl, "ttl", where="IdempotencyStore")
+        self.ttl = validate.duration(ttl, "ttl", where="IdempotencyStore", unlimited=True)
         self.max_entries = validate.count(
             max_entries, "max_entries", where="IdempotencyStore", optional=True
         )
-        self._book: dict[Hashable, _Running | _Remembered] = {}
-        self._order: deque[tuple[float, Hashable, _Remembered]] = deque()
+        self._book: dict[_Key, _Running | _Remembered] = {}
+        self._order: deque[tuple[float, _Key, _Remembered]] = deque()
         self._remembered = 0
-        self._by_ref: dict[MonitorRef, tuple[Hashable, int]] = {}
+        self._by_ref: dict[MonitorRef, tuple[_Key, int]] = {}
         self._runs = 0
         self._hits = 0
         self._joined = 0
@@ -251,7 +295,7 @@ class IdempotencyStore(GenServer):
 
         ``opts`` are ``GenServer.start``'s (``link``, ``mailbox_size``, ...).
         """
-        validate.seconds(ttl, "ttl", where="IdempotencyStore.start")
+        validate.duration(ttl, "ttl", where="IdempotencyStore.start", unlimited=True)
         validate.count(max_entries, "max_entries", where="IdempotencyStore.start", optional=True)
         return await super().start(ttl=ttl, max_entries=max_entries, name=name, **opts)
 
@@ -275,8 +319,10 @@ class IdempotencyStore(GenServer):
         the work raises, ``IdempotencyKeyReused`` for a reused key, and
         what ``call`` raises when the store is not there.
         """
-        if not isinstance(key, Hashable) or key is None:
-            raise TypeError(f"run_once: the key must be hashable and not None, not {key!r}")
+        timeout = validate.duration(
+            timeout, "timeout", where="run_once", optional=True, zero=True, unlimited=True
+        )
+        _key_of(key, "run_once")  # refused here, not in the store
         claim = next(_claims)
         try:
             reply = await call(store, _Claim(key, claim, fingerprint), timeout)
@@ -295,14 +341,16 @@ class IdempotencyStore(GenServer):
             raise reply.error
         if kind is _Conflict:
             raise IdempotencyKeyReused(
-                f"idempotency key {key!r} was used before for another request (its "
-                f"fingerprint was {reply.fingerprint!r}, this one is {fingerprint!r}) in "
-                f"store {store!r}; use a new key for a new request",
+                f"idempotency key {safe_repr(key)} was used before for another request (its "
+                f"fingerprint was {safe_repr(reply.fingerprint)}, this one is "
+                f"{safe_repr(fingerprint)}) in store {store!r}; use a new key for a new request",
                 key,
                 store if type(store) is Pid else None,
             )
         if kind is not _Run:
-            raise TypeError(f"run_once: {store!r} is not an IdempotencyStore (it said {reply!r})")
+            raise TypeError(
+                f"run_once: {store!r} is not an IdempotencyStore (it said {safe_repr(reply)})"
+            )
         try:
             value = await fn(*args)
         except Exception as exc:
@@ -320,12 +368,29 @@ class IdempotencyStore(GenServer):
 
         A run under way is not affected.
         """
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="IdempotencyStore.forget",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
+        _key_of(key, "IdempotencyStore.forget")
         forgotten: bool = await call(store, _Forget(key), timeout)
         return forgotten
 
     @staticmethod
     async def statistics(store: Pid | str, timeout: float | None = 5.0) -> IdempotencyStats:
         """A snapshot of what the store holds and did."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="IdempotencyStore.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         statistics = await call(store, _STATISTICS, timeout)
         if type(statistics) is not IdempotencyStats:
             raise TypeError(f"IdempotencyStore.statistics: {store!r} is not an IdempotencyStore")
@@ -336,12 +401,17 @@ class IdempotencyStore(GenServer):
     async def handle_call(self, request: Any, caller: Caller) -> Any:
         self._purge(now())
         kind = type(request)
-        if kind is _Claim:
-            return self._claim(request, caller)
-        if kind is _Forget:
-            entry = self._book.get(request.key)
+        if kind is _Claim or kind is _Forget:
+            try:
+                key = _key_of(request.key, "IdempotencyStore")
+            except TypeError as exc:
+                caller.fail(exc)  # the caller's error, not the store's crash
+                return NOREPLY
+            if kind is _Claim:
+                return self._claim(key, request, caller)
+            entry = self._book.get(key)
             if type(entry) is _Remembered:
-                del self._book[request.key]
+                del self._book[key]
                 self._remembered -= 1
                 return True
             return False
@@ -357,21 +427,27 @@ class IdempotencyStore(GenServer):
                 expired=self._expired,
             )
         raise TypeError(
-            f"IdempotencyStore does not understand the call {request!r}; use "
+            f"IdempotencyStore does not understand the call {safe_repr(request)}; use "
             "IdempotencyStore.run_once, forget or statistics"
         )
 
     async def handle_cast(self, request: Any) -> None:
         self._purge(now())
         kind = type(request)
-        if kind is _Completed:
-            self._completed(request)
-        elif kind is _Failed:
-            self._failed(request)
-        elif kind is _Withdraw:
-            self._withdraw(request.key, request.claim)
+        if kind is _Completed or kind is _Failed or kind is _Withdraw:
+            try:
+                key = _key_of(request.key, "IdempotencyStore")
+            except TypeError:
+                logger.exception("idempotency store %r: ignored an outcome", self_pid())
+                return
+            if kind is _Completed:
+                self._completed(key, request)
+            elif kind is _Failed:
+                self._failed(key, request)
+            else:
+                self._withdraw(key, request.claim)
         else:
-            raise TypeError(f"IdempotencyStore does not understand the cast {request!r}")
+            raise TypeError(f"IdempotencyStore does not understand the cast {safe_repr(request)}")
 
     async def handle_info(self, message: Any) -> None:
         if type(message) is Down:
@@ -383,11 +459,23 @@ class IdempotencyStore(GenServer):
 
     # -- the book --------------------------------------------------------------
 
-    def _claim(self, request: _Claim, caller: Caller) -> object:
-        key = request.key
+    def _claim(self, key: _Key, request: _Claim, caller: Caller) -> object:
         entry = self._book.get(key)
-        if entry is not None and _differs(entry.fingerprint, request.fingerprint):
-            return _Conflict(entry.fingerprint)
+        if entry is not None:
+            try:
+                differs = _differs(entry.fingerprint, request.fingerprint)
+            except Exception as exc:  # noqa: BLE001 - a user's __eq__ must not crash the store
+                caller.fail(
+                    TypeError(
+                        f"run_once: the fingerprint {safe_repr(request.fingerprint)} of "
+                        f"idempotency key {key!r} cannot be compared with the one "
+                        f"recorded, {safe_repr(entry.fingerprint)} (== raised "
+                        f"{safe_repr(exc)}); use a str or bytes digest as the fingerprint"
+                    )
+                )
+                return NOREPLY
+            if differs:
+                return _Conflict(entry.fingerprint)
         if type(entry) is _Remembered:
             self._hits += 1
             return _Hit(entry.result)
@@ -398,7 +486,7 @@ class IdempotencyStore(GenServer):
         self._start_run(key, request.claim, caller, request.fingerprint)
         return NOREPLY
 
-    def _start_run(self, key: Hashable, claim: int, caller: Caller, fingerprint: Hashable) -> bool:
+    def _start_run(self, key: _Key, claim: int, caller: Caller, fingerprint: Hashable) -> bool:
         """Make ``caller`` the runner of ``key``; False if it no longer waits."""
         if not caller.reply(_RUN):
             return False
@@ -410,20 +498,19 @@ class IdempotencyStore(GenServer):
         self._runs += 1
         return True
 
-    def _running(self, key: Hashable, claim: int) -> _Running | None:
+    def _running(self, key: _Key, claim: int) -> _Running | None:
         entry = self._book.get(key)
         if type(entry) is _Running and entry.claim == claim:
             return entry
         return None
 
-    def _end_run(self, key: Hashable, running: _Running) -> None:
+    def _end_run(self, key: _Key, running: _Running) -> None:
         del self._book[key]
         if running.ref is not None:
             self._by_ref.pop(running.ref, None)
             demonitor(running.ref, flush=True)
 
-    def _completed(self, request: _Completed) -> None:
-        key = request.key
+    def _completed(self, key: _Key, request: _Completed) -> None:
         running = self._running(key, request.claim)
         if running is None:
             if key in self._book:
@@ -444,17 +531,17 @@ class IdempotencyStore(GenServer):
         for _claim, waiter in waiters:
             waiter.reply(hit)
 
-    def _failed(self, request: _Failed) -> None:
-        running = self._running(request.key, request.claim)
+    def _failed(self, key: _Key, request: _Failed) -> None:
+        running = self._running(key, request.claim)
         if running is None:
             return
         self._failures += 1
-        self._end_run(request.key, running)
+        self._end_run(key, running)
         error = _Error(request.error)
         for _claim, waiter in running.waiters:
             waiter.reply(error)
 
-    def _withdraw(self, key: Hashable, claim: int) -> None:
+    def _withdraw(self, key: _Key, claim: int) -> None:
         entry = self._book.get(key)
         if type(entry) is not _Running:
             return
@@ -493,22 +580,20 @@ class IdempotencyStore(GenServer):
 
 
 def _differs(a: Hashable, b: Hashable) -> bool:
-    return a is not None and b is not None and a != b
+    return a is not None and b is not None and a is not b and bool(a != b)
 
 
 def _tell(store: Pid | str, message: object) -> None:
-    """Cast an outcome to the store, never refused by a full mailbox: a lost
-    outcome would leave its key "running" for good. If the store is gone
-    there is nobody left to tell."""
+    """Cast an outcome to the store as a system message, which no bound of its
+    mailbox refuses or drops: a lost outcome would leave its key "running"
+    for good. If the store is gone there is nobody left to tell."""
     try:
-        cast(store, message)
-    except MailboxFull:
         pid = lookup(store, "IdempotencyStore")
         if pid is not None:
             deliver_system(pid, Cast(message))
     except (NoProcess, NoNodeError):
         logger.warning(
-            "idempotency store %r is gone; could not record %r (a retry may run the work again)",
+            "idempotency store %r is gone; could not record %s (a retry may run the work again)",
             store,
-            message,
+            safe_repr(message),
         )

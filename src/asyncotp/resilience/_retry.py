@@ -26,6 +26,7 @@ from .._core import (
     RetryError,
     ServerExited,
     now,
+    safe_repr,
     validate,
 )
 
@@ -48,6 +49,11 @@ def _retry_on(
     value: type[BaseException] | tuple[type[BaseException], ...],
 ) -> tuple[type[BaseException], ...]:
     return validate.exception_classes(value, "RetryPolicy.retry_on")
+
+
+def _no_limit(value: Any) -> Any:
+    """``math.inf`` means no limit, which a policy spells None."""
+    return None if type(value) is float and value == math.inf else value
 
 
 def _classes_repr(classes: tuple[type[BaseException], ...]) -> str:
@@ -91,20 +97,32 @@ class RetryPolicy:
         default=3, validator=validate.attribute(validate.count, optional=True)
     )
     initial: float = attrs.field(
-        default=0.1, validator=validate.attribute(validate.number, minimum=0)
+        default=0.1,
+        validator=[
+            validate.attribute(validate.number, minimum=0),
+            validate.attribute(validate.duration, zero=True),
+        ],
     )
     multiplier: float = attrs.field(
         default=2.0, validator=validate.attribute(validate.number, minimum=1)
     )
     max_delay: float = attrs.field(
-        default=5.0, validator=validate.attribute(validate.number, minimum=0)
+        default=5.0,
+        validator=[
+            validate.attribute(validate.number, minimum=0),
+            validate.attribute(validate.duration, zero=True, unlimited=True),  # inf: no cap
+        ],
     )
     jitter: float = attrs.field(default=0.5, validator=validate.attribute(validate.fraction))
     deadline: float | None = attrs.field(
-        default=None, validator=validate.attribute(validate.seconds, optional=True)
+        default=None,
+        converter=_no_limit,
+        validator=validate.attribute(validate.duration, optional=True, unlimited=True),
     )
     attempt_timeout: float | None = attrs.field(
-        default=None, validator=validate.attribute(validate.seconds, optional=True)
+        default=None,
+        converter=_no_limit,
+        validator=validate.attribute(validate.duration, optional=True, unlimited=True),
     )
     retry_on: tuple[type[BaseException], ...] = attrs.field(
         default=DEFAULT_RETRY_ON, converter=_retry_on, repr=_classes_repr
@@ -150,7 +168,11 @@ class RetryAttempt:
 def _name(fn: object) -> str:
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return getattr(fn, "__qualname__", None) or repr(fn)
+    try:
+        name = getattr(fn, "__qualname__", None)
+    except Exception:  # noqa: BLE001 - a user's __getattr__ that raises
+        name = None
+    return name if isinstance(name, str) and name else safe_repr(fn)
 
 
 async def retry(
@@ -213,7 +235,7 @@ async def retry(
                     raise RetryDeadlineExceeded(
                         f"retry: {_name(fn)} did not succeed within the deadline of "
                         f"{policy.deadline} s ({attempt} attempt(s); the last one was cut "
-                        f"short, the one before failed with {last_error!r}); raise the "
+                        f"short, the one before failed with {safe_repr(last_error)}); raise the "
                         "deadline or look at why it is slow",
                         attempt,
                         last_error,
@@ -233,7 +255,7 @@ async def retry(
             _gave_up(fn, attempt, last_error, "attempts")
             raise RetryError(
                 f"retry: {_name(fn)} failed {attempt} time(s), its max_attempts; the last "
-                f"error was {last_error!r}",
+                f"error was {safe_repr(last_error)}",
                 attempt,
                 last_error,
             ) from last_error
@@ -241,7 +263,8 @@ async def retry(
         if deadline_at is not None and now() + delay >= deadline_at:
             _gave_up(fn, attempt, last_error, "deadline")
             raise RetryDeadlineExceeded(
-                f"retry: {_name(fn)} failed {attempt} time(s) (last: {last_error!r}) and the "
+                f"retry: {_name(fn)} failed {attempt} time(s) (last: {safe_repr(last_error)}) "
+                "and the "
                 f"next attempt would start after the deadline of {policy.deadline} s; "
                 "raise the deadline or look at why it fails",
                 attempt,
@@ -249,10 +272,10 @@ async def retry(
                 policy.deadline,
             ) from last_error
         logger.debug(
-            "retry: %s failed (attempt %d): %r; trying again in %.3f s",
+            "retry: %s failed (attempt %d): %s; trying again in %.3f s",
             _name(fn),
             attempt,
-            last_error,
+            safe_repr(last_error),
             delay,
             extra={
                 "event": "retry",
@@ -277,11 +300,11 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 
 def _gave_up(fn: object, attempts: int, error: BaseException | None, why: str) -> None:
     logger.info(
-        "retry: giving up on %s after %d attempt(s) (%s); last error: %r",
+        "retry: giving up on %s after %d attempt(s) (%s); last error: %s",
         _name(fn),
         attempts,
         "deadline reached" if why == "deadline" else "no attempts left",
-        error,
+        safe_repr(error),
         extra={
             "event": "retry_gave_up",
             "operation": _name(fn),

@@ -29,8 +29,11 @@ made (its envelope says when), not from when it entered the queue.
 from __future__ import annotations
 
 import enum
+import functools
 import math
+import weakref
 from collections import deque
+from collections.abc import Awaitable, Callable
 from heapq import heapify, heappop, heappush
 from typing import Any, Final
 
@@ -46,6 +49,7 @@ from .._core import (
     call,
     deliver_system,
     now,
+    safe_repr,
     self_pid,
     token_call,
     validate,
@@ -54,6 +58,23 @@ from ..actors import GenServer
 
 _HANDLING_GRACE: Final = 5.0
 """Seconds ``call_with_deadline`` waits, by default, beyond the deadline."""
+
+
+def _no_limit(value: Any) -> Any:
+    """``math.inf`` means no limit, which an envelope spells None."""
+    return None if type(value) is float and value == math.inf else value
+
+
+def _loop_time(_instance: object, field: attrs.Attribute[Any], value: object) -> None:
+    """A time on the loop clock: a finite number."""
+    ok = validate.is_number(value)
+    if ok:
+        try:
+            ok = math.isfinite(value)  # type: ignore[arg-type]
+        except OverflowError:  # an int too large for a float
+            ok = False
+    if not ok:
+        validate.fail(ValueError, value, f"RequestEnvelope.{field.name}", "a finite loop time")
 
 
 @attrs.frozen
@@ -69,9 +90,11 @@ class RequestEnvelope:
 
     request: object
     priority: int = attrs.field(default=0, validator=validate.attribute(validate.integer))
-    sent_at: float = 0.0
+    sent_at: float = attrs.field(default=0.0, validator=_loop_time)
     deadline: float | None = attrs.field(
-        default=None, validator=validate.attribute(validate.seconds, optional=True)
+        default=None,
+        converter=_no_limit,
+        validator=validate.attribute(validate.duration, optional=True, unlimited=True),
     )
 
     @property
@@ -158,7 +181,9 @@ class SheddingServer(GenServer):
     GenServer's, unchanged; casts and other messages are not queued, and are
     handled between two requests, in arrival order.
 
-    Settings (class attributes, or set them on ``self`` in ``init``):
+    Settings (class attributes, or set them on ``self`` in ``init``; they
+    are checked when ``init`` returns, so a bad one makes ``start`` fail
+    with a ``StartError`` naming it):
 
     * ``max_queue``: requests that may wait (default 1000; None: no bound).
       When it is full, expired requests are shed first; then a request more
@@ -192,6 +217,7 @@ class SheddingServer(GenServer):
     max_queue: int | None = 1000
     default_deadline: float | None = None
     default_priority: int = 0
+    _checked: tuple[object, ...] | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -200,6 +226,29 @@ class SheddingServer(GenServer):
                 f"{cls.__qualname__} defines handle_call, but a SheddingServer queues every "
                 "call itself; define `async def handle_request(self, request, caller)` instead"
             )
+        own = cls.__dict__.get("init")
+        if own is not None and own not in _checking:
+            cls.init = _checking_settings(own)  # type: ignore[method-assign, assignment]
+
+    async def init(self, *args: Any, **kwargs: Any) -> None:
+        """As ``GenServer.init``; the settings are checked once it returns (a
+        bad one makes ``start`` fail)."""
+        await super().init(*args, **kwargs)
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        """``ValueError`` (``TypeError`` for the priority) naming a bad setting."""
+        settings = (self.max_queue, self.default_deadline, self.default_priority)
+        checked = self._checked
+        if checked is not None and all(a is b for a, b in zip(settings, checked, strict=True)):
+            return
+        where = type(self).__qualname__
+        validate.count(self.max_queue, f"{where}.max_queue", minimum=0, optional=True)
+        validate.duration(
+            self.default_deadline, f"{where}.default_deadline", optional=True, unlimited=True
+        )
+        validate.integer(self.default_priority, f"{where}.default_priority")
+        self._checked = settings
 
     def __init__(self) -> None:
         self._queues: dict[int, deque[_Entry]] = {}
@@ -214,11 +263,12 @@ class SheddingServer(GenServer):
         self._rejected = 0
         self._abandoned = 0
         self._service_time = 0.0
+        self._checked = None
 
     async def handle_request(self, request: Any, caller: Caller) -> Any:
         """Handle one request taken from the queue; the return value is the reply."""
         raise NotImplementedError(
-            f"{type(self).__qualname__} received the request {request!r} but defines no "
+            f"{type(self).__qualname__} received the request {safe_repr(request)} but defines no "
             "handle_request; define `async def handle_request(self, request, caller)`"
         )
 
@@ -230,11 +280,19 @@ class SheddingServer(GenServer):
 
         Answered as soon as the running request returns, ahead of the queued ones.
         """
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="SheddingServer.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         statistics = await call(server, _Token.STATISTICS, timeout)
         if type(statistics) is not SheddingStats:
             raise TypeError(
                 f"SheddingServer.statistics: {server!r} is not a SheddingServer (it answered "
-                f"{statistics!r})"
+                f"{safe_repr(statistics)})"
             )
         return statistics
 
@@ -246,6 +304,7 @@ class SheddingServer(GenServer):
             return NOREPLY
         if request is _Token.STATISTICS:
             return self._statistics()
+        self._check_settings()  # changed since init: a bad one ends the server, naming it
         t = now()
         timeout = caller.timeout
         if type(request) is RequestEnvelope:
@@ -371,7 +430,7 @@ class SheddingServer(GenServer):
         _fail(
             caller,
             Overloaded(
-                f"{me!r} shed the request {entry.request!r} without handling it: {why}; "
+                f"{me!r} shed the request {safe_repr(entry.request)} without handling it: {why}; "
                 f"the server is overloaded: answer 503/429 and retry later{hint}, or give "
                 "the request a longer deadline or a higher priority",
                 me,
@@ -414,7 +473,8 @@ class SheddingServer(GenServer):
             raise
         except Exception as exc:
             exc.add_note(
-                f"in {type(self).__qualname__}.handle_request({entry.request!r}) for {caller.pid!r}"
+                f"in {type(self).__qualname__}.handle_request({safe_repr(entry.request)}) for "
+                f"{caller.pid!r}"
             )
             raise
         elapsed = now() - t
@@ -469,7 +529,30 @@ async def call_with_deadline(
     by default it is the deadline plus 5 seconds for the handling (5 seconds
     without a deadline). Raises what ``call`` raises, and ``Overloaded``.
     """
+    if timeout is not _AUTO:
+        timeout = validate.duration(
+            timeout, "timeout", where="call_with_deadline", optional=True, zero=True, unlimited=True
+        )
     envelope = RequestEnvelope(request, priority, now(), deadline)
     if timeout is _AUTO:
-        timeout = _HANDLING_GRACE if deadline is None else deadline + _HANDLING_GRACE
+        grace = envelope.deadline
+        timeout = _HANDLING_GRACE if grace is None else grace + _HANDLING_GRACE
     return await call(dest, envelope, timeout)
+
+
+def _checking_settings(
+    init: Callable[..., Awaitable[None]],
+) -> Callable[..., Awaitable[None]]:
+    """Wrap a subclass's ``init`` so that the settings it leaves are checked."""
+
+    @functools.wraps(init)
+    async def wrapper(self: SheddingServer, *args: Any, **kwargs: Any) -> None:
+        await init(self, *args, **kwargs)
+        self._check_settings()
+
+    _checking.add(wrapper)
+    return wrapper
+
+
+_checking: Final[weakref.WeakSet[Callable[..., Any]]] = weakref.WeakSet()
+"""The ``init`` wrappers that already check the settings."""

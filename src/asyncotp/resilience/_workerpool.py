@@ -33,6 +33,7 @@ from typing import Any, Final
 import attrs
 
 from .._core import (
+    INFINITY,
     NOREPLY,
     SHUTDOWN,
     ActorError,
@@ -48,13 +49,14 @@ from .._core import (
     Pid,
     Restart,
     ShedReason,
+    ShutdownSetting,
     call,
+    deliver_system,
     demonitor,
     monitor,
     registered_name,
+    safe_repr,
     self_pid,
-    send,
-    send_after,
     spawn,
     stop,
     validate,
@@ -149,9 +151,11 @@ async def _attempt(
                 result = await handler(job)
     except Exception as exc:  # noqa: BLE001 - any error of the job is a failed attempt
         text = "".join(traceback.format_exception(exc))
-        send(pool, _AttemptFailed(job_id, attempt, exc, text))
+        deliver_system(pool, _AttemptFailed(job_id, attempt, exc, text))
         return
-    send(pool, _AttemptDone(job_id, attempt, result))
+    # As system messages: a bound of the pool's mailbox must not drop an answer,
+    # or the pool would take the worker's end for a failure and run the job again.
+    deliver_system(pool, _AttemptDone(job_id, attempt, result))
 
 
 async def _start_attempt(
@@ -185,9 +189,15 @@ def _check_pool_settings(
     )
     validate.count(size, "size", where=where)
     validate.count(max_attempts, "max_attempts", where=where)
-    validate.instance(backoff, Backoff, "backoff", where=where)
-    validate.seconds(attempt_timeout, "attempt_timeout", where=where, optional=True)
-    validate.seconds(worker_shutdown, "worker_shutdown", where=where, optional=True)
+    checked = validate.instance(backoff, Backoff, "backoff", where=where)
+    validate.duration(checked.initial, "backoff.initial", where=where, zero=True)
+    validate.duration(checked.max, "backoff.max", where=where, zero=True)
+    validate.duration(
+        attempt_timeout, "attempt_timeout", where=where, optional=True, unlimited=True
+    )
+    validate.duration(
+        worker_shutdown, "worker_shutdown", where=where, optional=True, unlimited=True
+    )
     if max_pending is not None:
         validate.count(max_pending, "max_pending", where=where, minimum=0)
 
@@ -227,11 +237,12 @@ class WorkerPool(GenServer):
     waiting or retrying, ``submit`` and ``run`` raise ``Overloaded``.
 
     Shutdown: the pool stops its workers (each within ``worker_shutdown``
-    seconds, then ``KILL``) and hands every job it has not finished, pending,
-    retrying or interrupted, to the dead-letter queue, so that nothing is
-    lost: replay them after the restart. Give the pool's child spec a
-    ``shutdown`` longer than ``worker_shutdown``. A crash of the pool does
-    the same. Jobs and results live in memory.
+    seconds, then ``KILL``; None or ``math.inf``: no limit) and hands every
+    job it has not finished, pending, retrying or interrupted, to the
+    dead-letter queue, so that nothing is lost: replay them after the
+    restart. Give the pool's child spec a ``shutdown`` longer than
+    ``worker_shutdown``. A crash of the pool does the same. Jobs and
+    results live in memory.
 
     When *not* to use it: for work that must survive the program (use a
     durable queue), or for one-off concurrent tasks whose failures the
@@ -266,9 +277,14 @@ class WorkerPool(GenServer):
         self.size = size
         self.max_attempts = max_attempts
         self.backoff = backoff
-        self.attempt_timeout = attempt_timeout
+        self.attempt_timeout = validate.duration(
+            attempt_timeout, "attempt_timeout", optional=True, unlimited=True
+        )
         self.max_pending = max_pending
-        self.worker_shutdown = worker_shutdown
+        shutdown = validate.duration(
+            worker_shutdown, "worker_shutdown", optional=True, unlimited=True
+        )
+        self.worker_shutdown: ShutdownSetting = INFINITY if shutdown is None else shutdown
         self.workers = await DynamicSupervisor.start(link=True)
         self._pending: deque[_Job] = deque()
         self._running: dict[int, _Job] = {}
@@ -329,7 +345,15 @@ class WorkerPool(GenServer):
 
     @staticmethod
     async def submit(pool: Pid | str, job: object, timeout: float | None = 5.0) -> int:
-        """Queue ``job`` and return its id at once; ``Overloaded`` past ``max_pending``."""
+        """Queue ``job`` and return its id at once; ``Overloaded`` past ``max_pending``.
+
+        A submission whose call times out (or is cancelled) before the pool
+        has taken it is not queued, so that submitting again does not run
+        the job twice.
+        """
+        timeout = validate.duration(
+            timeout, "timeout", where="WorkerPool.submit", optional=True, zero=True, unlimited=True
+        )
         job_id: int = await call(pool, _Submit(job, wait=False), timeout)
         return job_id
 
@@ -343,11 +367,22 @@ class WorkerPool(GenServer):
         their backoff delays take; past ``timeout``: ``CallTimeout`` (the
         job goes on).
         """
+        timeout = validate.duration(
+            timeout, "timeout", where="WorkerPool.run", optional=True, zero=True, unlimited=True
+        )
         return await call(pool, _Submit(job, wait=True), timeout)
 
     @staticmethod
     async def statistics(pool: Pid | str, timeout: float | None = 5.0) -> PoolStats:
         """Counts of the pool's jobs."""
+        timeout = validate.duration(
+            timeout,
+            "timeout",
+            where="WorkerPool.statistics",
+            optional=True,
+            zero=True,
+            unlimited=True,
+        )
         result: PoolStats = await call(pool, _PoolOp.STATISTICS, timeout)
         return result
 
@@ -357,13 +392,15 @@ class WorkerPool(GenServer):
         if type(request) is _Resubmit:  # from DeadLetterQueue.replay
             request = _Submit(request.job, wait=False)
         if type(request) is _Submit:
+            if not caller.waiting:
+                return NOREPLY  # its call timed out or was cancelled: the job is not queued
             waiting = len(self._pending) + len(self._retrying)
             if self.max_pending is not None and waiting >= self.max_pending:
                 caller.fail(
                     Overloaded(
                         f"worker pool {self_pid()!r} already has {waiting} jobs waiting "
-                        f"(max_pending={self.max_pending}); the job {request.job!r} was not "
-                        "queued: retry later, or raise max_pending or size",
+                        f"(max_pending={self.max_pending}); the job {safe_repr(request.job)} was "
+                        "not queued: retry later, or raise max_pending or size",
                         self_pid(),
                         ShedReason.QUEUE_FULL,
                     )
@@ -387,7 +424,7 @@ class WorkerPool(GenServer):
                 dead=self._dead,
             )
         raise TypeError(
-            f"WorkerPool does not understand the call {request!r}; use WorkerPool.submit, "
+            f"WorkerPool does not understand the call {safe_repr(request)}; use WorkerPool.submit, "
             "run or statistics"
         )
 
@@ -412,9 +449,9 @@ class WorkerPool(GenServer):
                 job.ref = None
                 error = RuntimeError(
                     f"the worker {message.pid!r} of job {job.id} ended with reason "
-                    f"{message.reason!r} before it answered"
+                    f"{safe_repr(message.reason)} before it answered"
                 )
-                await self._failed(job, error, f"{error!r}\n")
+                await self._failed(job, error, f"{safe_repr(error)}\n")
         elif kind is _Retry:
             job = self._retrying.pop(message.job_id, None)
             if job is not None:
@@ -432,13 +469,15 @@ class WorkerPool(GenServer):
         self._retrying.clear()
         for job in unfinished:
             text = (
-                f"the pool {self_pid()!r} stopped with reason {reason!r} before job "
+                f"the pool {self_pid()!r} stopped with reason {safe_repr(reason)} before job "
                 f"{job.id} finished"
             )
             job.errors.append(text)
             job.last_error = None
             job.last_traceback = text + "\n"
-            await self._bury(job, f"was interrupted: the pool stopped with reason {reason!r}")
+            await self._bury(
+                job, f"was interrupted: the pool stopped with reason {safe_repr(reason)}"
+            )
 
     # -- jobs ------------------------------------------------------------------
 
@@ -488,7 +527,7 @@ class WorkerPool(GenServer):
     async def _failed(self, job: _Job, error: BaseException, text: str) -> None:
         self._finish(job)
         self._failed_attempts += 1
-        job.errors.append(repr(error))
+        job.errors.append(safe_repr(error))
         job.last_error = error
         job.last_traceback = text
         if job.attempts >= self.max_attempts:
@@ -498,17 +537,19 @@ class WorkerPool(GenServer):
             self._retried += 1
             self._retrying[job.id] = job
             logger.info(
-                "worker pool %r: job %d (%r) failed attempt %d of %d with %r; retrying in %.3f s",
+                "worker pool %r: job %d (%s) failed attempt %d of %d with %s; retrying in %.3f s",
                 self_pid(),
                 job.id,
-                job.job,
+                safe_repr(job.job),
                 job.attempts,
                 self.max_attempts,
-                error,
+                job.errors[-1],
                 delay,
                 extra={"event": "job_retry", "job_id": job.id, "attempt": job.attempts},
             )
-            send_after(delay, self_pid(), _Retry(job.id))
+            # A loop timer delivering a system message: a send_after into a bounded
+            # mailbox could be dropped, and the job would wait for its retry for good.
+            asyncio.get_running_loop().call_later(delay, deliver_system, self_pid(), _Retry(job.id))
         await self._dispatch()
 
     async def _bury(self, job: _Job, why: str) -> None:
@@ -530,24 +571,24 @@ class WorkerPool(GenServer):
             letter_id = await call(self.dead_letters, bury, _DLQ_TIMEOUT)
         except (ActorError, TimeoutError) as exc:
             logger.error(  # noqa: TRY400 - the job, not a traceback, is what matters here
-                "worker pool %r: job %d (%r) %s, and the dead-letter queue %r could not take "
-                "it (%r); the job is lost: %r",
+                "worker pool %r: job %d (%s) %s, and the dead-letter queue %r could not take "
+                "it (%r); the job is lost: %s",
                 me,
                 job.id,
-                job.job,
+                safe_repr(job.job),
                 why,
                 self.dead_letters,
                 exc,
-                bury,
+                safe_repr(bury),
                 extra={"event": "job_lost", "job_id": job.id},
             )
         else:
             logger.warning(
-                "worker pool %r: job %d (%r) %s (last error: %s); moved to the dead-letter "
+                "worker pool %r: job %d (%s) %s (last error: %s); moved to the dead-letter "
                 "queue %r as letter %d",
                 me,
                 job.id,
-                job.job,
+                safe_repr(job.job),
                 why,
                 bury.error,
                 self.dead_letters,
@@ -563,7 +604,7 @@ class WorkerPool(GenServer):
                 else f"the dead-letter queue {self.dead_letters!r} could not take it"
             )
             error = JobFailed(
-                f"job {job.id} ({job.job!r}) in worker pool {me!r} {why} (last error: "
+                f"job {job.id} ({safe_repr(job.job)}) in worker pool {me!r} {why} (last error: "
                 f"{bury.error}); {where}",
                 job.id,
                 job.attempts,
