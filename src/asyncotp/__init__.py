@@ -47,6 +47,10 @@ from .actors import ServerExited as ServerExited
 from .actors import Shutdown as Shutdown
 from .actors import StartError as StartError
 from .actors import Stop as Stop
+from .actors import Task as Task
+from .actors import TaskExited as TaskExited
+from .actors import TaskReply as TaskReply
+from .actors import TaskTimeout as TaskTimeout
 from .actors import TimerRef as TimerRef
 from .actors import call as call
 from .actors import cancel_timer as cancel_timer

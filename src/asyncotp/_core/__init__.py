@@ -79,6 +79,8 @@ from ._errors import ServerExited as ServerExited
 from ._errors import SettleTimeout as SettleTimeout
 from ._errors import ShedReason as ShedReason
 from ._errors import StartError as StartError
+from ._errors import TaskExited as TaskExited
+from ._errors import TaskTimeout as TaskTimeout
 from ._errors import WaitTimeout as WaitTimeout
 from ._mailbox import receive as receive
 from ._node import node as node
