@@ -137,6 +137,7 @@ from .supervision import Restart as Restart
 from .supervision import ShutdownMode as ShutdownMode
 from .supervision import Strategy as Strategy
 from .supervision import Supervisor as Supervisor
+from .supervision import TaskSupervisor as TaskSupervisor
 from .supervision import count_children as count_children
 from .supervision import delete_child as delete_child
 from .supervision import restart_child as restart_child
