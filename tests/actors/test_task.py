@@ -39,7 +39,7 @@ from asyncotp import (
     spawn,
 )
 from asyncotp.testing import Probe, VirtualClock, kill, wait_for_exit
-from tests.helpers import Gate, drain, in_actor, watch
+from tests.helpers import Gate, drain, in_actor, wait, watch
 
 
 async def double(x: int) -> int:
@@ -81,7 +81,7 @@ async def test_start_returns_at_once_and_the_function_runs_concurrently(otp_node
     gate = Gate()
     task = Task.start(held, gate, "late")
     assert not gate.entered.is_set()  # start did not wait for the function
-    await gate.entered.wait()
+    await wait(gate.entered.wait())
     assert is_alive(task.pid)
     gate.open()
     assert await Task.await_(task) == "late"
@@ -166,9 +166,9 @@ async def test_a_crashing_task_takes_its_caller_down_with_the_same_reason(
 
     pid = spawn(caller)
     reason = await watch(pid)
-    await gate.entered.wait()
+    await wait(gate.entered.wait())
     gate.open()
-    assert await reason is error
+    assert await wait(reason) is error
 
 
 async def test_a_caller_that_traps_exits_gets_the_error_from_await_and_an_exited(
@@ -284,7 +284,7 @@ async def test_after_a_timeout_a_late_result_never_reaches_the_callers_mailbox(
             await Task.await_(task, timeout=1.0)
         end = await watch(task.pid)
         gate.open()  # the task replies now, too late
-        assert await end is NORMAL
+        assert await wait(end) is NORMAL
         return await drain()
 
     assert await in_actor(body) == []
@@ -299,7 +299,7 @@ async def test_after_await_neither_the_reply_nor_the_down_is_left_in_the_mailbox
         task = Task.start(held, gate)
         end = await watch(task.pid)
         gate.open()
-        assert await end is NORMAL  # both the reply and the Down are queued now
+        assert await wait(end) is NORMAL  # both the reply and the Down are queued now
         assert await task == "done"
         return await drain()
 
@@ -379,7 +379,7 @@ async def test_shutdown_stops_a_running_task_and_returns_none(otp_node: Node) ->
     task = Task.start(forever)
     end = await watch(task.pid)
     assert await Task.shutdown(task) is None
-    assert await end is SHUTDOWN
+    assert await wait(end) is SHUTDOWN
     assert not is_alive(task.pid)
 
 
@@ -404,7 +404,7 @@ async def test_shutdown_kills_a_task_that_does_not_stop_within_its_timeout(
     await entered.wait()
     end = await watch(task.pid)
     assert await Task.shutdown(task, 3.0) is None
-    assert await end is KILLED
+    assert await wait(end) is KILLED
     assert virtual_clock.elapsed == 3.0
 
 
@@ -416,7 +416,7 @@ async def test_shutdown_with_brutal_kill_kills_at_once(
     await entered.wait()
     end = await watch(task.pid)
     assert await Task.shutdown(task, BRUTAL_KILL) is None
-    assert await end is KILLED
+    assert await wait(end) is KILLED
     assert virtual_clock.elapsed == 0
 
 

@@ -13,8 +13,9 @@ import contextlib
 import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, assert_type
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,7 +47,7 @@ from asyncotp import (
     which_children,
 )
 from asyncotp.testing import ReportCapture, VirtualClock, kill
-from tests.helpers import Gate, drain, in_actor, started, watch
+from tests.helpers import Gate, drain, in_actor, started, wait, watch
 
 
 async def double(x: int) -> int:
@@ -106,7 +107,7 @@ async def test_start_child_runs_the_function_unlinked_and_forgets_it_when_done(
     assert info.links == frozenset({sup})
     end = await watch(pid)
     gate.open()
-    assert await end is NORMAL
+    assert await wait(end) is NORMAL
     assert await TaskSupervisor.children(sup) == []
 
 
@@ -184,7 +185,7 @@ async def test_a_caller_that_gives_up_while_its_start_waits_leaves_no_task_behin
         return spawn(forever)
 
     blocker = await started(start_child(sup, ChildSpec("slow", slow_start, Restart.TEMPORARY)))
-    await busy.entered.wait()
+    await wait(busy.entered.wait())
     ran: list[str] = []
 
     async def note() -> None:
@@ -198,6 +199,24 @@ async def test_a_caller_that_gives_up_while_its_start_waits_leaves_no_task_behin
     assert report.reason is NORMAL
     assert ran == []
     assert attempt.cancelled()
+
+
+def test_task_functions_are_typed_by_the_function_they_run() -> None:
+    # Checked by mypy (strict, over the tests): no event loop needed.
+    async def typed(sup: Pid) -> None:
+        task = await TaskSupervisor.async_nolink(sup, double, 1)
+        assert_type(task, Task[int])
+        await TaskSupervisor.async_(sup, double, "one")  # type: ignore[arg-type]
+        await TaskSupervisor.start_child(sup, double)  # type: ignore[arg-type]
+        async for result in TaskSupervisor.async_stream(sup, [1, 2], double):
+            match result:
+                case ("ok", value):
+                    assert_type(value, int)
+                case ("exit", reason):
+                    assert_type(reason, object)
+        TaskSupervisor.async_stream(sup, ["a"], double)  # type: ignore[arg-type]
+
+    assert callable(typed)
 
 
 # -- async_ and async_nolink -------------------------------------------------------------
@@ -234,9 +253,9 @@ async def test_a_crash_in_an_async_task_takes_the_calling_actor_down(otp_node: N
 
     pid = spawn(caller)
     end = await watch(pid)
-    await gate.entered.wait()
+    await wait(gate.entered.wait())
     gate.open()
-    assert await end is error
+    assert await wait(end) is error
     assert is_alive(sup)  # the supervisor carries on
 
 
@@ -277,7 +296,7 @@ async def test_shutdown_of_a_supervised_task_stops_it_and_its_supervisor_forgets
         task = await TaskSupervisor.async_(sup, forever)
         end = await watch(task.pid)
         result = await Task.shutdown(task)
-        assert await end is SHUTDOWN
+        assert await wait(end) is SHUTDOWN
         return result, await drain()
 
     assert await in_actor(body) == (None, [])
@@ -460,10 +479,10 @@ async def test_closing_the_stream_stops_its_running_tasks_and_closes_the_input(
 
     stream = TaskSupervisor.async_stream(sup, source(), work, max_concurrency=3)
     assert await anext(stream) == ("ok", 0)
-    ends = [await watch(await blocked.get()) for _ in range(2)]
+    ends = [await watch(await wait(blocked.get())) for _ in range(2)]
     await stream.aclose()
     assert closed
-    assert [await end for end in ends] == [SHUTDOWN, SHUTDOWN]
+    assert [await wait(end) for end in ends] == [SHUTDOWN, SHUTDOWN]
     assert await TaskSupervisor.children(sup) == []
 
 
@@ -481,10 +500,10 @@ async def test_the_tasks_of_a_stream_stop_when_its_consumer_is_killed(otp_node: 
             pass
 
     pid = spawn(consumer)
-    tasks = [await started.get(), await started.get()]
+    tasks = [await wait(started.get()), await wait(started.get())]
     ends = [await watch(task) for task in tasks]
     await kill(pid)
-    assert [await end for end in ends] == [SHUTDOWN, SHUTDOWN]
+    assert [await wait(end) for end in ends] == [SHUTDOWN, SHUTDOWN]
     assert await TaskSupervisor.children(sup) == []
 
 
@@ -507,9 +526,9 @@ async def test_the_tasks_of_a_stream_stop_when_its_consumer_dies_between_two_res
             await receive()  # busy with the first result until killed
 
     pid = spawn(consumer)
-    ends = [await watch(await blocked.get()) for _ in range(2)]
+    ends = [await watch(await wait(blocked.get())) for _ in range(2)]
     await kill(pid)
-    assert [await end for end in ends] == [SHUTDOWN, SHUTDOWN]
+    assert [await wait(end) for end in ends] == [SHUTDOWN, SHUTDOWN]
 
 
 async def test_an_error_from_the_input_is_raised_in_the_consumer_after_its_tasks_stop(
@@ -642,7 +661,7 @@ def test_async_stream_never_runs_more_than_max_concurrency_tasks_under_crashes_a
     async def main() -> tuple[list[Any], bool]:
         nonlocal delivered
         results: list[Any] = []
-        with VirtualClock():
+        with VirtualClock(), anyio.fail_after(3600):  # a hang fails fast, in virtual time
             sup = await TaskSupervisor.start(max_children=max_concurrency)
             stream = TaskSupervisor.async_stream(
                 sup,

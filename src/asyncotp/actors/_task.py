@@ -222,8 +222,9 @@ class Task(Generic[T_co]):
     returns at once with a ``Task[T]``, ``T`` being what ``fn`` returns (mypy
     checks ``args`` against ``fn``). This is Elixir's ``Task.async``.
 
-    **Getting the result.** Each operation takes the result (or the error)
-    once; the task is then done with:
+    **Getting the result.** A task gives its result (or its error) once, to
+    the first of these that receives it; each is also a method
+    (``task.await_(timeout=1.0)``):
 
     * ``await task`` / ``await Task.await_(task, timeout=5.0)``: the result.
       If the task raised, its exception is re-raised here; if it ended
@@ -246,8 +247,11 @@ class Task(Generic[T_co]):
       for all.
 
     Only the caller that started a task (its *owner*) can await, yield or
-    shut it down: the result is in its mailbox. After any of them returns,
-    neither the ``TaskReply`` nor the ``Down`` is left in its mailbox.
+    shut it down: the result is in its mailbox. Once the task has given its
+    result or its error, or ``await_`` has timed out, or it was shut down,
+    nothing about it is left in that mailbox (neither the ``TaskReply`` nor
+    the monitor's ``Down``), and a result that comes later is dropped before
+    it reaches the mailbox.
 
     **Links.** Started from an actor, the task is linked to it, as Elixir's
     ``Task.async``: if the task crashes, the caller crashes with the same

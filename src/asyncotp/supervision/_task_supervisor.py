@@ -71,8 +71,10 @@ class TaskSupervisor(DynamicSupervisor):
     **Starting tasks.** ``fn`` is an async function, ``args`` its arguments
     (mypy checks them against ``fn``); ``shutdown=`` (seconds > 0,
     ``BRUTAL_KILL`` or ``INFINITY``; 5.0 by default) is how long the task
-    is given to stop when its supervisor stops it. Beyond ``max_children``,
-    each raises ``MaxChildren``.
+    is given to stop when its supervisor stops it: ``SHUTDOWN`` cancels its
+    function at once, and its ``finally`` blocks get that long before
+    ``KILL`` (a task that traps exits gets that long to finish). Beyond
+    ``max_children``, each raises ``MaxChildren``.
 
     * ``await TaskSupervisor.start_child(sup, fn, *args)``: fire and forget;
       returns the task's pid. The result is dropped; a crash is logged by
