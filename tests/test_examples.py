@@ -128,3 +128,20 @@ def test_web_lifespan_example_serves_requests_through_a_restart() -> None:
     assert out.index("lifespan shutting the node down") < out.index("visits   stopping (SHUTDOWN)")
     assert out.rstrip().endswith("done: the web server and the node have stopped")
     assert "handling Cast('crash')" in result.stderr  # the crash report names the request
+
+
+@pytest.mark.timeout(90)
+def test_tasks_example_awaits_isolates_stops_and_streams_with_back_pressure() -> None:
+    result = run_example("tasks.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "-> ['<html>/a</html>', '<html>/slow/b</html>', '<html>/c</html>']" in out
+    assert "await raised PageError" in out
+    assert "yield_ gives None: not finished" in out
+    assert "shutdown stops it and gives None" in out
+    assert "crawler: TaskReply for /d: '<html>/d</html>'" in out
+    assert "crawler: Down for /broken/e, it failed" in out
+    assert "item 2: exit: PageError" in out
+    assert "item 4: exit: timed out, killed" in out
+    assert "item 7: ok '<html>/page/7</html>'" in out
+    assert out.rstrip().endswith("done: every task has ended and the tree stops")

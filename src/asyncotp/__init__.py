@@ -50,6 +50,10 @@ from .actors import ServerExited as ServerExited
 from .actors import Shutdown as Shutdown
 from .actors import StartError as StartError
 from .actors import Stop as Stop
+from .actors import Task as Task
+from .actors import TaskExited as TaskExited
+from .actors import TaskReply as TaskReply
+from .actors import TaskTimeout as TaskTimeout
 from .actors import TimerRef as TimerRef
 from .actors import WrongThreadError as WrongThreadError
 from .actors import call as call
@@ -137,6 +141,7 @@ from .supervision import Restart as Restart
 from .supervision import ShutdownMode as ShutdownMode
 from .supervision import Strategy as Strategy
 from .supervision import Supervisor as Supervisor
+from .supervision import TaskSupervisor as TaskSupervisor
 from .supervision import count_children as count_children
 from .supervision import delete_child as delete_child
 from .supervision import restart_child as restart_child

@@ -87,6 +87,8 @@ from ._errors import ServerExited as ServerExited
 from ._errors import SettleTimeout as SettleTimeout
 from ._errors import ShedReason as ShedReason
 from ._errors import StartError as StartError
+from ._errors import TaskExited as TaskExited
+from ._errors import TaskTimeout as TaskTimeout
 from ._errors import WaitTimeout as WaitTimeout
 from ._errors import WrongThreadError as WrongThreadError
 from ._mailbox import receive as receive

@@ -124,6 +124,36 @@ class ChildNotFound(NoProcess):
     """The supervisor has no child with that id (or pid)."""
 
 
+class TaskTimeout(ActorError, TimeoutError):
+    """``Task.await_`` (or ``await task``, ``Task.await_many``, an
+    ``async_stream`` with ``on_timeout="exit"``) got no result in time.
+
+    The task keeps running: stop it with ``Task.shutdown``, or let the link
+    to its caller stop it if the caller ends with this error. ``pid`` is the
+    task (the first one still running, for ``await_many``), ``timeout`` the
+    limit in seconds.
+    """
+
+    def __init__(self, message: str, pid: Pid | None = None, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.timeout = timeout
+
+
+class TaskExited(ActorError):
+    """A task ended without a result, with an exit reason that is not an
+    exception (``KILLED``, ``SHUTDOWN``, ``NOPROC``, a ``Stop`` reason).
+
+    A task that raised re-raises its own exception instead. ``pid`` is the
+    task and ``reason`` its exit reason.
+    """
+
+    def __init__(self, message: str, pid: Pid | None = None, reason: object = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.reason = reason
+
+
 # -- the testing kit (asyncotp.testing) ---------------------------------------
 
 

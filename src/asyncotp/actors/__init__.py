@@ -1,7 +1,7 @@
-"""Actors: processes, mailboxes, links, monitors, registry, timers, GenServer, Agent.
+"""Actors: processes, mailboxes, links, monitors, registry, timers, GenServer, Agent, Task.
 
 The runtime itself lives in ``asyncotp._core``; this namespace re-exports its
-public half and holds the behaviours built on it (``GenServer``, ``Agent``).
+public half and holds the behaviours built on it (``GenServer``, ``Agent``, ``Task``).
 """
 
 from .._core import KILL as KILL
@@ -32,6 +32,8 @@ from .._core import ServerExited as ServerExited
 from .._core import Shutdown as Shutdown
 from .._core import StartError as StartError
 from .._core import Stop as Stop
+from .._core import TaskExited as TaskExited
+from .._core import TaskTimeout as TaskTimeout
 from .._core import TimerRef as TimerRef
 from .._core import WrongThreadError as WrongThreadError
 from .._core import call as call
@@ -62,3 +64,5 @@ from .._core import unregister as unregister
 from .._core import whereis as whereis
 from ._agent import Agent as Agent
 from ._genserver import GenServer as GenServer
+from ._task import Task as Task
+from ._task import TaskReply as TaskReply

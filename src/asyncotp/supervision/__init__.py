@@ -1,4 +1,4 @@
-"""Supervision: child specs, Supervisor, DynamicSupervisor, Application."""
+"""Supervision: child specs, Supervisor, DynamicSupervisor, TaskSupervisor, Application."""
 
 from .._core import BRUTAL_KILL as BRUTAL_KILL
 from .._core import INFINITY as INFINITY
@@ -24,3 +24,4 @@ from ._client import terminate_child as terminate_child
 from ._client import which_children as which_children
 from ._dynamic import DynamicSupervisor as DynamicSupervisor
 from ._supervisor import Supervisor as Supervisor
+from ._task_supervisor import TaskSupervisor as TaskSupervisor
