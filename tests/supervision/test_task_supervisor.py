@@ -311,7 +311,7 @@ async def test_start_functions_check_their_arguments(otp_node: Node) -> None:
 
     with pytest.raises(TypeError, match="async function"):
         await TaskSupervisor.async_nolink(sup, sync)  # type: ignore[arg-type]
-    for bad in (0, -1.0, float("nan")):
+    for bad in (-1.0, float("nan"), 10**400):
         with pytest.raises(ValueError, match="shutdown"):
             await TaskSupervisor.start_child(sup, double, 1, shutdown=bad)
     assert await TaskSupervisor.children(sup) == []

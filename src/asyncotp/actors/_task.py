@@ -15,7 +15,6 @@ which starts the same actors under a supervisor.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Collection, Generator, Sequence
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, TypeVarTuple, overload
 
@@ -170,19 +169,20 @@ def check_fn(fn: object, where: str) -> None:
 
 def check_timeout(timeout: object, where: str) -> float | None:
     """None or seconds >= 0; ``math.inf`` means None (no limit)."""
-    seconds = validate.seconds(timeout, "timeout", where=where, optional=True, zero=True)
-    return None if seconds is None or seconds == math.inf else seconds
+    return validate.duration(
+        timeout, "timeout", where=where, optional=True, zero=True, unlimited=True
+    )
 
 
 def check_shutdown(shutdown: object, where: str) -> ShutdownSetting:
     """Seconds >= 0, ``BRUTAL_KILL`` or ``INFINITY``."""
     if shutdown is BRUTAL_KILL or shutdown is INFINITY:
         return shutdown
-    if not validate.is_number(shutdown) or not shutdown >= 0:  # type: ignore[operator]
+    if not validate.is_number(shutdown):
         validate.fail(
             ValueError, shutdown, "shutdown", "seconds >= 0, BRUTAL_KILL or INFINITY", where=where
         )
-    return float(shutdown)  # type: ignore[arg-type]
+    return validate.duration(shutdown, "shutdown", where=where, zero=True)
 
 
 def _exit_error(pid: Pid, reason: object) -> BaseException:

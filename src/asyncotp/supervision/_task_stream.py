@@ -43,7 +43,7 @@ from .._core import (
     validate,
     wait_exit,
 )
-from ..actors._task import ReplyChannel, check_fn, check_timeout, spawn_task
+from ..actors._task import ReplyChannel, check_fn, check_shutdown, check_timeout, spawn_task
 from ._client import start_child
 
 A = TypeVar("A")
@@ -79,15 +79,9 @@ class _Slot:
 
 
 def check_child_shutdown(shutdown: object, where: str) -> ShutdownSetting:
-    """A task's shutdown under a supervisor: seconds > 0, ``BRUTAL_KILL`` or
-    ``INFINITY``."""
-    if shutdown is BRUTAL_KILL or shutdown is INFINITY:
-        return shutdown
-    if not validate.is_number(shutdown) or not shutdown > 0:  # type: ignore[operator]
-        validate.fail(
-            ValueError, shutdown, "shutdown", "seconds > 0, BRUTAL_KILL or INFINITY", where=where
-        )
-    return float(shutdown)  # type: ignore[arg-type]
+    """A task's shutdown under a supervisor, as a ``ChildSpec``'s: seconds
+    >= 0 (0: SHUTDOWN then KILL at once), ``BRUTAL_KILL`` or ``INFINITY``."""
+    return check_shutdown(shutdown, where)
 
 
 def async_stream(
