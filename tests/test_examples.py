@@ -128,3 +128,26 @@ def test_web_lifespan_example_serves_requests_through_a_restart() -> None:
     assert out.index("lifespan shutting the node down") < out.index("visits   stopping (SHUTDOWN)")
     assert out.rstrip().endswith("done: the web server and the node have stopped")
     assert "handling Cast('crash')" in result.stderr  # the crash report names the request
+
+
+@pytest.mark.timeout(90)
+def test_door_lock_example_opens_relocks_on_time_and_replays_postponed_presses() -> None:
+    result = run_example("door_lock.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "door: no button for 0.3 s, forgetting '99'" in out
+    assert "you: the door says it is locked" in out
+    assert "door: button '4' -> '1234'" in out
+    assert "you: the door says it is open" in out
+    # Buttons pressed while open are postponed, then retried once it locks.
+    order = [
+        "door: button '1' while open: postponed until it locks",
+        "door: time is up",
+        "door: locked",
+        "door: button '1' -> '1'",
+    ]
+    tail = out[out.index("you: type 1-2-3-4 again") :]
+    positions = [tail.index(line) for line in order]
+    assert positions == sorted(positions)
+    assert out.count("door: unlocked, open for 0.5 s") == 2
+    assert out.rstrip().endswith("done: the door is locked and stopped")
