@@ -34,6 +34,7 @@ from asyncotp import (
     EventKind,
     EventTimeout,
     EventType,
+    Exited,
     GenericTimeout,
     GenericTimeoutEvent,
     KeepState,
@@ -56,12 +57,16 @@ from asyncotp import (
     call,
     cast,
     is_alive,
+    link,
+    receive,
     send,
     send_exit,
+    set_trap_exits,
+    spawn,
     stop,
     whereis,
 )
-from asyncotp.testing import VirtualClock, wait_for_restart
+from asyncotp.testing import VirtualClock, wait_for_exit, wait_for_restart
 from tests.helpers import Gate, started, watch
 from tests.strategies import statem_steps
 
@@ -836,6 +841,8 @@ def test_timeout_actions_validate_their_seconds_and_event_types() -> None:
             StateTimeout(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=re.escape("GenericTimeout.seconds")):
         GenericTimeout("g", -0.5)
+    with pytest.raises(TypeError, match=re.escape("GenericTimeout.name must be hashable")):
+        GenericTimeout(["unhashable"], 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=re.escape("NextEvent.type must be an EventType")):
         NextEvent(EventType.ENTER)
     with pytest.raises(TypeError, match=re.escape("Reply.caller must be the Caller")):
@@ -940,6 +947,49 @@ async def test_kill_cuts_a_callback_short_and_terminate_does_not_run(node: Node)
         await running
     assert await ended is KILLED
     assert [s.kind for s in log] == ["call"]
+
+
+class Trapping(Scripted):
+    async def init(
+        self,
+        log: list[Seen],
+        state: object = "a",
+        actions: tuple[Action, ...] = (),
+        on_enter: dict[object, Do] | None = None,
+    ) -> tuple[object, list[Seen], list[Action]]:
+        set_trap_exits(True)
+        return await super().init(log, state, actions, on_enter)
+
+
+async def test_a_trapping_machine_gets_exits_as_info_events_but_stops_on_its_parents(
+    node: Node,
+) -> None:
+    log: list[Seen] = []
+    loop = asyncio.get_running_loop()
+    machine: asyncio.Future[Pid] = loop.create_future()
+
+    async def parent() -> None:
+        machine.set_result(await Trapping.start(log, link=True))
+        await receive(lambda m: m == "shut it down")
+        send_exit(await machine, SHUTDOWN)
+        await receive(lambda m: isinstance(m, Exited))
+
+    parent_pid = spawn(parent, trap_exits=True)
+    pid = await machine
+    ended = await watch(pid)
+    error = RuntimeError("linked crash")
+
+    async def linked_crasher() -> None:
+        link(pid)
+        raise error
+
+    crasher = spawn(linked_crasher)
+    await wait_for_exit(crasher)
+    await sync(pid)
+    assert handled(log, "info") == [("info", Exited(crasher, error), "a")]
+    send(parent_pid, "shut it down")
+    assert await ended is SHUTDOWN
+    assert (log[-1].kind, log[-1].event) == ("terminate", SHUTDOWN)
 
 
 # -- supervision -----------------------------------------------------------------------

@@ -119,6 +119,16 @@ def _check_seconds(instance: object, field: attrs.Attribute[Any], value: object)
         )
 
 
+def _check_hashable(instance: object, field: attrs.Attribute[Any], value: object) -> None:
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(
+            f"{type(instance).__name__}.{field.name} must be hashable (it names the "
+            f"timeout), not {show(value)}"
+        ) from None
+
+
 def _check_caller(instance: object, field: attrs.Attribute[Any], value: object) -> None:
     if type(value) is not Caller:
         raise TypeError(
@@ -200,7 +210,7 @@ class GenericTimeout:
     names run independently.
     """
 
-    name: Hashable
+    name: Hashable = attrs.field(validator=_check_hashable)
     seconds: float | None = attrs.field(validator=_check_seconds)
     content: object = None
 

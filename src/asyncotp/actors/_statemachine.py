@@ -86,8 +86,8 @@ class StateMachine(Generic[S, D]):
         a state can be any value (compared with ``==``; keep it small).
       - ``CallbackMode.STATE_FUNCTIONS``: one method per state, named
         ``state_<state>(event_type, event, data)``; a state is a ``str``
-        (``"locked"`` goes to ``state_locked``). A state without its method
-        is an error where it is returned.
+        that can end a method name (``"locked"`` goes to ``state_locked``).
+        A state without its method is an error where it is returned.
 
     * ``terminate(reason, state, data)`` runs when the machine stops (``Stop``,
       a crash in a callback, a shutdown from its supervisor, ``stop()``),
@@ -119,11 +119,19 @@ class StateMachine(Generic[S, D]):
     (or use ``caller.reply(value)``, from any event or task; a call not
     answered when its event returns waits for a later reply, and fails with
     ``ServerExited`` if the machine ends first). ``Postpone()`` keeps the
-    current event for later: postponed events are retried after the next
-    state change, oldest first, before any other event. ``NextEvent(type,
-    content)`` inserts an event to handle next, before everything queued
-    (several keep their order). ``StateTimeout``, ``EventTimeout`` and
-    ``GenericTimeout`` set timeouts.
+    current event for a later state (below). ``NextEvent(type, content)``
+    inserts an event to handle next, before everything queued (several keep
+    their order). ``StateTimeout``, ``EventTimeout`` and ``GenericTimeout``
+    set timeouts.
+
+    **Postponing**: a postponed event is not handled in this state. After
+    the next state change (``next_state != state``; ``KeepState``,
+    ``RepeatState`` and returning the same state are not changes) every
+    postponed event is retried, oldest first, after the ``NextEvent`` ones
+    and before any other event. It is selective receive for state machines:
+    ``Postpone`` says "not in this state", a state change is a new receive.
+    A postponed call keeps its caller waiting. An event postponed in every
+    state waits forever.
 
     **Timeouts** (``seconds=None`` cancels; the last of a kind in a
     transition wins; a timeout that has fired but is cancelled before its
@@ -142,8 +150,10 @@ class StateMachine(Generic[S, D]):
     return ``Reply`` and timeouts, but must not change the state, nor
     ``Postpone`` or ``NextEvent``: that is a ``TypeError``.
 
-    **Supervision**: ``Door.child_spec("1234", id="door", name="door")``
-    starts it linked to its supervisor, like a ``GenServer``. Exits are a
+    **Naming and supervision**: ``start(..., name="door")`` registers it
+    (``call("door", ...)``). ``Door.child_spec("1234", id="door",
+    name="door")`` starts it linked to its supervisor, like a ``GenServer``;
+    a restart begins again from ``init``'s state. Exits are a
     ``GenServer``'s: a running callback is never interrupted by a shutdown
     or ``stop()``; they are handled as soon as it returns, ahead of queued
     events (whose callers get ``ServerExited``); only ``KILL`` cuts a
@@ -151,9 +161,13 @@ class StateMachine(Generic[S, D]):
     calls ``set_trap_exits(True)`` in ``init`` gets exit signals as
     ``Exited`` info events, except from its parent.
 
-    **When not to use it**: when the behaviour does not depend on a state,
-    a ``GenServer`` is simpler (one attribute and an ``if`` are not a state
-    machine). For state held and updated by others, an ``Agent``. A
+    The exit reason is a GenServer's too: the exception of a crash, the
+    reason of a ``Stop``, ``SHUTDOWN`` from a supervisor; a
+    ``Restart.TRANSIENT`` child is restarted unless it is a clean one.
+
+    **When not to use it**: when what the actor accepts hardly depends on a
+    state, a ``GenServer`` with an attribute is simpler. For state held and
+    updated by others, an ``Agent``. A
     ``StateMachine`` earns its place when which events are accepted, and how
     long to wait, change with the state: protocols, connections,
     sessions, devices, workflows.
