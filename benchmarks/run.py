@@ -28,16 +28,21 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("asyncotp", "floor")
-WORKLOADS = ("cast", "call", "spawn", "restart", "scale")
+WORKLOADS = ("cast", "statem", "call", "spawn", "restart", "scale")
 
 # The targets of issue 4: asyncotp's cost divided by the floor's.
 TARGETS = {"cast": 1.0, "call": 1.3, "spawn": 2.0, "memory": 1.5, "restart": 3.0}
+
+# StateMachine cast events per second over GenServer casts per second, measured
+# in the same process: at least this (higher is faster).
+STATEM_TARGET = 0.8
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "rounds": 5,
         "scale_rounds": 3,
         "cast": {"n": 200_000},
+        "statem": {"n": 200_000, "pairs": 3},
         "call": {"n": 50_000},
         "spawn": {"n": 10_000, "traced": 2_000},
         "restart": {"n": 200},
@@ -47,6 +52,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "rounds": 3,
         "scale_rounds": 1,
         "cast": {"n": 50_000},
+        "statem": {"n": 50_000, "pairs": 3},
         "call": {"n": 5_000},
         "spawn": {"n": 2_000, "traced": 500},
         "restart": {"n": 50},
@@ -56,6 +62,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "rounds": 1,
         "scale_rounds": 1,
         "cast": {"n": 2_000},
+        "statem": {"n": 2_000, "pairs": 1},
         "call": {"n": 500},
         "spawn": {"n": 300, "traced": 0},
         "restart": {"n": 10},
@@ -69,6 +76,8 @@ def warmup_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
     path, too small to leave memory behind that the measured run would reuse."""
     if workload == "cast":
         return {"n": min(params["n"], 20_000)}
+    if workload == "statem":
+        return {"n": min(params["n"], 20_000), "pairs": 1}
     if workload == "call":
         return {"n": min(params["n"], 2_000)}
     if workload == "spawn":
@@ -227,6 +236,27 @@ def _entry(
     return entry
 
 
+def _statem_entry(a: dict[str, Any]) -> dict[str, Any]:
+    """StateMachine against GenServer: both measured by the asyncotp side, in
+    the same process (the floor has no such workload)."""
+    ratio = a.get("ratio")
+    entry: dict[str, Any] = {
+        "statemachine": a.get("statem_msgs_per_s"),
+        "genserver": a.get("genserver_msgs_per_s"),
+        "ratio": ratio,
+        "unit": "cast events/s; ratio = StateMachine / GenServer throughput (higher is faster)",
+        "target": STATEM_TARGET,
+        "meets_target": None if ratio is None else ratio >= STATEM_TARGET,
+        "details": {k: v for k, v in a.items() if k != "spread"},
+    }
+    if "ratio" in a.get("spread", {}):
+        entry["min_max"] = a["spread"]["ratio"]
+    for key in ("unavailable", "errors"):
+        if key in a:
+            entry[key] = a[key]
+    return entry
+
+
 def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     s = {key: {side: summarise(raw[key][side]) for side in SIDES} for key in raw}
     out: dict[str, Any] = {}
@@ -238,6 +268,8 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         a, f = s["cast"]["asyncotp"], s["cast"]["floor"]
         out["cast"] = _entry(a, f, "msgs_per_s", inverse=True)
         out["cast"].update(unit="messages/s", cost="1/throughput", details=details("cast"))
+    if "statem" in s:
+        out["statem"] = _statem_entry(s["statem"]["asyncotp"])
     if "call" in s:
         a, f = s["call"]["asyncotp"], s["call"]["floor"]
         out["call"] = _entry(a, f, "mean_us")
@@ -352,6 +384,19 @@ def table(out: dict[str, Any]) -> str:
     sizes = meta["sizes"]
     if "cast" in out:
         row("cast", f"messages/s ({sizes['cast']['n']:,} casts)", out["cast"], "M", "cast")
+    if "statem" in out:
+        e = out["statem"]
+        ok = e.get("meets_target")
+        verdict = "n/a" if ok is None else ("ok" if ok else "MISSED")
+        ratio = "n/a" if e.get("ratio") is None else f"{e['ratio']:.2f}x"
+        n = f"{sizes['statem']['n']:,}"
+        lines += [
+            f"{'statem':<9} {f'StateMachine casts/s ({n})':<34} "
+            f"{_num(e.get('statemachine'), 'M'):>12}",
+            f"{'':<9} {'GenServer casts/s, same process':<34} {_num(e.get('genserver'), 'M'):>12}",
+            f"{'':<9} {'StateMachine / GenServer':<34} {ratio:>12} {'':>12} {'':>6}  "
+            f">= {STATEM_TARGET:.1f}x {verdict}",
+        ]
     if "call" in out:
         c = out["call"]
         row("call", f"mean µs ({sizes['call']['n']:,} calls)", c, "", "call")

@@ -1,6 +1,7 @@
-"""The five workloads on asyncotp, written the way a user would write them:
-``asyncotp.run(main)``, ``GenServer.start``, ``cast``, ``call``, ``stop``,
-``Supervisor.start``, ``whereis`` and ``which_children``.
+"""The workloads on asyncotp, written the way a user would write them:
+``asyncotp.run(main)``, ``GenServer.start``, ``StateMachine.start``,
+``cast``, ``call``, ``stop``, ``Supervisor.start``, ``whereis`` and
+``which_children``.
 
 Every workload function takes its parameters and ``uvloop`` and returns a
 dict of measurements; ``run.py`` calls it in a fresh process.
@@ -10,15 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import statistics
 import tracemalloc
 from typing import Any
 
 from _common import Unavailable, gc_objects, gc_seconds, percentile, perf, settled_rss, timer
 
 import asyncotp
-from asyncotp import GenServer, call, cast, receive, self_pid, send, stop, whereis
+from asyncotp import (
+    CallEvent,
+    EventKind,
+    EventType,
+    GenServer,
+    KeepState,
+    Reply,
+    StateMachine,
+    Transition,
+    call,
+    cast,
+    receive,
+    self_pid,
+    send,
+    stop,
+    whereis,
+)
 
 DONE = "done"
+CAST = EventType.CAST
 
 
 class Counter(GenServer):
@@ -36,6 +55,27 @@ class Counter(GenServer):
 
     async def handle_call(self, request: Any, caller: asyncotp.Caller) -> Any:
         return self.count
+
+
+class EventCounter(StateMachine[str, int]):
+    """``Counter`` as a state machine: counts cast events in its data (the
+    same work, the same quota check); a call answers the count."""
+
+    async def init(self, quota: int = 0, report: asyncotp.Pid | None = None) -> tuple[str, int]:
+        self.quota = quota
+        self.report = report
+        return "counting", 0
+
+    async def handle_event(
+        self, event_type: EventKind, event: Any, state: str, data: int
+    ) -> Transition[str, int]:
+        if event_type is CAST:
+            data += 1
+            if data == self.quota:
+                send(self.report, DONE)  # type: ignore[arg-type]
+            return state, data
+        assert isinstance(event_type, CallEvent)
+        return KeepState(actions=Reply(event_type.caller, data))
 
 
 class Idle(GenServer):
@@ -74,6 +114,44 @@ def cast_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
             raise AssertionError(f"counted {count} casts, sent {n}")
         await stop(server)
         return {"msgs_per_s": n / elapsed, "seconds": elapsed, "gc_seconds": gc_time, "n": n}
+
+    return _run(main, uvloop=uvloop)  # type: ignore[no-any-return]
+
+
+def statem_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
+    """StateMachine cast events against GenServer casts, in the same process:
+    ``pairs`` bursts of ``n`` casts each, alternating which goes first; the
+    medians of each, and their ratio."""
+    n = params["n"]
+    pairs = params.get("pairs", 3)
+
+    async def burst(cls: Any) -> float:
+        server = await cls.start()
+        request = 1
+        t0 = timer()
+        for _ in range(n):
+            cast(server, request)
+        count = await call(server, "get")
+        elapsed = timer() - t0
+        if count != n:
+            raise AssertionError(f"{cls.__name__} counted {count} casts, sent {n}")
+        await stop(server)
+        return float(n / elapsed)
+
+    async def main() -> dict[str, Any]:
+        rates: dict[Any, list[float]] = {Counter: [], EventCounter: []}
+        for i in range(pairs):
+            order = (Counter, EventCounter) if i % 2 == 0 else (EventCounter, Counter)
+            for cls in order:
+                rates[cls].append(await burst(cls))
+        genserver = statistics.median(rates[Counter])
+        statem = statistics.median(rates[EventCounter])
+        return {
+            "statem_msgs_per_s": statem,
+            "genserver_msgs_per_s": genserver,
+            "ratio": statem / genserver,
+            "n": n,
+        }
 
     return _run(main, uvloop=uvloop)  # type: ignore[no-any-return]
 
@@ -273,6 +351,7 @@ def scale_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
 
 WORKLOADS = {
     "cast": cast_workload,
+    "statem": statem_workload,
     "call": call_workload,
     "spawn": spawn_workload,
     "restart": restart_workload,

@@ -23,7 +23,16 @@ import tracemalloc
 from collections import deque
 from typing import Any
 
-from _common import gc_objects, gc_seconds, percentile, perf, run_floor, settled_rss, timer
+from _common import (
+    Unavailable,
+    gc_objects,
+    gc_seconds,
+    percentile,
+    perf,
+    run_floor,
+    settled_rss,
+    timer,
+)
 
 logger = logging.getLogger("floor")
 
@@ -434,8 +443,15 @@ def scale_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
     return run_floor(main, uvloop=uvloop)  # type: ignore[no-any-return]
 
 
+def statem_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
+    raise Unavailable(
+        "statem compares asyncotp's StateMachine with its GenServer in one process; it has no floor"
+    )
+
+
 WORKLOADS = {
     "cast": cast_workload,
+    "statem": statem_workload,
     "call": call_workload,
     "spawn": spawn_workload,
     "restart": restart_workload,

@@ -35,3 +35,23 @@ def backoffs(draw: st.DrawFn) -> Backoff:
         jitter=draw(st.floats(min_value=0.0, max_value=1.0, allow_nan=False)),
         reset_after=draw(_seconds),
     )
+
+
+# -- state machines -------------------------------------------------------------
+
+statem_states = st.integers(min_value=0, max_value=2)
+"""The states of the scripted state machine of the postpone property."""
+
+statem_steps = st.lists(
+    st.one_of(
+        # ("work", states): handled in those states, postponed in the others.
+        st.tuples(st.just("work"), st.frozensets(statem_states)),
+        # ("goto", state, inserted): go to ``state`` (maybe the current one, which
+        # is not a state change), inserting work events with NextEvent.
+        st.tuples(
+            st.just("goto"), statem_states, st.lists(st.frozensets(statem_states), max_size=2)
+        ),
+    ),
+    max_size=25,
+)
+"""Random sequences of events and state changes for a state machine."""

@@ -43,3 +43,7 @@ def test_run_quick_json_has_the_five_figures() -> None:
             assert isinstance(value, (int, float)), (key, side, value)
             assert value > 0, (key, side, value)
     assert set(out["scale"]) == {"1", "10", "100"}
+    statem = out["statem"]
+    assert "errors" not in statem, statem["errors"]
+    for key in ("statemachine", "genserver", "ratio"):
+        assert statem[key] > 0, (key, statem[key])

@@ -145,3 +145,25 @@ def test_tasks_example_awaits_isolates_stops_and_streams_with_back_pressure() ->
     assert "item 4: exit: timed out, killed" in out
     assert "item 7: ok '<html>/page/7</html>'" in out
     assert out.rstrip().endswith("done: every task has ended and the tree stops")
+
+
+def test_door_lock_example_opens_relocks_on_time_and_replays_postponed_presses() -> None:
+    result = run_example("door_lock.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "door: no button for 0.3 s, forgetting '99'" in out
+    assert "you: the door says it is locked" in out
+    assert "door: button '4' -> '1234'" in out
+    assert "you: the door says it is open" in out
+    # Buttons pressed while open are postponed, then retried once it locks.
+    order = [
+        "door: button '1' while open: postponed until it locks",
+        "door: time is up",
+        "door: locked",
+        "door: button '1' -> '1'",
+    ]
+    tail = out[out.index("you: type 1-2-3-4 again") :]
+    positions = [tail.index(line) for line in order]
+    assert positions == sorted(positions)
+    assert out.count("door: unlocked, open for 0.5 s") == 2
+    assert out.rstrip().endswith("done: the door is locked and stopped")

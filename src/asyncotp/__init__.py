@@ -1,13 +1,14 @@
 """asyncotp: Erlang/OTP's actors and supervision trees on asyncio.
 
 The public API lives in thin namespaces, all re-exported here:
-``asyncotp.actors`` (processes, GenServer, Agent), ``asyncotp.supervision``
-(child specs, supervisors, applications), ``asyncotp.health`` (health and
-readiness, ASGI endpoints) and ``asyncotp.resilience`` (retries, circuit
-breakers, load shedding, idempotency, dead letters). ``asyncotp.from_thread``
-is the bridge for other threads (the functions run on the node's event-loop
-thread). ``asyncotp.testing`` (the kit to property-test crash recovery) is
-imported on demand.
+``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task),
+``asyncotp.supervision`` (child specs, supervisors, applications, task
+supervisors), ``asyncotp.health`` (health and readiness, ASGI endpoints) and
+``asyncotp.resilience`` (retries, circuit breakers, load shedding,
+idempotency, dead letters). ``asyncotp.from_thread`` is the bridge for other
+threads (the functions run on the node's event-loop thread).
+``asyncotp.testing`` (the kit to property-test crash recovery) is imported on
+demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
 runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``resilience``
@@ -26,35 +27,51 @@ from .actors import NOPROC as NOPROC
 from .actors import NOREPLY as NOREPLY
 from .actors import NORMAL as NORMAL
 from .actors import SHUTDOWN as SHUTDOWN
+from .actors import Action as Action
 from .actors import ActorError as ActorError
 from .actors import Agent as Agent
+from .actors import CallbackMode as CallbackMode
 from .actors import Caller as Caller
+from .actors import CallEvent as CallEvent
 from .actors import CallTimeout as CallTimeout
 from .actors import Cast as Cast
 from .actors import Down as Down
+from .actors import EventKind as EventKind
+from .actors import EventTimeout as EventTimeout
+from .actors import EventType as EventType
 from .actors import Exited as Exited
 from .actors import ExitReason as ExitReason
+from .actors import GenericTimeout as GenericTimeout
+from .actors import GenericTimeoutEvent as GenericTimeoutEvent
 from .actors import GenServer as GenServer
+from .actors import KeepState as KeepState
 from .actors import MailboxFull as MailboxFull
 from .actors import MonitorRef as MonitorRef
 from .actors import NameTaken as NameTaken
+from .actors import NextEvent as NextEvent
 from .actors import Node as Node
 from .actors import NoNodeError as NoNodeError
 from .actors import NoProcess as NoProcess
 from .actors import NotAnActorError as NotAnActorError
 from .actors import Overflow as Overflow
 from .actors import Pid as Pid
+from .actors import Postpone as Postpone
 from .actors import ProcessInfo as ProcessInfo
 from .actors import ReceiveTimeout as ReceiveTimeout
+from .actors import RepeatState as RepeatState
+from .actors import Reply as Reply
 from .actors import ServerExited as ServerExited
 from .actors import Shutdown as Shutdown
 from .actors import StartError as StartError
+from .actors import StateMachine as StateMachine
+from .actors import StateTimeout as StateTimeout
 from .actors import Stop as Stop
 from .actors import Task as Task
 from .actors import TaskExited as TaskExited
 from .actors import TaskReply as TaskReply
 from .actors import TaskTimeout as TaskTimeout
 from .actors import TimerRef as TimerRef
+from .actors import Transition as Transition
 from .actors import WrongThreadError as WrongThreadError
 from .actors import call as call
 from .actors import cancel_timer as cancel_timer

@@ -23,6 +23,9 @@ this package, never from its private modules. The modules, bottom up:
 * ``_deadlines``: call deadlines sharing one loop timer.
 * ``_server``: the GenServer loop, ``call``, ``cast``, ``stop`` and the
   start handshake (the ``GenServer`` class itself is ``asyncotp.actors``').
+* ``_actions`` and ``_statem``: what a state machine's callbacks receive
+  and return (event types, actions, ``KeepState``), and its loop and start
+  handshake (the ``StateMachine`` class itself is ``asyncotp.actors``').
 * ``_node``: ``node()``, ``run()`` and the orderly shutdown.
 * ``_threads``: the bridge for other threads (``thread_send``,
   ``thread_cast``, ``thread_call``, ``thread_run``), public as
@@ -43,6 +46,21 @@ gets ``Exited``) and ``Down`` to each monitor.
 
 # -- the public runtime, re-exported by asyncotp.actors and asyncotp ----------
 from . import _validate as validate  # noqa: F401 - the validators, one namespace for the layers above
+from ._actions import Action as Action
+from ._actions import CallbackMode as CallbackMode
+from ._actions import CallEvent as CallEvent
+from ._actions import EventKind as EventKind
+from ._actions import EventTimeout as EventTimeout
+from ._actions import EventType as EventType
+from ._actions import GenericTimeout as GenericTimeout
+from ._actions import GenericTimeoutEvent as GenericTimeoutEvent
+from ._actions import KeepState as KeepState
+from ._actions import NextEvent as NextEvent
+from ._actions import Postpone as Postpone
+from ._actions import RepeatState as RepeatState
+from ._actions import Reply as Reply
+from ._actions import StateTimeout as StateTimeout
+from ._actions import Transition as Transition
 from ._actor import ProcessInfo as ProcessInfo
 from ._actor import is_alive as is_alive
 from ._actor import process_info as process_info
@@ -158,6 +176,7 @@ from ._signals import unlink as unlink
 from ._state import Node as Node
 from ._state import Overflow as Overflow
 from ._state import TimerRef as TimerRef
+from ._statem import start_statem as start_statem
 from ._threads import thread_call as thread_call
 from ._threads import thread_cast as thread_cast
 from ._threads import thread_run as thread_run

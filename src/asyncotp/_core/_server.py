@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, final
 
 from ._actor import spawn_process
@@ -282,14 +283,38 @@ async def start_server(
     has_terminate: bool,
 ) -> Pid:
     """Spawn ``server``'s loop and wait until its ``init`` has returned (the
-    start handshake); see ``GenServer.start``.
+    start handshake); see ``GenServer.start`` and ``start_behaviour``."""
+    return await start_behaviour(
+        type(server).__qualname__,
+        lambda started: _serve(server, args, kwargs, started, has_terminate),
+        name=name,
+        link=link,
+        mailbox_size=mailbox_size,
+        overflow=overflow,
+        timeout=timeout,
+    )
+
+
+async def start_behaviour(
+    what: str,
+    body: Callable[[asyncio.Future[None]], Coroutine[Any, Any, Any]],
+    *,
+    name: str | None,
+    link: bool,
+    mailbox_size: int | None,
+    overflow: Overflow,
+    timeout: float | None,
+) -> Pid:
+    """The start handshake every behaviour shares: check the options, spawn
+    an actor running ``body(started)`` and wait until ``body`` settles
+    ``started`` (its ``init`` has returned, or failed).
 
     ``timeout`` is seconds > 0, or None or ``math.inf`` for no limit. If the
     deadline passes, or the task that starts is cancelled, the half-started
-    server is killed and its name freed before ``start`` raises
-    (``StartError``, or the ``CancelledError``)."""
-    node = current_node("GenServer.start")
-    what = type(server).__qualname__
+    actor is killed and its name freed before ``start`` raises
+    (``StartError``, or the ``CancelledError``). ``what`` (the class name)
+    names the actor in error messages."""
+    node = current_node(f"{what}.start")
     if type(timeout) is not float or not 0.0 < timeout <= MAX_SECONDS:
         timeout = check_seconds(timeout, f"{what}.start", "timeout", no_limit=True, positive=True)
     if name is not None:
@@ -300,7 +325,7 @@ async def start_server(
     started: asyncio.Future[None] = node.loop.create_future()
     proc = spawn_process(
         node,
-        _serve(server, args, kwargs, started, has_terminate),
+        body(started),
         name=name,
         link_to=starter,
         trap_exits=False,
