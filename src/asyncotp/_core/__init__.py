@@ -25,6 +25,8 @@ this package, never from its private modules. The modules, bottom up:
 * ``_node``: ``node()``, ``run()`` and the orderly shutdown.
 * ``_ops``: the internal API on pids for the layers above (listed last
   below).
+* ``_introspect``: read-only facts about live actors for ``asyncotp.observer``
+  (``describe``, ``describe_all``, ``supervisor_pids``).
 
 The hot path of a call: ``_server.call`` -> ``_mailbox.deliver`` ->
 the server's loop in ``_server._serve`` -> ``handle_call`` -> the caller's
@@ -80,6 +82,11 @@ from ._errors import SettleTimeout as SettleTimeout
 from ._errors import ShedReason as ShedReason
 from ._errors import StartError as StartError
 from ._errors import WaitTimeout as WaitTimeout
+from ._introspect import ActorKind as ActorKind
+from ._introspect import ProcessFacts as ProcessFacts
+from ._introspect import describe as describe
+from ._introspect import describe_all as describe_all
+from ._introspect import supervisor_pids as supervisor_pids
 from ._mailbox import receive as receive
 from ._node import node as node
 from ._node import run as run
