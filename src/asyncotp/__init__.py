@@ -3,17 +3,20 @@
 The public API lives in thin namespaces, all re-exported here:
 ``asyncotp.actors`` (processes, GenServer, Agent), ``asyncotp.supervision``
 (child specs, supervisors, applications), ``asyncotp.health`` (health and
-readiness, ASGI endpoints) and ``asyncotp.resilience`` (retries, circuit
-breakers, load shedding, idempotency, dead letters). ``asyncotp.testing``
-(the kit to property-test crash recovery) is imported on demand.
+readiness, ASGI endpoints), ``asyncotp.observer`` (snapshots of the live
+node) and
+``asyncotp.resilience`` (retries, circuit breakers, load shedding,
+idempotency, dead letters). ``asyncotp.testing`` (the kit to property-test
+crash recovery) is imported on demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
-runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``resilience``
-<- ``testing``. ``docs/architecture.md`` maps them.
+runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``observer`` <-
+``resilience`` <- ``testing``. ``docs/architecture.md`` maps them.
 """
 
 from . import actors as actors
 from . import health as health
+from . import observer as observer
 from . import resilience as resilience
 from . import supervision as supervision
 from ._core import publish as _publish
@@ -85,6 +88,13 @@ from .health import health_report as health_report
 from .health import ready_when as ready_when
 from .health import remove_ready_check as remove_ready_check
 from .health import serve_health as serve_health
+from .observer import TOP_KEYS as TOP_KEYS
+from .observer import ActorSnapshot as ActorSnapshot
+from .observer import ChildSnapshot as ChildSnapshot
+from .observer import NodeSnapshot as NodeSnapshot
+from .observer import SupervisorSnapshot as SupervisorSnapshot
+from .observer import snapshot as snapshot
+from .observer import top as top
 from .resilience import DEFAULT_RETRY_ON as DEFAULT_RETRY_ON
 from .resilience import BreakerState as BreakerState
 from .resilience import BreakerStateChanged as BreakerStateChanged
