@@ -4,7 +4,7 @@ The public API lives in thin namespaces, all re-exported here:
 ``asyncotp.actors`` (processes, GenServer, Agent), ``asyncotp.supervision``
 (child specs, supervisors, applications), ``asyncotp.health`` (health and
 readiness, ASGI endpoints), ``asyncotp.observer`` (snapshots of the live
-node) and
+node, a web dashboard) and
 ``asyncotp.resilience`` (retries, circuit breakers, load shedding,
 idempotency, dead letters). ``asyncotp.testing`` (the kit to property-test
 crash recovery) is imported on demand.
@@ -91,8 +91,10 @@ from .health import serve_health as serve_health
 from .observer import TOP_KEYS as TOP_KEYS
 from .observer import ActorSnapshot as ActorSnapshot
 from .observer import ChildSnapshot as ChildSnapshot
+from .observer import DashboardApp as DashboardApp
 from .observer import NodeSnapshot as NodeSnapshot
 from .observer import SupervisorSnapshot as SupervisorSnapshot
+from .observer import serve_dashboard as serve_dashboard
 from .observer import snapshot as snapshot
 from .observer import top as top
 from .resilience import DEFAULT_RETRY_ON as DEFAULT_RETRY_ON

@@ -6,8 +6,13 @@
   uptime, a memory estimate), JSON-ready with ``to_dict()``.
 * ``await top(n, by="mailbox")`` (or ``snapshot.top(n, by)``): the busiest
   actors, as Erlang's recon.
+* ``DashboardApp``: an ASGI app, a web page that draws the trees live over
+  server-sent events, with ``/api/snapshot`` as JSON; ``serve_dashboard``
+  serves it with uvicorn (the ``asgi`` extra).
 """
 
+from ._asgi import DashboardApp as DashboardApp
+from ._asgi import serve_dashboard as serve_dashboard
 from ._snapshot import snapshot as snapshot
 from ._snapshot import top as top
 from ._values import TOP_KEYS as TOP_KEYS
