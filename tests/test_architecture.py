@@ -4,8 +4,9 @@ there is no import cycle, and no import hides inside a function.
 
 Layers, bottom up: ``_core`` <- ``actors`` <- ``supervision`` <- ``health``
 <- ``observer`` <- ``resilience`` <- ``testing`` (see docs/architecture.md).
-The top-level ``asyncotp/__init__.py`` re-exports the public namespaces and
-sits above all but ``testing``, which users import on demand.
+The top-level ``asyncotp/__init__.py`` (and ``asyncotp/__main__.py``, the
+command line) re-exports the public namespaces and sits above all but
+``testing``, which users import on demand.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ LAYERS = (
     "asyncotp",
     "testing",
 )
-"""Bottom up; ``asyncotp`` stands for the top-level ``__init__``."""
+"""Bottom up; ``asyncotp`` stands for the top-level ``__init__`` and ``__main__``."""
 
 OPTIONAL = {"uvicorn", "hypothesis", "pytest", "uvloop"}
 """Third-party packages that are not run-time dependencies: imported only
@@ -48,7 +49,7 @@ def modules() -> dict[str, Path]:
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else "asyncotp"
+    return parts[1] if len(parts) > 1 and parts[1] != "__main__" else "asyncotp"
 
 
 def is_package(module: str) -> bool:

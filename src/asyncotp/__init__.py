@@ -4,7 +4,7 @@ The public API lives in thin namespaces, all re-exported here:
 ``asyncotp.actors`` (processes, GenServer, Agent), ``asyncotp.supervision``
 (child specs, supervisors, applications), ``asyncotp.health`` (health and
 readiness, ASGI endpoints), ``asyncotp.observer`` (snapshots of the live
-node, a web dashboard) and
+node, a web dashboard, ``python -m asyncotp top``) and
 ``asyncotp.resilience`` (retries, circuit breakers, load shedding,
 idempotency, dead letters). ``asyncotp.testing`` (the kit to property-test
 crash recovery) is imported on demand.

@@ -9,6 +9,8 @@
 * ``DashboardApp``: an ASGI app, a web page that draws the trees live over
   server-sent events, with ``/api/snapshot`` as JSON; ``serve_dashboard``
   serves it with uvicorn (the ``asgi`` extra).
+* ``python -m asyncotp top URL``: the same in a terminal, read from a
+  dashboard's JSON endpoint.
 """
 
 from ._asgi import DashboardApp as DashboardApp
