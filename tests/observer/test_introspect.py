@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncotp
-from asyncotp import Caller, GenServer, Supervisor, receive, send, spawn
+from asyncotp import Caller, GenServer, Pid, Supervisor, call, receive, self_pid, send, spawn
 from asyncotp._core import describe, describe_all, supervisor_pids
 from asyncotp.testing import Probe
 from tests.helpers import watch
@@ -18,6 +18,8 @@ from tests.helpers import watch
 
 class Counter(GenServer):
     async def handle_call(self, request: Any, caller: Caller) -> Any:
+        if request == "describe yourself":
+            return describe(self_pid())
         return request
 
 
@@ -81,3 +83,24 @@ async def test_started_at_is_read_on_the_loop_clock_at_spawn(node: asyncotp.Node
     assert loop_time <= facts.started_at <= node.loop.time()
     assert facts.status in ("running", "waiting")
     send(worker, "stop")
+
+
+async def describing_itself(probe: Pid) -> None:
+    send(probe, describe(self_pid()))
+
+
+async def test_an_actor_that_describes_itself_or_has_not_started_is_named_too(
+    node: asyncotp.Node,
+) -> None:
+    counter = await Counter.start()
+    facts = await call(counter, "describe yourself")  # its coroutines are running
+    assert (facts.kind, facts.behaviour) == ("genserver", "Counter")
+    probe = await Probe.start()
+    spawn(describing_itself, probe.pid)
+    itself = await probe.expect()
+    assert (itself.kind, itself.behaviour) == ("actor", "describing_itself")
+    unstarted = spawn(idle_worker)  # not a step run yet
+    facts = describe(unstarted)
+    assert facts is not None
+    assert facts.behaviour == "idle_worker"
+    send(unstarted, "stop")

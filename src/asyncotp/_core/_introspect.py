@@ -10,16 +10,20 @@ nothing runs unless somebody asks: no per-message work is added anywhere.
 
 from __future__ import annotations
 
+import gc
+import inspect
 import itertools
 import sys
 from collections.abc import Iterable
+from types import FrameType
 from typing import Any, Final, Literal, TypeAlias, cast
 
 import attrs
 
+from ._actor import _run_process
 from ._context import process_of
 from ._pid import Pid
-from ._state import DEAD, EXITING, UNSET, Node, Process
+from ._state import DEAD, EXITING, UNSET, Node, Process, proc_var
 
 ActorKind: TypeAlias = Literal["supervisor", "genserver", "actor"]
 
@@ -28,6 +32,8 @@ _SAMPLE: Final = 64
 longer mailbox is estimated from their mean size."""
 _ITEMS: Final = 16
 """How many items of a tuple, list or dict message are measured."""
+_RUN_PROCESS: Final = _run_process.__code__
+"""The code of an actor's task: the frame below it runs the actor's own coroutine."""
 
 
 @attrs.frozen
@@ -122,26 +128,60 @@ def memory(proc: Process) -> int:
     return total
 
 
+def _held_coroutine(coro: Any) -> Any:
+    """The coroutine that ``coro`` awaits, or else the one it holds in a local
+    (an actor's task before its first step)."""
+    awaited = getattr(coro, "cr_await", None)
+    if inspect.iscoroutine(awaited):
+        return awaited
+    for held in gc.get_referents(coro):
+        if inspect.iscoroutine(held):
+            return held
+    return None
+
+
+def _running_behaviour(proc: Process) -> str:
+    """``_behaviour`` for the calling actor itself, whose coroutines are
+    running (they refer to nothing ``gc`` can see): read from the stack, the
+    frame that ``_run_process`` runs (one dict of locals for the server loop's
+    own frame, on the caller only)."""
+    callee: FrameType | None = None
+    frame: FrameType | None = sys._getframe()
+    while frame is not None and frame.f_code is not _RUN_PROCESS:
+        callee, frame = frame, frame.f_back
+    if frame is None or callee is None:
+        return "?"
+    if proc.defers_exits:
+        server = callee.f_locals.get("server")
+        return "?" if server is None else type(server).__qualname__
+    return callee.f_code.co_qualname.rpartition("<locals>.")[2]
+
+
 def _behaviour(proc: Process) -> str:
     """The class a server runs, or a plain actor's function name.
 
-    Read from the suspended frames of the actor's task: ``_run_process``
-    holds the actor's coroutine as ``coro``, and the server loop (``_serve``)
-    holds the GenServer instance as ``server`` (tests pin both names).
+    The actor's task runs ``_run_process``, which awaits the actor's own
+    coroutine: a plain actor's function, or the server loop that holds the
+    GenServer instance. They are read from what the suspended coroutines
+    refer to (``gc.get_referents``), never through ``frame.f_locals``, which
+    would leave a dict of the locals attached to every frame it reads.
     """
     task = proc.task
     if task is None or task.done():
         return "?"
     try:
-        outer: Any = task.get_coro()
-        frame = getattr(outer, "cr_frame", None)
-        inner: Any = None if frame is None else frame.f_locals.get("coro")
+        if proc_var.get() is proc:
+            return _running_behaviour(proc)
+        inner = _held_coroutine(task.get_coro())
         if inner is None:
             return "?"
         if proc.defers_exits:
-            inner_frame = getattr(inner, "cr_frame", None)
-            server = None if inner_frame is None else inner_frame.f_locals.get("server")
-            return "?" if server is None else type(server).__qualname__
+            for held in gc.get_referents(inner):
+                if not isinstance(held, type) and callable(
+                    getattr(type(held), "handle_call", None)
+                ):
+                    return type(held).__qualname__
+            return "?"
         name = getattr(inner, "__qualname__", None)
         # ``outer.<locals>.worker`` reads better as ``worker``.
         return name.rpartition("<locals>.")[2] if isinstance(name, str) else "?"
