@@ -169,6 +169,29 @@ async def test_the_event_stream_pushes_a_snapshot_at_once_on_a_restart(
         assert find(data["trees"][0], "gateway")["pid"] != old.number
 
 
+async def test_open_pages_share_the_latest_snapshot_until_a_supervisor_reports(
+    node: asyncotp.Node,
+) -> None:
+    await start_shop()
+    async with (
+        serving(DashboardApp(interval=30.0)) as client,
+        events(client) as (_first, one),
+        events(client) as (_second, two),
+    ):
+        with anyio.fail_after(WAIT):
+            _, seen_by_one = await next_event(one)
+            _, seen_by_two = await next_event(two)
+        assert seen_by_two["taken_at"] == seen_by_one["taken_at"]  # one snapshot for both
+        old = whereis("gateway")
+        assert old is not None
+        await crash(old)
+        with anyio.fail_after(WAIT):  # the report makes both take a fresh one
+            for lines in (one, two):
+                data = seen_by_one
+                while find(data["trees"][0], "gateway")["restarts"] == 0:
+                    _, data = await next_event(lines)
+
+
 async def test_the_event_stream_sends_a_snapshot_every_interval(node: asyncotp.Node) -> None:
     await start_shop()
     async with (

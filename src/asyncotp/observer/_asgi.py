@@ -29,7 +29,7 @@ from typing import Any, Final, TypeAlias
 import anyio
 from anyio.abc import TaskStatus
 
-from .._core import ActorError, Node, Pid, node_of, node_running, running_node, validate
+from .._core import ActorError, Node, Pid, node_of, node_running, now, running_node, validate
 from ._reports import on_supervisor_report, waker
 from ._snapshot import snapshot
 
@@ -107,6 +107,8 @@ class DashboardApp:
         self._node: Node | None = node_of(root) if type(root) is Pid else running_node()
         self._streams: set[Callable[[], None]] = set()
         self._generation = 0
+        self._reports = 0  # supervisor reports heard by the streams
+        self._latest: tuple[Node, int, float, bytes] | None = None
         self._files: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
@@ -208,7 +210,12 @@ class DashboardApp:
             await send({"type": "http.response.body", "body": b""})
             return
         wake = asyncio.Event()
-        listener = waker(wake)
+        wake_stream = waker(wake)
+
+        def listener() -> None:
+            self._reports += 1
+            wake_stream()
+
         generation = self._generation
         self._streams.add(listener)
         try:
@@ -219,11 +226,11 @@ class DashboardApp:
                     while generation == self._generation and node_running(node):
                         wake.clear()
                         try:
-                            snap = await snapshot(node, root=self.root, timeout=self.timeout)
+                            body = await self._snapshot_event(node)
                         except (TypeError, ActorError) as exc:
                             await send(_frame("failure", {"error": str(exc)}))
                             break
-                        await send(_frame("snapshot", snap.to_dict()))
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
                         with anyio.move_on_after(self.interval):
                             await wake.wait()
                 tg.cancel_scope.cancel()
@@ -231,6 +238,25 @@ class DashboardApp:
             self._streams.discard(listener)
         with contextlib.suppress(OSError):
             await send({"type": "http.response.body", "body": b""})
+
+    async def _snapshot_event(self, node: Node) -> bytes:
+        """A ``snapshot`` event. Streams share the latest one while it is less
+        than half an interval old and no supervisor has reported since, so
+        that many open pages do not each ask every supervisor every tick."""
+        latest = self._latest
+        clock = now()
+        if (
+            latest is not None
+            and latest[0] is node
+            and latest[1] == self._reports
+            and clock - latest[2] < self.interval / 2
+        ):
+            return latest[3]
+        reports = self._reports
+        snap = await snapshot(node, root=self.root, timeout=self.timeout)
+        body: bytes = _frame("snapshot", snap.to_dict())["body"]
+        self._latest = (node, reports, clock, body)
+        return body
 
 
 def _frame(event: str | None, data: dict[str, Any], retry: int | None = None) -> Message:
