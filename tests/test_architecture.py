@@ -3,9 +3,10 @@ higher one, nothing above the core reaches into the core's private modules,
 there is no import cycle, and no import hides inside a function.
 
 Layers, bottom up: ``_core`` <- ``actors`` <- ``supervision`` <- ``health``
-<- ``resilience`` <- ``testing`` (see docs/architecture.md). The top-level
-``asyncotp/__init__.py`` re-exports the public namespaces and sits above all
-but ``testing``, which users import on demand.
+<- ``observer`` <- ``resilience`` <- ``testing`` (see docs/architecture.md).
+The top-level ``asyncotp/__init__.py`` (and ``asyncotp/__main__.py``, the
+command line) re-exports the public namespaces and sits above all but
+``testing``, which users import on demand.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "asyncotp"
 
-LAYERS = ("_core", "actors", "supervision", "health", "resilience", "asyncotp", "testing")
-"""Bottom up; ``asyncotp`` stands for the top-level ``__init__``."""
+LAYERS = (
+    "_core",
+    "actors",
+    "supervision",
+    "health",
+    "observer",
+    "resilience",
+    "asyncotp",
+    "testing",
+)
+"""Bottom up; ``asyncotp`` stands for the top-level ``__init__`` and ``__main__``."""
 
 OPTIONAL = {"uvicorn", "hypothesis", "pytest", "uvloop"}
 """Third-party packages that are not run-time dependencies: imported only
@@ -121,6 +131,17 @@ def test_health_never_imports_resilience() -> None:
         if layer_of(module) == "health"
         for _node, target in imports_of(module, tree)
         if layer_of(target) == "resilience"
+    ]
+    assert wrong == []
+
+
+def test_the_observer_imports_neither_resilience_nor_testing() -> None:
+    wrong = [
+        f"{module} imports {target}"
+        for module, tree in parsed().items()
+        if layer_of(module) == "observer"
+        for _node, target in imports_of(module, tree)
+        if layer_of(target) in ("resilience", "testing")
     ]
     assert wrong == []
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import urllib.request
+
 import pytest
 
-from tests.helpers import run_example
+from tests.helpers import EXAMPLES, run_example
 
 
 @pytest.mark.timeout(90)
@@ -167,3 +172,37 @@ def test_door_lock_example_opens_relocks_on_time_and_replays_postponed_presses()
     assert positions == sorted(positions)
     assert out.count("door: unlocked, open for 0.5 s") == 2
     assert out.rstrip().endswith("done: the door is locked and stopped")
+
+
+def test_dashboard_example_serves_the_live_tree_then_stops_by_itself() -> None:
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "dashboard.py"), "--seconds", "4", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("dashboard: http://127.0.0.1:"), first
+        url = first.split()[1]
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url + "api/snapshot", timeout=10) as response:
+            data = json.load(response)
+        (tree,) = data["trees"]
+        assert tree["name"] == "shop"
+        assert [c["id"] for c in tree["children"]] == [
+            "prices",
+            "payments",
+            "flaky",
+            "mailer",
+            "jobs",
+        ]
+        with opener.open(url, timeout=10) as response:
+            assert b"static/dashboard.js" in response.read()
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 0, err
+    assert out.rstrip().endswith("done: the dashboard and the tree have stopped")

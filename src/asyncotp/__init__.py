@@ -3,21 +3,23 @@
 The public API lives in thin namespaces, all re-exported here:
 ``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task),
 ``asyncotp.supervision`` (child specs, supervisors, applications, task
-supervisors), ``asyncotp.health`` (health and readiness, ASGI endpoints) and
-``asyncotp.resilience`` (retries, circuit breakers, load shedding,
-idempotency, dead letters). ``asyncotp.from_thread`` is the bridge for other
-threads (the functions run on the node's event-loop thread).
-``asyncotp.testing`` (the kit to property-test crash recovery) is imported on
-demand.
+supervisors), ``asyncotp.health`` (health and readiness, ASGI endpoints),
+``asyncotp.observer`` (snapshots of the live node, a web dashboard,
+``python -m asyncotp top``) and ``asyncotp.resilience`` (retries, circuit
+breakers, load shedding, idempotency, dead letters). ``asyncotp.from_thread``
+is the bridge for other threads (the functions run on the node's event-loop
+thread). ``asyncotp.testing`` (the kit to property-test crash recovery) is
+imported on demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
-runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``resilience``
-<- ``testing``. ``docs/architecture.md`` maps them.
+runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``observer`` <-
+``resilience`` <- ``testing``. ``docs/architecture.md`` maps them.
 """
 
 from . import actors as actors
 from . import from_thread as from_thread
 from . import health as health
+from . import observer as observer
 from . import resilience as resilience
 from . import supervision as supervision
 from ._core import publish as _publish
@@ -110,6 +112,15 @@ from .health import health_report as health_report
 from .health import ready_when as ready_when
 from .health import remove_ready_check as remove_ready_check
 from .health import serve_health as serve_health
+from .observer import TOP_KEYS as TOP_KEYS
+from .observer import ActorSnapshot as ActorSnapshot
+from .observer import ChildSnapshot as ChildSnapshot
+from .observer import DashboardApp as DashboardApp
+from .observer import NodeSnapshot as NodeSnapshot
+from .observer import SupervisorSnapshot as SupervisorSnapshot
+from .observer import serve_dashboard as serve_dashboard
+from .observer import snapshot as snapshot
+from .observer import top as top
 from .resilience import DEFAULT_RETRY_ON as DEFAULT_RETRY_ON
 from .resilience import BreakerState as BreakerState
 from .resilience import BreakerStateChanged as BreakerStateChanged

@@ -32,6 +32,8 @@ this package, never from its private modules. The modules, bottom up:
   ``asyncotp.from_thread``.
 * ``_ops``: the internal API on pids for the layers above (listed last
   below).
+* ``_introspect``: read-only facts about live actors for ``asyncotp.observer``
+  (``describe``, ``describe_all``, ``supervisor_pids``).
 
 Two rules hold everywhere (``_context``): only an actor's own task is that
 actor (a task it starts is a plain task), and the functions run on the
@@ -109,6 +111,11 @@ from ._errors import TaskExited as TaskExited
 from ._errors import TaskTimeout as TaskTimeout
 from ._errors import WaitTimeout as WaitTimeout
 from ._errors import WrongThreadError as WrongThreadError
+from ._introspect import ActorKind as ActorKind
+from ._introspect import ProcessFacts as ProcessFacts
+from ._introspect import describe as describe
+from ._introspect import describe_all as describe_all
+from ._introspect import supervisor_pids as supervisor_pids
 from ._mailbox import receive as receive
 from ._node import node as node
 from ._node import run as run

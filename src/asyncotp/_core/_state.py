@@ -120,6 +120,7 @@ class Process:
         "pid",
         "rejected",
         "reported",
+        "started_at",
         "state",
         "system",
         "task",
@@ -164,6 +165,7 @@ class Process:
         self.rejected = 0
         self.evicted = 0
         self.budget = 0
+        self.started_at = node.loop.time()  # for uptime (asyncotp.observer)
 
 
 @final
