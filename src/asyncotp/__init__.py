@@ -156,6 +156,7 @@ from .supervision import BRUTAL_KILL as BRUTAL_KILL
 from .supervision import GAVE_UP as GAVE_UP
 from .supervision import INFINITY as INFINITY
 from .supervision import Application as Application
+from .supervision import AutoShutdown as AutoShutdown
 from .supervision import Backoff as Backoff
 from .supervision import ChildCounts as ChildCounts
 from .supervision import ChildInfo as ChildInfo

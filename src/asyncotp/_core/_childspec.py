@@ -196,6 +196,11 @@ def _check_backoff(_inst: Any, _attr: Any, value: Any) -> None:
         raise TypeError(f"ChildSpec.backoff must be None or a Backoff, not {safe_repr(value)}")
 
 
+def _check_significant(_inst: Any, _attr: Any, value: Any) -> None:
+    if type(value) is not bool:
+        raise TypeError(f"ChildSpec.significant must be True or False, not {safe_repr(value)}")
+
+
 @attrs.frozen
 class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
@@ -207,6 +212,9 @@ class ChildSpec:
     does), or ``BRUTAL_KILL``, or ``INFINITY`` (the default for
     ``ChildType.SUPERVISOR``; 5.0 for workers).
     ``backoff`` optionally delays restarts of this child (see ``Backoff``).
+    ``significant`` (OTP 24) marks a transient or temporary child whose own
+    end, when it is not restarted, may shut its supervisor down (see the
+    supervisor's ``auto_shutdown``); a permanent child cannot be significant.
     """
 
     id: Hashable = attrs.field(validator=_check_id)
@@ -219,8 +227,15 @@ class ChildSpec:
         default=ChildType.WORKER, validator=_check_enum(ChildType, "type")
     )
     backoff: Backoff | None = attrs.field(default=None, validator=_check_backoff, kw_only=True)
+    significant: bool = attrs.field(default=False, validator=_check_significant, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        if self.significant and self.restart is Restart.PERMANENT:
+            raise ValueError(
+                f"ChildSpec {safe_repr(self.id)}: significant=True needs restart=Restart.TRANSIENT "
+                "or Restart.TEMPORARY; a permanent child is always restarted, so its end can "
+                "never shut its supervisor down (OTP refuses this combination too)"
+            )
         shutdown: object = self.shutdown
         if shutdown is _DEFAULT:
             shutdown = INFINITY if self.type is ChildType.SUPERVISOR else 5.0

@@ -8,8 +8,8 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Hashable, Sequence
-from typing import Any, ClassVar, Final
+from collections.abc import Awaitable, Hashable, Sequence
+from typing import Any, ClassVar, Final, TypeAlias
 
 import anyio
 import attrs
@@ -38,6 +38,7 @@ from .._core import (
     deliver_system,
     drop_messages,
     is_alive,
+    is_clean_exit,
     kill,
     mark_supervisor,
     now,
@@ -60,6 +61,9 @@ logger = logging.getLogger("asyncotp")
 GAVE_UP: Final = Shutdown("reached_max_restart_intensity")
 """The exit reason of a supervisor whose restart intensity was exceeded."""
 
+Started: TypeAlias = "Pid | tuple[Pid, Any] | None"
+"""What starting a child gives: None (ignored), its pid, or ``(pid, info)``."""
+
 # GenServer.start's init timeout for supervisors: their init starts every
 # child, each bounded by its own start timeout, so the supervisor adds none.
 _NO_START_LIMIT: Final = 365 * 24 * 3600.0
@@ -67,12 +71,44 @@ _NO_START_LIMIT: Final = 365 * 24 * 3600.0
 
 @attrs.frozen
 class ChildInfo:
-    """One child, as ``which_children`` reports it (``pid`` None: not running)."""
+    """One child, as ``which_children`` reports it (``pid`` None: not running).
+
+    ``restarting`` is True while the supervisor itself is bringing the child
+    back: it waits out its ``Backoff``, or retries a start that failed (OTP
+    shows ``restarting`` in place of the pid). Such a child has no pid, is
+    not ``active`` in ``count_children``, and ``restart_child`` and
+    ``delete_child`` refuse it; ``terminate_child`` ends its restarts.
+    """
 
     id: Hashable
     pid: Pid | None
     type: ChildType
     restart: Restart
+    restarting: bool = attrs.field(default=False, kw_only=True)
+
+
+class AutoShutdown(enum.Enum):
+    """When a supervisor shuts itself down because significant children
+    ended (OTP 24's ``auto_shutdown``; see ``ChildSpec.significant``).
+
+    Only an end a significant child came to by itself counts, and only when
+    it is not restarted: a transient child that ended cleanly, a temporary
+    child that ended in any way. Children the supervisor stopped (a
+    ``terminate_child``, a group restart, its own shutdown) never count.
+    The supervisor then stops its other children (reverse start order) and
+    ends with ``SHUTDOWN``: a clean end, so a transient parent does not
+    restart it, and an ``Application`` whose root it is ends with exit 0.
+    """
+
+    NEVER = "never"
+    """Never (the default); significant children are refused."""
+    ANY_SIGNIFICANT = "any_significant"
+    """As soon as any significant child has ended."""
+    ALL_SIGNIFICANT = "all_significant"
+    """When the last significant child still running (or restarting) has ended."""
+
+    def __repr__(self) -> str:
+        return f"AutoShutdown.{self.name}"
 
 
 @attrs.frozen
@@ -253,6 +289,13 @@ def _default_id(
     return name
 
 
+def _info(child: _Child) -> ChildInfo:
+    """``child`` as ``which_children`` shows it."""
+    spec = child.spec
+    restarting = child.pid is None and child.restarting
+    return ChildInfo(spec.id, child.pid, spec.type, spec.restart, restarting=restarting)
+
+
 def _counts(children: Sequence[_Child]) -> ChildCounts:
     return ChildCounts(
         specs=len(children),
@@ -287,6 +330,8 @@ class _SupervisorBase(GenServer):
     child, restart intensity, backoff, and reports."""
 
     _asyncotp_child_type: ClassVar[ChildType] = ChildType.SUPERVISOR
+    _kind: ClassVar[str] = "supervisor"
+    """How reports name this kind of supervisor."""
 
     max_restarts: int
     max_seconds: float
@@ -354,23 +399,66 @@ class _SupervisorBase(GenServer):
         # The asyncotp logger's filter makes every argument safe to format.
         logger.log(level, message, *args, exc_info=exc_info, extra=extra)
 
+    def _report_exit(
+        self, child: _Child, old_pid: Pid | None, reason: object, restarted: bool
+    ) -> None:
+        """Report that ``child`` (``old_pid``) ended with ``reason``, in the
+        same words and at the same level in both supervisors.
+
+        A child that ended cleanly (``NORMAL``, ``SHUTDOWN``, ``Shutdown(...)``)
+        and is not restarted (a transient or temporary child done with its
+        work) is routine: DEBUG, where OTP reports nothing. Every other end
+        is an ERROR report, as OTP's ``child_terminated``: an abnormal end,
+        or a permanent child that ended at all (it is restarted).
+        """
+        spec = child.spec
+        clean_and_done = not restarted and is_clean_exit(reason)
+        child.pid = old_pid
+        self._report(
+            logging.DEBUG if clean_and_done else logging.ERROR,
+            "child_terminated",
+            "%s %r: child %r (%r) ended with %r%s",
+            child,
+            reason,
+            self._kind,
+            self._pid,
+            spec.id,
+            old_pid,
+            reason,
+            "" if restarted else f"; {spec.restart!r}, not restarted",
+        )
+        child.pid = None
+
     # -- one child ---------------------------------------------------------
 
-    async def _start_one(self, child: _Child) -> Pid | None:
-        """Start ``child``; link to it and become its parent. None: ``ignore``."""
+    def _call_start(self, spec: ChildSpec) -> Awaitable[object]:
+        """Call ``spec``'s start function (a DynamicSupervisor adds its
+        ``extra_arguments``)."""
+        return spec.start()
+
+    async def _start_one(self, child: _Child) -> Started:
+        """Start ``child``; link to it and become its parent.
+
+        Returns what the start function returned: None (``ignore``), the
+        child's pid, or a ``(pid, info)`` pair (OTP's ``{ok, Pid, Info}``),
+        which ``start_child`` and ``restart_child`` hand back as they are.
+        """
         spec = child.spec
-        pid = await spec.start()
-        if pid is None:
+        result = await self._call_start(spec)
+        if result is None:
             # Ignored: not running, and no longer restarting either.
             child.pid = None
             child.restarting = False
             child.pending = None
             return None
+        pid: object = result
+        if type(result) is tuple and len(result) == 2:  # (pid, info)
+            pid = result[0]
         if type(pid) is not Pid:
             raise TypeError(
                 f"the start function of child {safe_repr(spec.id)} returned "
-                f"{safe_repr(pid)}; it must return the Pid of the started actor (or None "
-                "to ignore the child)"
+                f"{safe_repr(result)}; it must return the Pid of the started actor, a "
+                "(pid, info) pair, or None to ignore the child"
             )
         child.pid = pid
         child.last_pid = pid
@@ -380,7 +468,7 @@ class _SupervisorBase(GenServer):
         # Link to it and become its parent; one that died before we could
         # link arrives as an exit with NOPROC.
         adopt(pid)
-        return pid
+        return result  # type: ignore[return-value]  # a Pid or a (Pid, info) pair, checked above
 
     async def _stop_one(self, child: _Child) -> None:
         """Stop a running child as its spec says: SHUTDOWN, wait, then KILL."""

@@ -196,7 +196,11 @@ class TreeModel:
             if not self._count(sup, now):
                 self._give_up(sup, now)
                 return
-            self._start_in_order(sup, [child], now)
+            # A DynamicSupervisor retries a child that failed to start alone.
+            while self._start_each(sup, [child]) is not None:
+                if not self._count(sup, now):
+                    self._give_up(sup, now)
+                    return
             return
         if not restart:
             if child.t.restart is Restart.TEMPORARY:
@@ -249,23 +253,6 @@ class TreeModel:
             if not self._try_start(child):
                 return child
         return None
-
-    def _start_in_order(self, sup: _MSup, children: list[_MChild], now: float) -> None:
-        """A DynamicSupervisor's restart: start ``children`` in order; a
-        failed start counts as a restart and that child alone is tried again
-        (until the supervisor gives up)."""
-        index = 0
-        while index < len(children):
-            child = children[index]
-            if child.gen is not None or child not in sup.children:
-                index += 1
-                continue
-            if self._try_start(child):
-                index += 1
-                continue
-            if not self._count(sup, now):
-                self._give_up(sup, now)
-                return
 
     def _try_start(self, child: _MChild) -> bool:
         """One start of ``child`` (and, for a supervisor, of its children in
