@@ -4,6 +4,7 @@ the requests the client functions send."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import math
@@ -181,6 +182,9 @@ class _Starting:
     state: _StartState = _StartState.STARTING
     children: dict[Pid, _Child] = attrs.field(factory=dict)
     """The supervisor's running children (its own table, shared)."""
+    exited: asyncio.Future[object] | None = None
+    """Resolved with the supervisor's exit reason, watched from its init on
+    (so an end that comes before ``start`` returns is not missed)."""
 
 
 async def _abandon(starting: _Starting) -> None:

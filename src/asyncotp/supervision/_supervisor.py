@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from .._core import (
@@ -24,6 +24,7 @@ from .._core import (
     Stop,
     Strategy,
     kill,
+    on_exit,
     process_info,
     safe_repr,
     wait_exit,
@@ -71,6 +72,14 @@ def _never_significant(where: str, child_id: Hashable) -> str:
         "ALL_SIGNIFICANT to the supervisor, or drop significant=True (OTP refuses this "
         "combination too)"
     )
+
+
+def _resolve(future: asyncio.Future[object]) -> Callable[[object], None]:
+    def resolve(reason: object) -> None:
+        if not future.done():
+            future.set_result(reason)
+
+    return resolve
 
 
 def _check_strategy(strategy: object, where: str) -> None:
@@ -154,6 +163,8 @@ class Supervisor(_SupervisorBase):
             starting = _Starting()
         starting.pid = self._pid
         starting.children = self._by_pid
+        if starting.exited is not None:
+            on_exit(self._pid, _resolve(starting.exited))
         if starting.state is _StartState.ABANDONED:  # the starter gave up before we ran
             raise Stop(SHUTDOWN)
         for spec in children:
@@ -234,12 +245,39 @@ class Supervisor(_SupervisorBase):
         others stop in reverse start order), its name is free again, and
         then the cancellation goes on; the same happens past ``timeout``.
         """
+        return await cls._start_with(
+            _Starting(),
+            children,
+            strategy,
+            max_restarts,
+            max_seconds,
+            name=name,
+            link=link,
+            auto_shutdown=auto_shutdown,
+            **opts,
+        )
+
+    @classmethod
+    async def _start_with(
+        cls,
+        starting: _Starting,
+        children: Sequence[ChildSpec],
+        strategy: Strategy,
+        max_restarts: int,
+        max_seconds: float,
+        *,
+        name: str | None,
+        link: bool,
+        auto_shutdown: AutoShutdown,
+        **opts: Any,
+    ) -> Pid:
+        """``start``, sharing ``starting`` with the supervisor's init (an
+        ``Application`` learns its root's exit reason through it)."""
         specs = _check_specs(children, "Supervisor.start")
         _check_strategy(strategy, "Supervisor.start")
         _check_settings(max_restarts, max_seconds, "Supervisor.start")
         _check_auto_shutdown(auto_shutdown, specs, "Supervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
-        starting = _Starting()
         try:
             return await super().start(
                 specs,
