@@ -9,6 +9,7 @@ own exit reason, with a monitor in place before it can end.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
@@ -61,9 +62,7 @@ class Job(GenServer):
 def job(
     tag: str, log: Log, restart: Restart = Restart.TRANSIENT, *, significant: bool = True
 ) -> ChildSpec:
-    return attrs.evolve(
-        Job.child_spec(tag, log, id=tag, restart=restart), significant=significant
-    )
+    return attrs.evolve(Job.child_spec(tag, log, id=tag, restart=restart), significant=significant)
 
 
 async def end(sup: Pid, child_id: str, reason: object) -> None:
@@ -74,10 +73,8 @@ async def end(sup: Pid, child_id: str, reason: object) -> None:
     with pytest.raises(ServerExited):
         await call(pid, reason)
     if is_alive(sup):
-        try:
+        with contextlib.suppress(ServerExited):  # it shut down while the call waited
             await which_children(sup)
-        except ServerExited:
-            pass  # it shut down while the call waited
 
 
 async def pid_of(sup: Pid, child_id: str) -> Pid | None:
@@ -94,7 +91,7 @@ def test_a_permanent_child_cannot_be_significant() -> None:
 
 
 def test_significant_must_be_a_bool() -> None:
-    with pytest.raises(TypeError, match="ChildSpec.significant must be True or False"):
+    with pytest.raises(TypeError, match=r"ChildSpec\.significant must be True or False"):
         ChildSpec("job", spawn_start, Restart.TEMPORARY, significant=1)  # type: ignore[arg-type]
 
 
@@ -115,7 +112,7 @@ async def test_start_refuses_a_significant_child_under_never_before_starting_any
     node: Node,
 ) -> None:
     log: Log = []
-    with pytest.raises(ValueError, match="auto_shutdown is AutoShutdown.NEVER"):
+    with pytest.raises(ValueError, match=r"auto_shutdown is AutoShutdown\.NEVER"):
         await Supervisor.start([job("a", log)])
     sup = await Supervisor.start([])
     with pytest.raises(ValueError, match="start_child: child 'a' is significant"):

@@ -72,7 +72,9 @@ BRUTAL_KILL: Final = ShutdownMode.BRUTAL_KILL
 INFINITY: Final = ShutdownMode.INFINITY
 
 ShutdownSetting: TypeAlias = "float | ShutdownMode"
-StartFn: TypeAlias = "Callable[[], Awaitable[Pid | None]]"
+StartFn: TypeAlias = "Callable[[], Awaitable[Pid | tuple[Pid, Any] | None]]"
+"""A child's start function: returns its pid, a ``(pid, info)`` pair (OTP's
+``{ok, Pid, Info}``), or None (``ignore``)."""
 
 
 def _number(value: object) -> bool:
@@ -205,8 +207,9 @@ def _check_significant(_inst: Any, _attr: Any, value: Any) -> None:
 class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
 
-    ``start`` is an async callable returning a ``Pid``; the supervisor links
-    to that pid and becomes its parent. ``shutdown`` is a number of seconds
+    ``start`` is an async callable returning a ``Pid`` (or a ``(pid, info)``
+    pair, or None to be ignored); the supervisor links to that pid and
+    becomes its parent. ``shutdown`` is a number of seconds
     (>= 0) to wait after ``SHUTDOWN`` before ``KILL`` (0, as in OTP: send
     ``SHUTDOWN``, then ``KILL`` at once; ``math.inf`` waits as ``INFINITY``
     does), or ``BRUTAL_KILL``, or ``INFINITY`` (the default for
