@@ -90,6 +90,19 @@ class DynamicSupervisor(_SupervisorBase):
     shutdown time, counted from that moment, runs out: stopping many slow
     children takes the longest shutdown time among them, not their sum (as
     in OTP and Elixir).
+
+    ``extra_arguments`` (Elixir's ``:extra_arguments``) go before every
+    child's own start arguments, at each start and restart: what the pool's
+    children share is given once, to the pool::
+
+        pool = await DynamicSupervisor.start(extra_arguments=[store])
+        await start_child(pool, Session.child_spec(user))  # Session.init(store, user)
+
+    A start function built by ``child_spec`` (a ``functools.partial``) is
+    called as ``func(*extra_arguments, *its_args, **its_keywords)``; any
+    other start function as ``start(*extra_arguments)``. A DynamicSupervisor
+    has no ``auto_shutdown`` (as in OTP and Elixir): ``start_child`` refuses
+    a significant child with ``ValueError``.
     """
 
     _kind = "dynamic supervisor"

@@ -132,12 +132,23 @@ class Supervisor(_SupervisorBase):
     ``KILL``.
 
     A child's start function may return None: as OTP's ``ignore``, the child
-    keeps its spec but does not run (a temporary child is forgotten). Beyond
-    OTP, a child spec may carry a ``Backoff`` that delays its restarts.
+    keeps its spec but does not run (a temporary child is forgotten). It may
+    also return ``(pid, info)`` (OTP's ``{ok, Pid, Info}``): the supervisor
+    keeps the pid, and ``start_child`` / ``restart_child`` return the pair.
+    Beyond OTP, a child spec may carry a ``Backoff`` that delays its
+    restarts; meanwhile ``which_children`` shows it ``restarting``.
+
+    Significant children (OTP 24): with ``auto_shutdown`` set to
+    ``AutoShutdown.ANY_SIGNIFICANT`` or ``ALL_SIGNIFICANT``, children whose
+    spec says ``significant=True`` (transient or temporary ones) shut the
+    supervisor down, with ``SHUTDOWN``, when they end by themselves and are
+    not restarted: see ``AutoShutdown``. With the default ``NEVER`` a
+    significant child is refused.
 
     Reports go to the logger ``asyncotp`` with structured ``extra`` fields:
     ``event`` (``child_terminated``, ``child_restarted``, ``child_start_failed``,
-    ``child_killed``, ``supervisor_gave_up``), ``supervisor``,
+    ``child_killed``, ``supervisor_gave_up``, ``supervisor_auto_shutdown``),
+    ``supervisor``,
     ``supervisor_name``, ``child_id``, ``child_pid``, ``reason``,
     ``restart_count`` and ``restarts_in_window``.
     """
