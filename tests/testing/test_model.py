@@ -9,14 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import run_state_machine_as_test
 
 from asyncotp import Restart, Strategy, Supervisor
 from asyncotp.testing import (
     Crash,
     FailInit,
     Kill,
+    RandomTreeMachine,
     SupervisorSpec,
     WorkerSpec,
     check_schedule,
@@ -113,3 +115,46 @@ def test_group_restarts_with_failing_starts_match_the_model_under_random_crashes
     )
     schedule = data.draw(fault_schedules(tree, max_faults=6), label="schedule")
     check_schedule(tree, [*arm, *schedule])
+
+
+GROUP_TREES = supervision_trees(
+    max_depth=1,
+    strategies=st.sampled_from([Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE]),
+    max_restarts=st.integers(2, 6),
+)
+
+
+@settings(max_examples=30, stateful_step_count=12, deadline=None, database=None)
+class GroupRestartTrees(RandomTreeMachine):
+    """Random group-strategy trees under random crashes, kills and start
+    failures, step by step against the exact model."""
+
+    tree_strategy = GROUP_TREES
+
+
+TestGroupRestartTrees = GroupRestartTrees.TestCase
+
+
+class RetryAloneTrees(RandomTreeMachine):
+    tree_strategy = supervision_trees(
+        max_depth=0,
+        strategies=st.just(Strategy.ONE_FOR_ALL),
+        restarts=st.just(Restart.PERMANENT),
+        max_restarts=st.integers(3, 6),
+    )
+    supervisor_class = RetryAloneSupervisor
+
+
+def test_the_state_machine_finds_a_supervisor_that_retries_the_failed_child_alone() -> None:
+    search = settings(
+        max_examples=100,
+        stateful_step_count=8,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        report_multiple_bugs=False,
+        phases=[Phase.generate],  # finding it is the point; shrinking would take seconds
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    with pytest.raises(AssertionError, match=r"started \d+ time\(s\) in all"):
+        run_state_machine_as_test(RetryAloneTrees, settings=search)
