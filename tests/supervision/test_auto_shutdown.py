@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import attrs
 import pytest
 
 from asyncotp import (
@@ -62,7 +61,7 @@ class Job(GenServer):
 def job(
     tag: str, log: Log, restart: Restart = Restart.TRANSIENT, *, significant: bool = True
 ) -> ChildSpec:
-    return attrs.evolve(Job.child_spec(tag, log, id=tag, restart=restart), significant=significant)
+    return Job.child_spec(tag, log, id=tag, restart=restart, significant=significant)
 
 
 async def end(sup: Pid, child_id: str, reason: object) -> None:
@@ -286,3 +285,11 @@ def test_an_application_whose_root_shuts_down_by_itself_exits_0() -> None:
         auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
     )
     assert app.run(exit=False, configure_logging=False) == 0
+
+
+def test_child_spec_takes_significant_for_the_spec_not_for_init() -> None:
+    spec = Job.child_spec("a", [], id="a", restart=Restart.TEMPORARY, significant=True)
+    assert spec.significant
+    assert not Job.child_spec("a", [], id="a").significant
+    with pytest.raises(ValueError, match="significant=True needs restart"):
+        Job.child_spec("a", [], id="a", significant=True)

@@ -274,9 +274,10 @@ class StateMachine(Generic[S, D]):
 
         ``id`` defaults to the class name. Other keyword arguments (``name=``,
         ``mailbox_size=``, ... and ``init``'s own) go to ``start`` at every
-        (re)start. ``backoff=`` is taken by the spec itself.
+        (re)start. ``backoff=`` and ``significant=`` are taken by the spec itself.
         """
         backoff = kwargs.pop("backoff", None)
+        significant = kwargs.pop("significant", False)
         start = functools.partial(cls.start, *args, link=True, **kwargs)
         extra: dict[str, Any] = {}
         if shutdown is not None:
@@ -287,5 +288,6 @@ class StateMachine(Generic[S, D]):
             restart,
             type=cls._asyncotp_child_type,
             backoff=backoff,
+            significant=significant,
             **extra,
         )
