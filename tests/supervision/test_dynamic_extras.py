@@ -88,7 +88,9 @@ async def test_a_start_function_that_does_not_take_the_extra_arguments_fails_to_
         raise AssertionError("not reached: the extra argument does not fit")
 
     pool = await DynamicSupervisor.start(extra_arguments=["store"])
-    with pytest.raises(StartError, match="TypeError"):
+    with pytest.raises(
+        StartError, match=r"called with the supervisor's 1 extra_arguments.*TypeError"
+    ):
         await start_child(pool, ChildSpec("x", start))
     assert await which_children(pool) == []
 

@@ -343,12 +343,14 @@ class DynamicSupervisor(_SupervisorBase):
             try:
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - returned to the caller as StartError
-                return _refuse(
-                    caller,
-                    _start_error(
-                        f"dynamic supervisor {self.pid!r}: child {safe_repr(spec.id)}", exc
-                    ),
-                )
+                who = f"dynamic supervisor {self.pid!r}: child {safe_repr(spec.id)}"
+                if self.extra_arguments and isinstance(exc, TypeError):
+                    # Most likely the start function does not take them.
+                    who += (
+                        f" (its start function is called with the supervisor's "
+                        f"{len(self.extra_arguments)} extra_arguments before its own)"
+                    )
+                return _refuse(caller, _start_error(who, exc))
             if pid is not None:
                 self._next_key += 1
                 child.key = self._next_key
