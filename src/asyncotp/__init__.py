@@ -3,7 +3,8 @@
 The public API lives in thin namespaces, all re-exported here:
 ``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task),
 ``asyncotp.supervision`` (child specs, supervisors, applications, task
-supervisors), ``asyncotp.health`` (health and readiness, ASGI endpoints),
+supervisors), ``asyncotp.web`` (ASGI servers as supervised children),
+``asyncotp.health`` (health and readiness, ASGI endpoints),
 ``asyncotp.observer`` (snapshots of the live node, a web dashboard,
 ``python -m asyncotp top``) and ``asyncotp.resilience`` (retries, circuit
 breakers, load shedding, idempotency, dead letters). ``asyncotp.from_thread``
@@ -12,7 +13,7 @@ thread). ``asyncotp.testing`` (the kit to property-test crash recovery) is
 imported on demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
-runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``observer`` <-
+runtime) <- ``actors`` <- ``supervision`` <- ``web`` <- ``health`` <- ``observer`` <-
 ``resilience`` <- ``testing``. ``docs/architecture.md`` maps them.
 """
 
@@ -22,6 +23,7 @@ from . import health as health
 from . import observer as observer
 from . import resilience as resilience
 from . import supervision as supervision
+from . import web as web
 from ._core import publish as _publish
 from .actors import KILL as KILL
 from .actors import KILLED as KILLED
@@ -121,6 +123,9 @@ from .observer import SupervisorSnapshot as SupervisorSnapshot
 from .observer import serve_dashboard as serve_dashboard
 from .observer import snapshot as snapshot
 from .observer import top as top
+from .web import AsgiServer as AsgiServer
+from .web import AsgiStats as AsgiStats
+from .web import serve_asgi as serve_asgi
 from .resilience import DEFAULT_RETRY_ON as DEFAULT_RETRY_ON
 from .resilience import BreakerState as BreakerState
 from .resilience import BreakerStateChanged as BreakerStateChanged
