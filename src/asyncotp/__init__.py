@@ -123,9 +123,6 @@ from .observer import SupervisorSnapshot as SupervisorSnapshot
 from .observer import serve_dashboard as serve_dashboard
 from .observer import snapshot as snapshot
 from .observer import top as top
-from .web import AsgiServer as AsgiServer
-from .web import AsgiStats as AsgiStats
-from .web import serve_asgi as serve_asgi
 from .resilience import DEFAULT_RETRY_ON as DEFAULT_RETRY_ON
 from .resilience import BreakerState as BreakerState
 from .resilience import BreakerStateChanged as BreakerStateChanged
@@ -182,6 +179,9 @@ from .supervision import start_child as start_child
 from .supervision import supervisor_health as supervisor_health
 from .supervision import terminate_child as terminate_child
 from .supervision import which_children as which_children
+from .web import AsgiServer as AsgiServer
+from .web import AsgiStats as AsgiStats
+from .web import serve_asgi as serve_asgi
 
 __version__ = "0.1.0"
 

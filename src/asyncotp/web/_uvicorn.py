@@ -391,6 +391,20 @@ class Runner:
             server.force_exit = True
         if serving is not None and not serving.done():
             serving.cancel()
+            _end_lifespan(server)
+
+
+def _end_lifespan(server: Any) -> None:
+    """Tell the application's lifespan to end (uvicorn skips it when forced),
+    so that its task does not wait forever; nothing waits for the answer."""
+    lifespan = getattr(server, "lifespan", None)
+    queue = getattr(lifespan, "receive_queue", None)
+    started = getattr(lifespan, "startup_event", None)
+    ended = getattr(lifespan, "shutdown_event", None)
+    if queue is None or started is None or ended is None:
+        return  # no lifespan protocol (lifespan="off"), or another uvicorn
+    if started.is_set() and not ended.is_set() and not getattr(lifespan, "error_occurred", True):
+        queue.put_nowait({"type": "lifespan.shutdown"})
 
 
 _ADDRESS_IN_USE: Final = frozenset({98, 48, 10048})
