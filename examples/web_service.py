@@ -42,8 +42,8 @@ import anyio
 import attrs
 
 from asyncotp import (
-    AsgiServer,
     Application,
+    AsgiServer,
     DashboardApp,
     DeadLetterQueue,
     HealthApp,
@@ -96,7 +96,8 @@ class Service:
         for prefix, app in self.mounts:
             if path == prefix or path.startswith(prefix + "/"):
                 # ASGI mounting: the prefix moves to root_path, path stays whole.
-                await app({**scope, "root_path": scope.get("root_path", "") + prefix}, receive, send)
+                mounted = {**scope, "root_path": scope.get("root_path", "") + prefix}
+                await app(mounted, receive, send)
                 return
         if scope["type"] != "http":
             return
