@@ -318,3 +318,19 @@ async def test_serve_asgi_installs_no_signal_handlers_and_drains_when_cancelled(
     assert response.status_code == 200
     assert len(records.of("asgi_stopped")) == 1
     assert await wait(refused(port))
+
+
+async def test_on_shutdown_runs_when_the_drain_begins_and_its_error_does_not_stop_it(
+    node: asyncotp.Node, records: Records
+) -> None:
+    calls: list[bool] = []
+
+    def on_shutdown() -> None:
+        calls.append(records.seen("asgi_draining").is_set())
+        raise RuntimeError("the hook broke")
+
+    server = await AsgiServer.start(App(), port=0, on_shutdown=on_shutdown)
+    await wait(stop(server))
+    assert calls == [True]  # once, after the draining record
+    assert len(records.of("asgi_stopped")) == 1
+    assert any("on_shutdown raised" in r.getMessage() for r in records.records)
