@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import socket
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
 
@@ -21,7 +22,7 @@ from .._core import (
     validate,
 )
 from ..actors import Caller, GenServer
-from ._uvicorn import LIFESPAN_GRACE, ASGIApp, AsgiStats, Runner, check_options
+from ._uvicorn import LIFESPAN_GRACE, ASGIApp, AsgiStats, Runner, bind, check_options
 
 _STATISTICS: Final = "statistics"
 _SHUTDOWN_MARGIN: Final = 1.0
@@ -100,6 +101,7 @@ class AsgiServer(GenServer):
         access_log: bool,
         uvicorn_options: Mapping[str, Any] | None,
         on_shutdown: Callable[[], object] | None,
+        sock: socket.socket,
     ) -> None:
         runner = Runner(
             app,
@@ -110,6 +112,7 @@ class AsgiServer(GenServer):
             uvicorn_options=uvicorn_options,
             on_shutdown=on_shutdown,
             where="AsgiServer",
+            sock=sock,
         )
         self.runner = runner
         await runner.open()
@@ -168,18 +171,26 @@ class AsgiServer(GenServer):
         included). The other arguments are ``serve_asgi``'s.
         """
         check_options(app, host, port, shutdown_timeout, uvicorn_options, "AsgiServer.start")
-        return await super().start(
-            app,
-            host,
-            port,
-            shutdown_timeout=shutdown_timeout,
-            access_log=access_log,
-            uvicorn_options=uvicorn_options,
-            on_shutdown=on_shutdown,
-            name=name,
-            link=link,
-            timeout=timeout,
-        )
+        # Bound here, in the caller, so that a taken port is this StartError
+        # itself rather than the cause of init's.
+        sock = bind(host, port, "AsgiServer")
+        try:
+            return await super().start(
+                app,
+                host,
+                port,
+                shutdown_timeout=shutdown_timeout,
+                access_log=access_log,
+                uvicorn_options=uvicorn_options,
+                on_shutdown=on_shutdown,
+                sock=sock,
+                name=name,
+                link=link,
+                timeout=timeout,
+            )
+        except BaseException:
+            sock.close()  # init failed (or never ran): nothing else will close it
+            raise
 
     @classmethod
     def child_spec(  # type: ignore[override]

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
@@ -162,6 +163,24 @@ def check_options(
     return seconds
 
 
+def bind(host: str, port: int, where: str) -> socket.socket:
+    """The listening socket, or a ``StartError`` naming the host and the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        detail = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = (
+            "another program (or another server of this one) listens there; stop it or "
+            "choose another port (port=0 picks a free one)"
+            if exc.errno in _ADDRESS_IN_USE
+            else "check that the host is an address of this machine"
+        )
+        raise StartError(
+            f"{where} could not listen on {host}:{port}: {detail}; {hint}", exc
+        ) from exc
+
+
 class Runner:
     """One uvicorn server: ``open`` binds and starts it, ``drain`` stops it
     gracefully, ``force`` ends it at once (idempotent, synchronous)."""
@@ -177,6 +196,7 @@ class Runner:
         uvicorn_options: Mapping[str, Any] | None = None,
         on_shutdown: Callable[[], object] | None = None,
         where: str = "serve_asgi",
+        sock: socket.socket | None = None,
     ) -> None:
         self.shutdown_timeout = check_options(
             app, host, port, shutdown_timeout, uvicorn_options, where
@@ -190,7 +210,7 @@ class Runner:
         self.on_shutdown = on_shutdown
         self._access_log = access_log
         self._options = dict(uvicorn_options or {})
-        self._sock: socket.socket | None = None
+        self._sock = sock  # bound by the caller (AsgiServer.start), or by open()
         self._server: uvicorn.Server | None = None
         self.serving: asyncio.Task[None] | None = None
         self.accepting = False
@@ -210,29 +230,13 @@ class Runner:
             cut=counter.cut,
         )
 
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        try:
-            return socket.create_server((self.host, self.port), family=family)
-        except OSError as exc:
-            detail = exc.strerror or type(exc).__name__
-            hint = (
-                "another program (or another server of this one) listens there; stop it or "
-                "choose another port (port=0 picks a free one)"
-                if exc.errno in _ADDRESS_IN_USE
-                else "check that the host is an address of this machine"
-            )
-            raise StartError(
-                f"{self.where} could not listen on {self.host}:{self.port}: {detail}; {hint}",
-                exc,
-            ) from exc
-
     async def open(self) -> int:
         """Bind, start uvicorn, and return once it accepts connections (after
         the application's lifespan startup); returns the bound port."""
         uvicorn = _import_uvicorn(self.where)
-        sock = self._bind()
-        self._sock = sock
+        sock = self._sock
+        if sock is None:
+            sock = self._sock = bind(self.host, self.port, self.where)
         self.port = sock.getsockname()[1]
         started = asyncio.Event()
         try:
