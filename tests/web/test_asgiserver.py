@@ -272,6 +272,9 @@ async def test_a_failed_lifespan_startup_is_a_start_error_and_never_a_system_exi
         ({"shutdown_timeout": -1.0}, ValueError, "shutdown_timeout"),
         ({"uvicorn_options": {"port": 1}}, ValueError, "may not set port"),
         ({"uvicorn_options": [1]}, TypeError, "uvicorn_options must be a mapping"),
+        ({"on_shutdown": 1}, TypeError, "on_shutdown must be a plain function"),
+        ({"on_shutdown": asyncio.sleep}, TypeError, "it is called, not awaited"),
+        ({"timeout": -1.0}, ValueError, "timeout"),
     ],
 )
 def test_bad_arguments_are_refused_by_the_child_spec_naming_them(

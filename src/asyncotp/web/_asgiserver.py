@@ -170,7 +170,9 @@ class AsgiServer(GenServer):
         ``timeout`` bounds the start (the application's lifespan startup
         included). The other arguments are ``serve_asgi``'s.
         """
-        check_options(app, host, port, shutdown_timeout, uvicorn_options, "AsgiServer.start")
+        check_options(
+            app, host, port, shutdown_timeout, uvicorn_options, on_shutdown, "AsgiServer.start"
+        )
         # Bound here, in the caller, so that a taken port is this StartError
         # itself rather than the cause of init's.
         sock = bind(host, port, "AsgiServer")
@@ -216,7 +218,13 @@ class AsgiServer(GenServer):
         ``shutdown_timeout`` + 6 s: the drain, the lifespan shutdown, a margin.
         """
         seconds = check_options(
-            app, host, port, shutdown_timeout, uvicorn_options, "AsgiServer.child_spec"
+            app,
+            host,
+            port,
+            shutdown_timeout,
+            uvicorn_options,
+            on_shutdown,
+            "AsgiServer.child_spec",
         )
         validate.check_timeout(timeout, "AsgiServer.child_spec")
         start = functools.partial(

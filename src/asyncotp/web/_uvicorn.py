@@ -133,6 +133,7 @@ def check_options(
     port: object,
     shutdown_timeout: object,
     uvicorn_options: Mapping[str, Any] | None,
+    on_shutdown: object,
     where: str,
 ) -> float:
     """Validate the runner's arguments (before anything starts); returns
@@ -160,6 +161,13 @@ def check_options(
                 f"{where}: uvicorn_options may not set {', '.join(taken)}; use {where}'s own "
                 "arguments (host, port, shutdown_timeout, access_log)"
             )
+    if on_shutdown is not None and (
+        not callable(on_shutdown) or validate.is_async_callable(on_shutdown)
+    ):
+        raise TypeError(
+            f"{where}: on_shutdown must be a plain function (it is called, not awaited, when "
+            f"the drain begins), not {safe_repr(on_shutdown)}"
+        )
     return seconds
 
 
@@ -199,10 +207,8 @@ class Runner:
         sock: socket.socket | None = None,
     ) -> None:
         self.shutdown_timeout = check_options(
-            app, host, port, shutdown_timeout, uvicorn_options, where
+            app, host, port, shutdown_timeout, uvicorn_options, on_shutdown, where
         )
-        if on_shutdown is not None and not callable(on_shutdown):
-            raise TypeError(f"{where}: on_shutdown must be callable, not {safe_repr(on_shutdown)}")
         self.host = host
         self.port = port
         self.where = where
