@@ -339,3 +339,16 @@ async def test_on_shutdown_runs_when_the_drain_begins_and_its_error_does_not_sto
     assert calls == [True]  # once, after the draining record
     assert len(records.of("asgi_stopped")) == 1
     assert any("on_shutdown raised" in r.getMessage() for r in records.records)
+
+
+async def test_serve_health_and_serve_dashboard_run_on_the_same_runner(
+    node: asyncotp.Node,
+) -> None:
+    # One implementation of "uvicorn in the program": a taken port is the same
+    # StartError whichever of them is asked to serve.
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(StartError, match=f"could not listen on 127.0.0.1:{port}"):
+            await asyncotp.serve_health("root", port=port)
+        with pytest.raises(StartError, match=f"could not listen on 127.0.0.1:{port}"):
+            await asyncotp.serve_dashboard(port=port)
