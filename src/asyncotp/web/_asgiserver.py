@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import socket
 from collections.abc import Callable, Hashable, Mapping
@@ -24,13 +25,17 @@ from .._core import (
 from ..actors import Caller, GenServer
 from ._uvicorn import LIFESPAN_GRACE, ASGIApp, AsgiStats, Runner, bind, check_options
 
-_STATISTICS: Final = "statistics"
+
+class _Op(enum.Enum):
+    STATISTICS = "statistics"
+
+
 _SHUTDOWN_MARGIN: Final = 1.0
 """Seconds the supervisor waits beyond the drain and the lifespan grace
 before it kills the server (the default ``shutdown`` of the child spec)."""
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # never compared: it carries a user error
 class _ServingEnded:
     """uvicorn's task ended while the server was not stopping."""
 
@@ -129,7 +134,7 @@ class AsgiServer(GenServer):
         deliver(me, _ServingEnded(error))
 
     async def handle_call(self, request: Any, caller: Caller) -> Any:
-        if request == _STATISTICS:
+        if request is _Op.STATISTICS:
             return self.runner.statistics()
         raise ValueError(
             f"AsgiServer on {self.runner.url}: unknown request {safe_repr(request)}; use "
@@ -247,5 +252,5 @@ class AsgiServer(GenServer):
     @staticmethod
     async def statistics(server: Pid | str, timeout: float | None = 5.0) -> AsgiStats:
         """Where ``server`` listens and what it has served so far."""
-        stats: AsgiStats = await call(server, _STATISTICS, timeout=timeout)
+        stats: AsgiStats = await call(server, _Op.STATISTICS, timeout=timeout)
         return stats
