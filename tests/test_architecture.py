@@ -2,7 +2,7 @@
 higher one, nothing above the core reaches into the core's private modules,
 there is no import cycle, and no import hides inside a function.
 
-Layers, bottom up: ``_core`` <- ``actors`` <- ``supervision`` <- ``health``
+Layers, bottom up: ``_core`` <- ``actors`` <- ``supervision`` <- ``web`` <- ``health``
 <- ``observer`` <- ``resilience`` <- ``testing`` (see docs/architecture.md).
 The top-level ``asyncotp/__init__.py`` (and ``asyncotp/__main__.py``, the
 command line) re-exports the public namespaces and sits above all but
@@ -23,6 +23,7 @@ LAYERS = (
     "_core",
     "actors",
     "supervision",
+    "web",
     "health",
     "observer",
     "resilience",

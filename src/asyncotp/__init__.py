@@ -3,7 +3,8 @@
 The public API lives in thin namespaces, all re-exported here:
 ``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task),
 ``asyncotp.supervision`` (child specs, supervisors, applications, task
-supervisors), ``asyncotp.health`` (health and readiness, ASGI endpoints),
+supervisors), ``asyncotp.web`` (ASGI servers as supervised children),
+``asyncotp.health`` (health and readiness, ASGI endpoints),
 ``asyncotp.observer`` (snapshots of the live node, a web dashboard,
 ``python -m asyncotp top``) and ``asyncotp.resilience`` (retries, circuit
 breakers, load shedding, idempotency, dead letters). ``asyncotp.from_thread``
@@ -12,7 +13,7 @@ thread). ``asyncotp.testing`` (the kit to property-test crash recovery) is
 imported on demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
-runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``observer`` <-
+runtime) <- ``actors`` <- ``supervision`` <- ``web`` <- ``health`` <- ``observer`` <-
 ``resilience`` <- ``testing``. ``docs/architecture.md`` maps them.
 """
 
@@ -22,6 +23,7 @@ from . import health as health
 from . import observer as observer
 from . import resilience as resilience
 from . import supervision as supervision
+from . import web as web
 from ._core import publish as _publish
 from .actors import KILL as KILL
 from .actors import KILLED as KILLED
@@ -178,6 +180,9 @@ from .supervision import start_child as start_child
 from .supervision import supervisor_health as supervisor_health
 from .supervision import terminate_child as terminate_child
 from .supervision import which_children as which_children
+from .web import AsgiServer as AsgiServer
+from .web import AsgiStats as AsgiStats
+from .web import serve_asgi as serve_asgi
 
 __version__ = "0.1.0"
 
