@@ -54,6 +54,7 @@ from .actors import NextEvent as NextEvent
 from .actors import Node as Node
 from .actors import NoNodeError as NoNodeError
 from .actors import NoProcess as NoProcess
+from .actors import NoReply as NoReply
 from .actors import NotAnActorError as NotAnActorError
 from .actors import Overflow as Overflow
 from .actors import Pid as Pid

@@ -168,6 +168,7 @@ from ._safe import safe_str as safe_str
 from ._server import NOREPLY as NOREPLY
 from ._server import Caller as Caller
 from ._server import Cast as Cast
+from ._server import NoReply as NoReply
 from ._server import call as call
 from ._server import cast as cast
 from ._server import start_server as start_server

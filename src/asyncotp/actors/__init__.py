@@ -35,6 +35,7 @@ from .._core import NextEvent as NextEvent
 from .._core import Node as Node
 from .._core import NoNodeError as NoNodeError
 from .._core import NoProcess as NoProcess
+from .._core import NoReply as NoReply
 from .._core import NotAnActorError as NotAnActorError
 from .._core import Overflow as Overflow
 from .._core import Pid as Pid

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Hashable
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, Protocol, overload
 
 from .._core import (
+    Backoff,
     Caller,
     ChildSpec,
     ChildType,
+    NoReply,
     Overflow,
     Pid,
     Restart,
@@ -24,11 +26,35 @@ from .._core import (
     safe_repr,
     start_server,
 )
+from ._callbacks import check_async_callbacks
+
+if TYPE_CHECKING:
+    # PEP 696 defaults for the type checker only (see ``asyncotp._core._pid``):
+    # a bare ``GenServer`` is ``GenServer[Any, Any]``.
+    from typing_extensions import TypeVar
+
+    Req = TypeVar("Req", default=Any)
+    Rep = TypeVar("Rep", default=Any)
+else:
+    from typing import TypeVar
+
+    Req = TypeVar("Req")
+    Rep = TypeVar("Rep")
+
+P = ParamSpec("P")
 
 logger = logging.getLogger("asyncotp")
 
 
-class GenServer:
+class _Init(Protocol[P]):
+    """What ``start`` and ``child_spec`` see of a server class: an instance
+    whose ``init`` takes ``P``. Matching ``cls`` against ``Callable[[],
+    _Init[P]]`` lets mypy read ``init``'s parameters off the class."""
+
+    def init(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[object]: ...
+
+
+class GenServer(Generic[Req, Rep]):
     """A server actor: state in ``self``, requests handled one at a time.
 
     Example::
@@ -82,6 +108,12 @@ class GenServer:
 
     _asyncotp_child_type: ClassVar[ChildType] = ChildType.WORKER
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, at the class statement, a callback that is not async: the
+        mistake would otherwise surface as a crash at the first message."""
+        super().__init_subclass__(**kwargs)
+        check_async_callbacks(cls, GenServer)
+
     async def init(self, *args: Any, **kwargs: Any) -> None:
         """Set up the server's state; the default accepts no arguments."""
         if args or kwargs:
@@ -91,7 +123,7 @@ class GenServer:
                 "to accept them"
             )
 
-    async def handle_call(self, request: Any, caller: Caller) -> Any:
+    async def handle_call(self, request: Req, caller: Caller) -> Rep | NoReply:
         """Answer a ``call``; the default crashes the server, as Elixir's does."""
         raise NotImplementedError(
             f"{type(self).__qualname__} received the call {safe_repr(request)} but defines no "
@@ -123,7 +155,72 @@ class GenServer:
 
     # -- client side ----------------------------------------------------------
 
+    @overload
     @classmethod
+    async def start(
+        cls: Callable[[], _Init[P]], *args: P.args, **kwargs: P.kwargs
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: str | None,
+        link: bool = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: str | None = ...,
+        link: bool,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: str | None = ...,
+        link: bool = ...,
+        mailbox_size: int | None,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: str | None = ...,
+        link: bool = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: str | None = ...,
+        link: bool = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @classmethod  # type: ignore[misc]  # the implementation's cls is the class; overload 1's a factory
     async def start(
         cls,
         *args: Any,
@@ -133,7 +230,7 @@ class GenServer:
         overflow: Overflow = Overflow.REJECT,
         timeout: float | None = 5.0,
         **kwargs: Any,
-    ) -> Pid:
+    ) -> Pid[Req, Rep]:
         """Spawn the server and wait until ``init(*args, **kwargs)`` has returned.
 
         If ``init`` raises or takes longer than ``timeout`` seconds (> 0;
@@ -155,7 +252,130 @@ class GenServer:
             has_terminate=cls.terminate is not GenServer.terminate,
         )
 
+    @overload
     @classmethod
+    def child_spec(cls: Callable[[], _Init[P]], *args: P.args, **kwargs: P.kwargs) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: str | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: str | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None,
+        backoff: Backoff | None = ...,
+        name: str | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None,
+        name: str | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: str | None,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: str | None = ...,
+        mailbox_size: int | None,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: str | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: str | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @classmethod  # type: ignore[misc]  # the implementation's cls is the class; overload 1's a factory
     def child_spec(
         cls,
         *args: Any,
