@@ -79,9 +79,10 @@ from ._childspec import Restart as Restart
 from ._childspec import ShutdownMode as ShutdownMode
 from ._childspec import ShutdownSetting as ShutdownSetting
 from ._childspec import Strategy as Strategy
-from ._clock import now as now
 
 # -- the internal API for the layers above: functions on pids and nodes -------
+from ._childspec import start_child_process as start_child_process
+from ._clock import now as now
 from ._context import current_node as current_node
 from ._context import node_of as node_of
 from ._errors import ActorError as ActorError

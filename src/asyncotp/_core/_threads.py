@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from ._actor import send as _send
 from ._context import get_ident
@@ -28,9 +28,10 @@ from ._safe import safe_repr
 from ._server import call as _call
 from ._server import cast as _cast
 from ._state import NO_NODE_HINT, Node, node_var, proc_var
-from ._validate import check_timeout, fn_name, is_async_callable
+from ._validate import async_entry, check_timeout, is_async_callable
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 _POLL = 0.25
 """While a thread waits, how often it checks that the node's loop still runs."""
@@ -131,15 +132,13 @@ def call(node: Node, dest: Pid | str, request: object, timeout: float | None = 5
     return _await_in_node(the_node, _call, (dest, request, timeout), "from_thread.call")
 
 
-def run(node: Node, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+def run(node: Node, fn: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:
     """Run ``await fn(*args)`` in a new task of ``node`` (a plain task, not
     an actor: it may spawn, call, cast, ...) and return its result here, or
     raise its error."""
     the_node = _check(node, "from_thread.run")
     if not is_async_callable(fn):
-        raise TypeError(
-            f"from_thread.run: {fn_name(fn)} is not an async function; define it with `async def`"
-        )
+        async_entry(fn, "fn", where="from_thread.run", usage="an async function")
     return _await_in_node(the_node, fn, args, "from_thread.run")
 
 

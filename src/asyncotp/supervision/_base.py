@@ -49,6 +49,7 @@ from .._core import (
     send_after,
     send_exit,
     set_trap_exits,
+    start_child_process,
     unlink,
     wait_exit,
 )
@@ -359,7 +360,7 @@ class _SupervisorBase(GenServer):
     async def _start_one(self, child: _Child) -> Pid | None:
         """Start ``child``; link to it and become its parent. None: ``ignore``."""
         spec = child.spec
-        pid = await spec.start()
+        pid = await start_child_process(spec)
         if pid is None:
             # Ignored: not running, and no longer restarting either.
             child.pid = None
