@@ -32,6 +32,7 @@ from .actors import SHUTDOWN as SHUTDOWN
 from .actors import Action as Action
 from .actors import ActorError as ActorError
 from .actors import Agent as Agent
+from .actors import AgentRequest as AgentRequest
 from .actors import CallbackMode as CallbackMode
 from .actors import Caller as Caller
 from .actors import CallEvent as CallEvent

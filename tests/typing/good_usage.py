@@ -16,6 +16,7 @@ import attrs
 from asyncotp import (
     NOREPLY,
     Agent,
+    AgentRequest,
     Caller,
     GenServer,
     NoReply,
@@ -169,9 +170,15 @@ async def main() -> None:
     await TaskSupervisor.start_child(tasks, worker, me, 3)
     assert await receive() == ("w", 3)
 
+    # An agent's pid carries its state's type: the functions are checked.
     hits = await Agent.start(lambda: 0)
+    assert_type(hits, Pid[AgentRequest[int]])
     await Agent.update(hits, lambda n: n + 1)
-    assert await Agent.get(hits) == 1
+    doubled: int = await Agent.get(hits, lambda n: n * 2)
+    assert doubled == 2
+    assert await Agent.get_and_update(hits, lambda n: (str(n), n + 1)) == "1"
+    Agent.cast(hits, lambda n: n - 2)
+    assert await Agent.get(hits) == 0
 
     for pid in (tree, tasks, hits, counter, stepped, named, echo, legacy):
         await stop(pid)

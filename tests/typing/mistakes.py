@@ -14,6 +14,7 @@ from typing import Any
 
 from asyncotp import (
     NOREPLY,
+    Agent,
     Caller,
     ChildSpec,
     GenServer,
@@ -100,4 +101,9 @@ async def mistakes(counter: Pid[str, int], sup: Pid) -> None:
     await TaskSupervisor.start_child(sup, worker, "one")  # E: Argument 2 to "start_child"
     ChildSpec("counter", Counter)  # E: Argument 2 to "ChildSpec" has incompatible type
     run(main_taking, "x")  # E: Argument 1 to "run" has incompatible type
+    hits = await Agent.start(lambda: 0)
+    await Agent.update(hits, lambda n: "x")  # E: Cannot infer value of type parameter "S"
+    await Agent.get(hits, lambda n: n.upper())  # E: "int" has no attribute "upper"
+    await Agent.get(hits, str.upper)  # E: Cannot infer value of type parameter "S"
+    await call(hits, "get")  # E: Cannot infer value of type parameter
     del text, answer

@@ -147,6 +147,8 @@ from ._ops import using_node as using_node
 from ._ops import wait_exit as wait_exit
 from ._ops import whereis_on as whereis_on
 from ._pid import Pid as Pid
+from ._pid import Rep as Rep
+from ._pid import Req as Req
 from ._publish import publish as publish
 from ._reasons import KILL as KILL
 from ._reasons import KILLED as KILLED

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generic, Protocol, final
 
 if TYPE_CHECKING:
-    # PEP 696 defaults (Python 3.13's typing) for the type checker only: at
-    # run time the parameters need no default, and the package keeps its two
-    # runtime dependencies.
     from typing_extensions import TypeVar
-
-    Req = TypeVar("Req", default=Any)
-    Rep = TypeVar("Rep", default=Any)
 else:
-    from typing import TypeVar
+    try:
+        # PEP 696 defaults (typing's own from Python 3.13), so that ``Pid`` is
+        # ``Pid[Any, Any]`` and ``Pid[Req]`` works at run time too.
+        # typing_extensions comes with anyio below Python 3.15.
+        from typing_extensions import TypeVar
+    except ImportError:  # pragma: no cover - a Python whose typing has defaults
+        from typing import TypeVar
 
-    Req = TypeVar("Req")
-    Rep = TypeVar("Rep")
+Req = TypeVar("Req", default=Any)
+"""What the actor behind a ``Pid`` accepts by ``call`` (``Any`` by default)."""
+Rep = TypeVar("Rep", default=Any)
+"""What it replies (``Any`` by default)."""
 
 
 class Directory(Protocol):

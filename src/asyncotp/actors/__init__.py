@@ -81,6 +81,7 @@ from .._core import unlink as unlink
 from .._core import unregister as unregister
 from .._core import whereis as whereis
 from ._agent import Agent as Agent
+from ._agent import AgentRequest as AgentRequest
 from ._genserver import GenServer as GenServer
 from ._statemachine import StateMachine as StateMachine
 from ._task import Task as Task

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, Protocol, overload
+from typing import Any, ClassVar, Generic, ParamSpec, Protocol, overload
 
 from .._core import (
     Backoff,
@@ -20,6 +20,8 @@ from .._core import (
     NoReply,
     Overflow,
     Pid,
+    Rep,
+    Req,
     Restart,
     ShutdownSetting,
     calling_pid,
@@ -27,19 +29,6 @@ from .._core import (
     start_server,
 )
 from ._callbacks import check_async_callbacks
-
-if TYPE_CHECKING:
-    # PEP 696 defaults for the type checker only (see ``asyncotp._core._pid``):
-    # a bare ``GenServer`` is ``GenServer[Any, Any]``.
-    from typing_extensions import TypeVar
-
-    Req = TypeVar("Req", default=Any)
-    Rep = TypeVar("Rep", default=Any)
-else:
-    from typing import TypeVar
-
-    Req = TypeVar("Req")
-    Rep = TypeVar("Rep")
 
 P = ParamSpec("P")
 
