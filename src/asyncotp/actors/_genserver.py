@@ -88,6 +88,25 @@ class GenServer(Generic[Req, Rep]):
     shutdown time runs out) cuts a callback short; a callback that shields
     itself from cancellation cannot be killed.
 
+    Types: ``GenServer[Req, Rep]`` types the server by its call requests
+    and its replies (a bare ``GenServer`` is ``GenServer[Any, Any]``)::
+
+        class Counter(GenServer[CounterRequest, int]):
+            async def handle_call(self, request: CounterRequest, caller: Caller) -> int: ...
+
+    ``start`` then returns a ``Pid[CounterRequest, int]``, on which ``call``
+    checks the request and returns an ``int``; ``handle_call`` must accept
+    every ``Req`` and return a ``Rep`` (``Rep | NoReply`` if it returns
+    ``NOREPLY``). ``start(*args, **kwargs)`` and ``child_spec`` are checked
+    against ``init``'s parameters, except when one of their own options
+    (``name=``, ``link=``, ``id=``, ...) is passed: Python's typing cannot
+    add keyword-only parameters to a ``ParamSpec``, so then only the
+    options are checked (write a typed start function of your own, as in
+    docs/genserver.md, section 11). Casts are not typed by ``Req``.
+
+    A callback defined without ``async`` (``def handle_call``) is refused
+    at the ``class`` statement with a ``TypeError`` naming it.
+
     Exit signals: a server that does not trap exits stops (running
     ``terminate``) when a linked actor ends abnormally; one that calls
     ``set_trap_exits(True)`` in ``init`` gets them as ``Exited`` messages,
@@ -228,6 +247,12 @@ class GenServer(Generic[Req, Rep]):
         nothing is left running or registered; so too when the task calling
         ``start`` is cancelled (the ``CancelledError`` goes through).
         ``link=True`` links the server to the calling actor.
+
+        Typed: returns a ``Pid[Req, Rep]``. mypy checks ``args`` and
+        ``kwargs`` against ``init`` (the first overload); a call that also
+        passes one of the options above matches the other overloads, which
+        check the options but not ``init``'s arguments (PEP 612 allows no
+        parameter after ``*args: P.args``).
         """
         return await start_server(
             cls(),
@@ -378,6 +403,10 @@ class GenServer(Generic[Req, Rep]):
         ``id`` defaults to the class name. Other keyword arguments (``name=``,
         ``mailbox_size=``, ... and ``init``'s own) go to ``start`` at every
         (re)start. ``backoff=`` is taken by the spec itself.
+
+        Typed as ``start``: ``args`` and ``kwargs`` are checked against
+        ``init`` when no option (``id=``, ``restart=``, ``name=``, ...) is
+        passed; with options, only the options are.
         """
         backoff = kwargs.pop("backoff", None)
         start = functools.partial(cls.start, *args, link=True, **kwargs)
