@@ -19,6 +19,7 @@ from asyncotp import (
     AgentRequest,
     Caller,
     GenServer,
+    Node,
     NoReply,
     Pid,
     Supervisor,
@@ -26,6 +27,7 @@ from asyncotp import (
     TaskSupervisor,
     call,
     cast,
+    from_thread,
     receive,
     run,
     self_pid,
@@ -101,6 +103,11 @@ async def add(counter: Pid[CounterRequest, int], n: int) -> int:
 
 async def current(counter: Pid[CounterRequest, int]) -> int:
     return await call(counter, Get())
+
+
+def current_from_a_thread(node: Node, counter: Pid[CounterRequest, int]) -> int:
+    """Another thread's call is typed too."""
+    return from_thread.call(node, counter, Get())
 
 
 # -- functions for spawn and tasks -------------------------------------------

@@ -18,10 +18,12 @@ from asyncotp import (
     Caller,
     ChildSpec,
     GenServer,
+    Node,
     Pid,
     Task,
     TaskSupervisor,
     call,
+    from_thread,
     run,
     spawn,
 )
@@ -81,6 +83,13 @@ class SyncInit(GenServer):
 
 
 # -- calls, starts, spawns ---------------------------------------------------
+
+
+def from_another_thread(node: Node, counter: Pid[str, int]) -> None:
+    from_thread.call(node, counter, 42)  # E: Cannot infer function type argument
+    reply: str = from_thread.call(node, counter, "get")  # E: Incompatible types in assignment
+    from_thread.run(node, main_taking, "x")  # E: Argument 2 has incompatible type
+    del reply
 
 
 async def mistakes(counter: Pid[str, int], sup: Pid) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 from ._actor import send as _send
 from ._context import get_ident
@@ -31,6 +31,7 @@ from ._state import NO_NODE_HINT, Node, node_var, proc_var
 from ._validate import async_entry, check_timeout, is_async_callable
 
 T = TypeVar("T")
+_Req = TypeVar("_Req")
 Ts = TypeVarTuple("Ts")
 
 _POLL = 0.25
@@ -123,10 +124,16 @@ def cast(node: Node, dest: Pid | str, request: object) -> None:
     _in_node(_check(node, "from_thread.cast"), _cast, (dest, request), "from_thread.cast")
 
 
+@overload
+def call(node: Node, dest: Pid[_Req, T], request: _Req, timeout: float | None = ...) -> T: ...
+@overload
+def call(node: Node, dest: str, request: object, timeout: float | None = ...) -> Any: ...
 def call(node: Node, dest: Pid | str, request: object, timeout: float | None = 5.0) -> Any:
     """``await asyncotp.call(dest, request, timeout)`` on ``node``, from
     another thread: blocks the thread until the reply, and returns it or
-    raises what ``call`` raises (``CallTimeout``, ``ServerExited``, ...)."""
+    raises what ``call`` raises (``CallTimeout``, ``ServerExited``, ...).
+    Typed as ``call``: a ``Pid[Req, Rep]`` checks the request and gives a
+    ``Rep``."""
     the_node = _check(node, "from_thread.call")
     timeout = check_timeout(timeout, "from_thread.call")
     return _await_in_node(the_node, _call, (dest, request, timeout), "from_thread.call")
