@@ -180,9 +180,12 @@ _START_USAGE: Final = "an async callable returning a Pid (for example partial(My
 def _check_start(_inst: Any, _attr: Any, value: Any) -> None:
     # A sync callable is accepted (``lambda: MyServer.start(arg)`` returns
     # an awaitable); ``start_child_process`` checks what it returns.
-    if inspect.iscoroutine(value) or isinstance(value, type) or not callable(value):
-        async_entry(value, "ChildSpec.start", usage=_START_USAGE)
-    if inspect.isasyncgenfunction(value):
+    if (
+        inspect.iscoroutine(value)
+        or isinstance(value, type)
+        or not callable(value)
+        or inspect.isasyncgenfunction(value)
+    ):
         async_entry(value, "ChildSpec.start", usage=_START_USAGE)
 
 
