@@ -31,6 +31,8 @@ from asyncotp import (
     Task,
     TaskSupervisor,
     call,
+    is_alive,
+    processes,
     spawn,
     start_child,
     stop,
@@ -247,14 +249,22 @@ def test_a_coroutine_object_as_a_child_start_function_is_refused_and_closed() ->
     assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
 
 
-async def test_a_sync_child_start_function_fails_the_start_naming_the_child(
+async def test_a_sync_child_start_function_fails_the_start_naming_the_child_and_leaves_nothing(
     node: asyncotp.Node,
 ) -> None:
-    def start_worker() -> Pid:  # forgot `async`: returns a pid, not an awaitable
-        return spawn(idle)
+    started: list[Pid] = []
 
+    def start_worker() -> Pid:  # forgot `async`: returns a pid, not an awaitable
+        pid = spawn(idle)
+        started.append(pid)
+        return pid
+
+    before = processes()
     with pytest.raises(StartError) as info:
         await Supervisor.start([ChildSpec("worker", start_worker)])  # type: ignore[arg-type]
+    assert processes() == before  # the actor it started outside the tree was killed
+    assert len(started) == 1
+    assert not is_alive(started[0])
     cause = info.value.__cause__
     assert isinstance(cause, TypeError)
     message = str(cause)

@@ -81,7 +81,6 @@ from ._childspec import ShutdownSetting as ShutdownSetting
 from ._childspec import Strategy as Strategy
 
 # -- the internal API for the layers above: functions on pids and nodes -------
-from ._childspec import start_child_process as start_child_process
 from ._clock import now as now
 from ._context import current_node as current_node
 from ._context import node_of as node_of
@@ -143,6 +142,7 @@ from ._ops import request_stop as request_stop
 from ._ops import running_node as running_node
 from ._ops import set_dead_letter_hook as set_dead_letter_hook
 from ._ops import set_interceptor as set_interceptor
+from ._ops import start_child_process as start_child_process
 from ._ops import using_node as using_node
 from ._ops import wait_exit as wait_exit
 from ._ops import whereis_on as whereis_on

@@ -16,7 +16,7 @@ import attrs
 
 from ._pid import Pid
 from ._safe import safe_repr
-from ._validate import MAX_SECONDS, async_entry, check_seconds, not_async_hint
+from ._validate import MAX_SECONDS, async_entry, check_seconds
 
 
 class Restart(enum.Enum):
@@ -174,36 +174,20 @@ def _check_id(_inst: Any, _attr: Any, value: Any) -> None:
         raise TypeError("ChildSpec.id must be a hashable value (a str, usually), not None")
 
 
-_START_USAGE: Final = "an async callable returning a Pid (for example partial(MyServer.start, arg))"
+START_USAGE: Final = "an async callable returning a Pid (for example partial(MyServer.start, arg))"
+"""What a child's start function must be, as error messages say it."""
 
 
 def _check_start(_inst: Any, _attr: Any, value: Any) -> None:
     # A sync callable is accepted (``lambda: MyServer.start(arg)`` returns
-    # an awaitable); ``start_child_process`` checks what it returns.
+    # an awaitable); ``_ops.start_child_process`` checks what it returns.
     if (
         inspect.iscoroutine(value)
         or isinstance(value, type)
         or not callable(value)
         or inspect.isasyncgenfunction(value)
     ):
-        async_entry(value, "ChildSpec.start", usage=_START_USAGE)
-
-
-async def start_child_process(spec: ChildSpec) -> Pid | None:
-    """Run ``spec.start()``: what a supervisor awaits to start the child. A
-    start function that is not async (its result cannot be awaited) raises
-    a ``TypeError`` naming the child and saying what to do, instead of
-    Python's "object Pid can't be used in 'await' expression"."""
-    started: object = spec.start()
-    if not inspect.isawaitable(started):
-        what, todo = not_async_hint(spec.start)
-        raise TypeError(
-            f"the start function of child {safe_repr(spec.id)} must be {_START_USAGE}, "
-            f"not {what}: it returned {safe_repr(started)} instead of an awaitable; {todo} "
-            "(`async def start(): return spawn(worker)`)"
-        )
-    pid: Pid | None = await started
-    return pid
+        async_entry(value, "ChildSpec.start", usage=START_USAGE)
 
 
 def _check_enum(kind: type[enum.Enum], field: str) -> Callable[[object, object, object], None]:
