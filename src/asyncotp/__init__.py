@@ -34,6 +34,7 @@ from .actors import SHUTDOWN as SHUTDOWN
 from .actors import Action as Action
 from .actors import ActorError as ActorError
 from .actors import Agent as Agent
+from .actors import AgentRequest as AgentRequest
 from .actors import CallbackMode as CallbackMode
 from .actors import Caller as Caller
 from .actors import CallEvent as CallEvent
@@ -56,6 +57,7 @@ from .actors import NextEvent as NextEvent
 from .actors import Node as Node
 from .actors import NoNodeError as NoNodeError
 from .actors import NoProcess as NoProcess
+from .actors import NoReply as NoReply
 from .actors import NotAnActorError as NotAnActorError
 from .actors import Overflow as Overflow
 from .actors import Pid as Pid

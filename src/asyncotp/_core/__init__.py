@@ -79,9 +79,9 @@ from ._childspec import Restart as Restart
 from ._childspec import ShutdownMode as ShutdownMode
 from ._childspec import ShutdownSetting as ShutdownSetting
 from ._childspec import Strategy as Strategy
-from ._clock import now as now
 
 # -- the internal API for the layers above: functions on pids and nodes -------
+from ._clock import now as now
 from ._context import current_node as current_node
 from ._context import node_of as node_of
 from ._errors import ActorError as ActorError
@@ -142,10 +142,13 @@ from ._ops import request_stop as request_stop
 from ._ops import running_node as running_node
 from ._ops import set_dead_letter_hook as set_dead_letter_hook
 from ._ops import set_interceptor as set_interceptor
+from ._ops import start_child_process as start_child_process
 from ._ops import using_node as using_node
 from ._ops import wait_exit as wait_exit
 from ._ops import whereis_on as whereis_on
 from ._pid import Pid as Pid
+from ._pid import Rep as Rep
+from ._pid import Req as Req
 from ._publish import publish as publish
 from ._reasons import KILL as KILL
 from ._reasons import KILLED as KILLED
@@ -168,6 +171,7 @@ from ._safe import safe_str as safe_str
 from ._server import NOREPLY as NOREPLY
 from ._server import Caller as Caller
 from ._server import Cast as Cast
+from ._server import NoReply as NoReply
 from ._server import call as call
 from ._server import cast as cast
 from ._server import start_server as start_server

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import attrs
 
@@ -35,7 +35,9 @@ from ._state import (
     Process,
     proc_var,
 )
-from ._validate import check_mailbox, check_name, fn_name, is_async_callable
+from ._validate import async_entry, check_mailbox, check_name, fn_name, is_async_callable
+
+Ts = TypeVarTuple("Ts")
 
 
 @attrs.frozen
@@ -131,8 +133,8 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
 
 
 def spawn(
-    fn: Callable[..., Awaitable[Any]],
-    *args: Any,
+    fn: Callable[[*Ts], Awaitable[object]],
+    *args: *Ts,
     name: str | None = None,
     link: bool = False,
     trap_exits: bool = False,
@@ -144,14 +146,17 @@ def spawn(
     ``link=True`` links it to the calling actor; ``name`` registers it;
     ``mailbox_size`` bounds its mailbox and ``overflow`` says what a full one
     does. ``fn`` must be an async function (or an object with an async
-    ``__call__``, or a ``functools.partial`` of one).
+    ``__call__``, or a ``functools.partial`` of one); anything else (a
+    class, a sync function, a coroutine object ``fn(x)`` instead of ``fn,
+    x``) raises ``TypeError`` saying what to pass instead.
+
+    Typed: mypy checks ``args`` against ``fn``'s parameters (positional
+    ones, as ``fn(*args)`` passes them), so ``spawn(worker, "x")`` for an
+    ``async def worker(n: int)`` fails the type check, not the actor.
     """
     node = current_node("spawn")
     if not is_async_callable(fn):
-        raise TypeError(
-            f"spawn: {fn_name(fn)} is not an async function; an actor runs "
-            "`async def fn(*args)`; define it with `async def`"
-        )
+        async_entry(fn, "fn", where="spawn", usage="an async function")
     if name is not None:
         check_name(name, "spawn")
     check_mailbox(mailbox_size, overflow, "spawn")

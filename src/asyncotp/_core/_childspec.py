@@ -7,6 +7,7 @@ can build one without the actor side importing the supervision side.
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final, TypeAlias
@@ -15,7 +16,7 @@ import attrs
 
 from ._pid import Pid
 from ._safe import safe_repr
-from ._validate import MAX_SECONDS, check_seconds
+from ._validate import MAX_SECONDS, async_entry, check_seconds
 
 
 class Restart(enum.Enum):
@@ -175,12 +176,20 @@ def _check_id(_inst: Any, _attr: Any, value: Any) -> None:
         raise TypeError("ChildSpec.id must be a hashable value (a str, usually), not None")
 
 
+START_USAGE: Final = "an async callable returning a Pid (for example partial(MyServer.start, arg))"
+"""What a child's start function must be, as error messages say it."""
+
+
 def _check_start(_inst: Any, _attr: Any, value: Any) -> None:
-    if not callable(value):
-        raise TypeError(
-            f"ChildSpec.start must be an async callable returning a Pid "
-            f"(for example partial(MyServer.start, arg)), not {safe_repr(value)}"
-        )
+    # A sync callable is accepted (``lambda: MyServer.start(arg)`` returns
+    # an awaitable); ``_ops.start_child_process`` checks what it returns.
+    if (
+        inspect.iscoroutine(value)
+        or isinstance(value, type)
+        or not callable(value)
+        or inspect.isasyncgenfunction(value)
+    ):
+        async_entry(value, "ChildSpec.start", usage=START_USAGE)
 
 
 def _check_enum(kind: type[enum.Enum], field: str) -> Callable[[object, object, object], None]:

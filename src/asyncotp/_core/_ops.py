@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._childspec import START_USAGE, ChildSpec
 from ._context import calling_process, current_process, node_of, process_of, resolve
 from ._exits import add_on_exit
 from ._exits import exit_future as _exit_future
@@ -23,8 +25,9 @@ from ._mailbox import deliver_system as _deliver_system
 from ._mailbox import drop_messages as _drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC
+from ._safe import safe_repr
 from ._state import DEAD, EXITING, UNSET, Node, node_var
-from ._validate import check_timeout
+from ._validate import check_timeout, not_async_hint
 
 
 def exit_future(pid: Pid) -> asyncio.Future[object]:
@@ -70,6 +73,30 @@ def kill(pid: Pid) -> None:
     proc = process_of(pid)
     if proc is not None:
         _kill(proc)
+
+
+async def start_child_process(spec: ChildSpec, start: Callable[[], object] | None = None) -> object:
+    """Run ``spec.start()`` (or ``start()``, the same function with a
+    dynamic supervisor's extra arguments): what a supervisor awaits to start
+    the child. Returns what the start function returned: a pid, ``(pid,
+    info)`` or None (``ignore``).
+
+    A start function that is not async (its result cannot be awaited)
+    raises a ``TypeError`` naming the child and saying what to do, instead
+    of Python's "object Pid can't be used in 'await' expression"; an actor
+    it started anyway (a sync ``lambda: spawn(worker)``) is killed, so that
+    nothing is left running outside the tree."""
+    started: object = spec.start() if start is None else start()
+    if not inspect.isawaitable(started):
+        if type(started) is Pid:
+            kill(started)
+        what, todo = not_async_hint(spec.start)
+        raise TypeError(
+            f"the start function of child {safe_repr(spec.id)} must be {START_USAGE}, "
+            f"not {what}: it returned {safe_repr(started)} instead of an awaitable; {todo} "
+            "(`async def start(): return spawn(worker)`)"
+        )
+    return await started
 
 
 def deliver(pid: Pid, message: object) -> bool:

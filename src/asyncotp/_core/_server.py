@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar, final, overload
 
 from ._actor import spawn_process
 from ._context import (
@@ -55,6 +55,12 @@ class _NoReplyMarker(enum.Enum):
 
 NOREPLY: Final = _NoReplyMarker.NOREPLY
 """Return it from ``handle_call`` to answer later with ``caller.reply(value)``."""
+
+NoReply: TypeAlias = Literal[_NoReplyMarker.NOREPLY]
+"""The type of ``NOREPLY``, for annotations: ``-> int | NoReply``."""
+
+_CallReq = TypeVar("_CallReq")
+_CallRep = TypeVar("_CallRep")
 
 
 @final
@@ -526,8 +532,19 @@ DEFAULT_TIMEOUT: Final = 5.0
 the hot path: the default needs no validation)."""
 
 
+@overload
+async def call(
+    dest: Pid[_CallReq, _CallRep], request: _CallReq, timeout: float | None = ...
+) -> _CallRep: ...
+@overload
+async def call(dest: str, request: object, timeout: float | None = ...) -> Any: ...
 async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
+
+    Typed: with ``dest`` a ``Pid[Req, Rep]`` (what ``GenServer[Req,
+    Rep].start`` returns), mypy checks ``request`` against ``Req`` and the
+    result is a ``Rep``; with a plain ``Pid`` or a name, the result is
+    ``Any``.
 
     ``timeout=None`` (or ``math.inf``) waits without limit. Raises
     ``CallTimeout`` past ``timeout``, ``NoProcess`` if ``dest`` is dead or an

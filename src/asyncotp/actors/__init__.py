@@ -35,6 +35,7 @@ from .._core import NextEvent as NextEvent
 from .._core import Node as Node
 from .._core import NoNodeError as NoNodeError
 from .._core import NoProcess as NoProcess
+from .._core import NoReply as NoReply
 from .._core import NotAnActorError as NotAnActorError
 from .._core import Overflow as Overflow
 from .._core import Pid as Pid
@@ -80,6 +81,7 @@ from .._core import unlink as unlink
 from .._core import unregister as unregister
 from .._core import whereis as whereis
 from ._agent import Agent as Agent
+from ._agent import AgentRequest as AgentRequest
 from ._genserver import GenServer as GenServer
 from ._statemachine import StateMachine as StateMachine
 from ._task import Task as Task

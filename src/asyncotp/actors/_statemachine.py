@@ -25,6 +25,7 @@ from .._core import (
     Transition,
     start_statem,
 )
+from ._callbacks import check_async_callbacks
 
 S = TypeVar("S")
 D = TypeVar("D")
@@ -183,6 +184,7 @@ class StateMachine(Generic[S, D]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        check_async_callbacks(cls, StateMachine, prefix="state_")
         if not isinstance(cls.callback_mode, CallbackMode):
             raise TypeError(
                 f"{cls.__qualname__}.callback_mode must be CallbackMode.HANDLE_EVENT or "

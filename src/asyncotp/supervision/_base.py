@@ -51,6 +51,7 @@ from .._core import (
     send_after,
     send_exit,
     set_trap_exits,
+    start_child_process,
     unlink,
     wait_exit,
 )
@@ -438,7 +439,7 @@ class _SupervisorBase(GenServer):
     def _call_start(self, spec: ChildSpec) -> Awaitable[object]:
         """Call ``spec``'s start function (a DynamicSupervisor adds its
         ``extra_arguments``)."""
-        return spec.start()
+        return start_child_process(spec)
 
     async def _start_one(self, child: _Child) -> Started:
         """Start ``child``; link to it and become its parent.

@@ -22,6 +22,7 @@ from .._core import (
     Stop,
     Strategy,
     safe_repr,
+    start_child_process,
 )
 from ._base import (
     _NO_START_LIMIT,
@@ -211,8 +212,8 @@ class DynamicSupervisor(_SupervisorBase):
     def _call_start(self, spec: ChildSpec) -> Awaitable[object]:
         extra = self.extra_arguments
         if not extra:
-            return spec.start()
-        return _with_extra(spec.start, extra)  # type: ignore[no-any-return]
+            return start_child_process(spec)
+        return start_child_process(spec, lambda: _with_extra(spec.start, extra))
 
     def _children_list(self) -> list[_Child]:
         return list(self._dyn.values())
