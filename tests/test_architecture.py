@@ -26,12 +26,13 @@ LAYERS = (
     "health",
     "observer",
     "resilience",
+    "metrics",
     "asyncotp",
     "testing",
 )
 """Bottom up; ``asyncotp`` stands for the top-level ``__init__`` and ``__main__``."""
 
-OPTIONAL = {"uvicorn", "hypothesis", "pytest", "uvloop"}
+OPTIONAL = {"uvicorn", "hypothesis", "pytest", "uvloop", "prometheus_client", "opentelemetry"}
 """Third-party packages that are not run-time dependencies: imported only
 where their feature is used (a lazy import there is the point, not a dodge)."""
 
@@ -47,7 +48,7 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(SRC.rglob("*.py"))}
 
 
-TOP_LEVEL_MODULES = {"from_thread", "__main__"}
+TOP_LEVEL_MODULES = {"from_thread", "__main__", "telemetry"}
 """Public modules of the top-level package itself (``asyncotp.from_thread``):
 they sit in the ``asyncotp`` layer."""
 

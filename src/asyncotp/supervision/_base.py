@@ -49,6 +49,7 @@ from .._core import (
     send_after,
     send_exit,
     set_trap_exits,
+    telemetry,
     unlink,
     wait_exit,
 )
@@ -101,6 +102,10 @@ class _Child:
     """The pid it last ran as (a restarting child is still known by it)."""
     key: int = 0
     """Its key in a DynamicSupervisor's table."""
+
+
+_EVENTS: Final = {"supervisor_gave_up": "gave_up"}
+"""Report events whose telemetry name differs (the supervisor is in the prefix)."""
 
 
 class _Req(enum.Enum):
@@ -334,7 +339,11 @@ class _SupervisorBase(GenServer):
         **more: object,
     ) -> None:
         """Log a supervisor report; ``message % args`` is only formatted when
-        the logger keeps the record (restarts are a hot path)."""
+        the logger keeps the record (restarts are a hot path). Also emits the
+        report's telemetry event (``("asyncotp", "supervisor", event)``)
+        when someone listens."""
+        if telemetry.ANY:
+            self._emit(_EVENTS.get(event, event), child, reason)
         if not logger.isEnabledFor(level):
             return
         extra: dict[str, object] = {
@@ -353,6 +362,23 @@ class _SupervisorBase(GenServer):
             exc_info = (type(reason), reason, reason.__traceback__)
         # The asyncotp logger's filter makes every argument safe to format.
         logger.log(level, message, *args, exc_info=exc_info, extra=extra)
+
+    def _emit(self, event: str, child: _Child | None, reason: object = None) -> None:
+        """Emit ``("asyncotp", "supervisor", event)`` (docs/telemetry.md)."""
+        telemetry.execute(
+            ("asyncotp", "supervisor", event),
+            {
+                "restarts": child.restarts if child is not None else 0,
+                "restarts_in_window": self._window.count(now()),
+            },
+            {
+                "supervisor": self._pid,
+                "supervisor_name": registered_name(self._pid),
+                "child_id": child.spec.id if child is not None else None,
+                "child_pid": (child.pid or child.last_pid) if child is not None else None,
+                "reason": reason,
+            },
+        )
 
     # -- one child ---------------------------------------------------------
 
@@ -380,6 +406,8 @@ class _SupervisorBase(GenServer):
         # Link to it and become its parent; one that died before we could
         # link arrives as an exit with NOPROC.
         adopt(pid)
+        if telemetry.ANY:
+            self._emit("child_started", child)
         return pid
 
     async def _stop_one(self, child: _Child) -> None:
@@ -403,6 +431,8 @@ class _SupervisorBase(GenServer):
                     self._kill_late(child, pid)
                     await wait_exit(pid, None)
         self._flush_exits(pid)
+        if telemetry.ANY:
+            self._emit("child_shutdown", child, SHUTDOWN)
 
     def _kill_late(self, child: _Child, pid: Pid) -> None:
         """Report and kill a child that outlived its shutdown time."""
@@ -429,12 +459,14 @@ class _SupervisorBase(GenServer):
         start = now()
         timed: list[tuple[float, int, _Child, Pid]] = []
         last: list[Pid] = []  # waited for without a limit, after the timed ones
+        stopped: set[Pid] = set()
         for child in children:
             pid = child.pid
             if pid is None:
                 continue
             self._by_pid.pop(pid, None)
             child.pid = None
+            stopped.add(pid)
             unlink(pid)
             shutdown: ShutdownSetting = child.spec.shutdown
             if shutdown is BRUTAL_KILL:
@@ -456,6 +488,10 @@ class _SupervisorBase(GenServer):
         for pid in last:
             await wait_exit(pid, None)
             self._flush_exits(pid)
+        if telemetry.ANY:
+            for child in children:
+                if child.last_pid is not None and child.last_pid in stopped:
+                    self._emit("child_shutdown", child, SHUTDOWN)
 
     def _flush_exits(self, pid: Pid) -> None:
         drop_messages(lambda m: type(m) is Exited and m.pid is pid)
