@@ -368,3 +368,19 @@ def timed_callbacks(
         _timed(proc, name, "handle_cast", cast),
         _timed(proc, name, "handle_info", info),
     )
+
+
+def mailbox_depths(node: Any) -> tuple[int, int, list[tuple[str, int]]]:
+    """For metrics scrapes, one instant of ``node``: the number of live
+    actors, the messages queued in all their mailboxes, and the mailbox
+    length of each actor holding a registered name (label-safe: names are
+    strings, and unnamed actors are only counted)."""
+    total = 0
+    named: list[tuple[str, int]] = []
+    procs = list(node.procs.values())
+    for proc in procs:
+        length = len(proc.mailbox)
+        total += length
+        if proc.name is not None:
+            named.append((proc.name, length))
+    return len(procs), total, named
