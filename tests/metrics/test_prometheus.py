@@ -15,14 +15,14 @@ pytest.importorskip(
     reason="the prometheus extra is not installed (pip install prometheus-client)",
 )
 
-from prometheus_client import CollectorRegistry  # noqa: E402 - after the skip
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
-import asyncotp  # noqa: E402
-from asyncotp import Caller, GenServer, Overflow, Supervisor, call, cast, spawn, stop, telemetry  # noqa: E402
-from asyncotp.metrics.prometheus import MetricsApp, PrometheusMetrics, serve_metrics  # noqa: E402
-from asyncotp.resilience import CircuitBreaker, RetryPolicy, retry  # noqa: E402
-from asyncotp.testing import wait_for_exit  # noqa: E402
+import asyncotp
+from asyncotp import Caller, GenServer, Overflow, Supervisor, call, spawn, stop, telemetry
+from asyncotp.metrics.prometheus import MetricsApp, PrometheusMetrics, serve_metrics
+from asyncotp.resilience import CircuitBreaker, RetryPolicy, retry
+from asyncotp.testing import wait_for_exit
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -212,4 +212,3 @@ def test_metrics_app_takes_a_prometheus_metrics() -> None:
 async def test_nothing_is_sampled_without_a_node(metrics: PrometheusMetrics) -> None:
     text = metrics.exposition().decode()
     assert samples(text)[("asyncotp_actors_alive", ())] == 0
-    cast  # noqa: B018 - imported for symmetry with the other tests
