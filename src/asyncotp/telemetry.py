@@ -36,6 +36,7 @@ attach_many = _telemetry.attach_many
 detach = _telemetry.detach
 execute = _telemetry.execute
 list_handlers = _telemetry.list_handlers
+RUNTIME_EVENTS = _telemetry.RUNTIME_EVENTS
 set_slow_callback_threshold = _telemetry.set_slow_callback_threshold
 slow_callback_threshold = _telemetry.slow_callback_threshold
 span = _telemetry.span
@@ -45,6 +46,7 @@ __all__ = (
     "Handler",
     "HandlerExists",
     "HandlerInfo",
+    "RUNTIME_EVENTS",
     "attach",
     "attach_many",
     "detach",

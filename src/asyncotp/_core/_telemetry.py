@@ -86,6 +86,31 @@ MAILBOX_OVERFLOW: Final = ("asyncotp", "mailbox", "overflow")
 DEAD_LETTER: Final = ("asyncotp", "message", "dead_letter")
 LOOP_LAG: Final = ("asyncotp", "loop", "lag")
 
+RUNTIME_EVENTS: Final = (
+    ACTOR_SPAWN,
+    ACTOR_EXIT,
+    CALL_START,
+    CALL_STOP,
+    CALL_EXCEPTION,
+    SLOW_CALLBACK,
+    MAILBOX_OVERFLOW,
+    DEAD_LETTER,
+    LOOP_LAG,
+    ("asyncotp", "supervisor", "child_started"),
+    ("asyncotp", "supervisor", "child_restarted"),
+    ("asyncotp", "supervisor", "child_terminated"),
+    ("asyncotp", "supervisor", "child_start_failed"),
+    ("asyncotp", "supervisor", "child_killed"),
+    ("asyncotp", "supervisor", "child_shutdown"),
+    ("asyncotp", "supervisor", "gave_up"),
+    ("asyncotp", "breaker", "state_change"),
+    ("asyncotp", "shedding", "shed"),
+    ("asyncotp", "retry", "retry"),
+    ("asyncotp", "retry", "gave_up"),
+    ("asyncotp", "dead_letters", "buried"),
+)
+"""Every event the runtime emits (docs/telemetry.md describes each)."""
+
 _slow_threshold = 0.1
 """Seconds a GenServer callback may take before ``SLOW_CALLBACK`` fires
 (asyncio's own ``slow_callback_duration`` default)."""
