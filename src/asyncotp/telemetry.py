@@ -42,11 +42,11 @@ slow_callback_threshold = _telemetry.slow_callback_threshold
 span = _telemetry.span
 
 __all__ = (
+    "RUNTIME_EVENTS",
     "EventName",
     "Handler",
     "HandlerExists",
     "HandlerInfo",
-    "RUNTIME_EVENTS",
     "attach",
     "attach_many",
     "detach",
