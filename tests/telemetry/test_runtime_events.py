@@ -263,3 +263,39 @@ async def test_the_lag_sampler_runs_under_a_supervisor(node: asyncotp.Node) -> N
 def test_the_lag_sampler_refuses_a_bad_interval() -> None:
     with pytest.raises(ValueError, match="interval"):
         telemetry.lag_sampler_spec(0)
+
+
+async def test_a_raising_handler_on_the_call_path_never_breaks_the_call(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_: Any) -> None:
+        raise RuntimeError("handler bug")
+
+    server = await Echo.start()
+    telemetry.attach_many(
+        "broken", [("asyncotp", "call", "stop"), ("asyncotp", "actor", "exit")], broken
+    )
+    try:
+        assert await call(server, "still answered") == "still answered"
+        assert telemetry.list_handlers() == []  # detached after its first failure
+        assert await call(server, "again") == "again"
+    finally:
+        telemetry.detach("broken")
+    await stop(server)
+    assert sum("'broken'" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_raising_handler_on_exit_does_not_stop_the_exit_from_completing(
+    node: asyncotp.Node,
+) -> None:
+    def broken(*_: Any) -> None:
+        raise RuntimeError("handler bug")
+
+    pid = spawn(idle)
+    telemetry.attach("broken", ("asyncotp", "actor", "exit"), broken)
+    try:
+        send(pid, "bye")
+        assert await wait_for_exit(pid) is asyncotp.NORMAL
+    finally:
+        telemetry.detach("broken")
+    assert not asyncotp.is_alive(pid)

@@ -241,7 +241,7 @@ def execute(
 
 
 def _failed(info: HandlerInfo, event_name: EventName) -> None:
-    if _by_id.get(info.id) is None or info not in _by_id[info.id]:
+    if not any(attached is info for attached in _by_id.get(info.id, ())):
         return  # detached already (by another failure of the same event)
     detach(info.id)
     logger.exception(
