@@ -118,15 +118,18 @@ async def test_the_breaker_state_is_an_observable_gauge(node: asyncotp.Node) -> 
     assert states == {"closed": 0, "open": 1, "half_open": 0}
 
 
-def test_close_detaches_the_handler() -> None:
+def test_close_detaches_and_slow_callbacks_are_opt_in() -> None:
     provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    metrics = OTelMetrics(provider, slow_callbacks=False)
+    metrics = OTelMetrics(provider)
     names = {h.event_name for h in telemetry.list_handlers()}
-    assert ("asyncotp", "callback", "slow") not in names
+    assert ("asyncotp", "callback", "slow") not in names  # off by default: it has a price
     assert ("asyncotp", "call", "stop") in names
     metrics.close()
     metrics.close()
     assert telemetry.list_handlers() == []
+    with OTelMetrics(provider, slow_callbacks=True):
+        names = {h.event_name for h in telemetry.list_handlers()}
+        assert ("asyncotp", "callback", "slow") in names
     provider.shutdown()
 
 

@@ -4,6 +4,7 @@ is parsed back with prometheus-client's own text parser."""
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import anyio
@@ -202,6 +203,25 @@ def test_close_detaches_and_a_second_adapter_needs_its_own_id() -> None:
     finally:
         first.close()
     assert telemetry.list_handlers() == []
+
+
+class Sleepy(GenServer):
+    async def handle_cast(self, request: Any) -> None:
+        time.sleep(0.02)  # noqa: ASYNC251 - blocks on purpose: a slow callback
+
+
+async def test_slow_callbacks_are_counted_when_asked_for(node: asyncotp.Node) -> None:
+    previous = telemetry.set_slow_callback_threshold(0.01)
+    try:
+        with PrometheusMetrics(CollectorRegistry(), slow_callbacks=True) as metrics:
+            server = await Sleepy.start(name="sleepy")
+            asyncotp.cast(server, "nap")
+            await stop(server)  # handled after the cast
+            found = samples(metrics.exposition(node).decode())
+    finally:
+        telemetry.set_slow_callback_threshold(previous)
+    slow = (("callback", "handle_cast"), ("server", "Sleepy"))
+    assert found[("asyncotp_slow_callbacks_total", slow)] == 1
 
 
 def test_metrics_app_takes_a_prometheus_metrics() -> None:

@@ -573,8 +573,15 @@ async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT
         deliver(proc, caller)
     if timeout is not None and not fut.done():
         node.deadlines.add(caller, timeout)
-    if _telemetry.CALLS:
-        return await _telemetry.traced_call(fut, proc, request, timeout)
+    if _telemetry.CALLS:  # timed only while a handler listens (docs/telemetry.md)
+        span = _telemetry.call_start(proc, request, timeout)
+        try:
+            reply = await fut
+        except BaseException as exc:
+            _telemetry.call_exception(span, exc)
+            raise
+        _telemetry.call_stop(span)
+        return reply
     return await fut
 
 

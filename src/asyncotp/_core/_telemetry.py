@@ -118,9 +118,20 @@ _slow_threshold = 0.1
 _span_ids = itertools.count(1)
 
 
+_clock = time.perf_counter
+
+# The handlers of the call events, looked up at attach time for the hot path.
+_call_start: tuple[HandlerInfo, ...] = ()
+_call_stop: tuple[HandlerInfo, ...] = ()
+_call_exception: tuple[HandlerInfo, ...] = ()
+
+
 def _recompute() -> None:
-    global ANY, CALLS, ACTORS, SLOW
+    global ANY, CALLS, ACTORS, SLOW, _call_start, _call_stop, _call_exception
     names = _table.keys()
+    _call_start = _table.get(CALL_START, ())
+    _call_stop = _table.get(CALL_STOP, ())
+    _call_exception = _table.get(CALL_EXCEPTION, ())
     ANY = bool(names)
     CALLS = any(name[:2] == ("asyncotp", "call") for name in names)
     ACTORS = any(name[:2] == ("asyncotp", "actor") for name in names)
@@ -341,28 +352,51 @@ def dead_letter(dest: Pid, message: object) -> None:
     execute(DEAD_LETTER, {"count": 1}, {"pid": dest, "message": message})
 
 
-async def traced_call(fut: Any, proc: Process, request: object, timeout: float | None) -> Any:
-    """Await a call's reply future between ``CALL_START`` and ``CALL_STOP``
-    (or ``CALL_EXCEPTION``); see ``_server.call``."""
-    meta: dict[str, Any] = {
-        "server": proc.pid,
-        "name": proc.name,
-        "request": request,
-        "timeout": timeout,
-    }
-    start = time.perf_counter()
-    execute(CALL_START, {"monotonic_time": start}, meta)
-    try:
-        result = await fut
-    except BaseException as exc:
-        execute(
-            CALL_EXCEPTION,
-            {"duration": time.perf_counter() - start},
-            {**meta, "kind": type(exc), "reason": exc},
-        )
-        raise
-    execute(CALL_STOP, {"duration": time.perf_counter() - start}, meta)
-    return result
+def _run(handlers: tuple[HandlerInfo, ...], event: EventName, values: Any, meta: Any) -> None:
+    """``execute`` for the runtime's hot events, with the handlers looked up
+    at attach time (no hashing of the event name)."""
+    for info in handlers:
+        try:
+            info.function(event, values, meta, info.config)
+        except Exception:  # noqa: BLE001 - a failing handler is detached, never the emitter's problem
+            _failed(info, event)
+
+
+def call_start(proc: Process, request: object, timeout: float | None) -> tuple[float, Any]:
+    """A call is about to wait for its reply (``CALLS`` is on): emit
+    ``CALL_START``; return what ``call_stop`` or ``call_exception`` needs.
+    (The handler loops are inlined: this runs on every call while a
+    metrics exporter listens.)"""
+    meta = {"server": proc.pid, "name": proc.name, "request": request, "timeout": timeout}
+    start = _clock()
+    if _call_start:
+        values = {"monotonic_time": start}
+        for info in _call_start:
+            try:
+                info.function(CALL_START, values, meta, info.config)
+            except Exception:  # noqa: BLE001 - a failing handler is detached, never the emitter's problem
+                _failed(info, CALL_START)
+    return start, meta
+
+
+def call_stop(span: tuple[float, Any]) -> None:
+    """The reply arrived: emit ``CALL_STOP`` with the call's duration."""
+    handlers = _call_stop
+    if handlers:
+        values = {"duration": _clock() - span[0]}
+        meta = span[1]
+        for info in handlers:
+            try:
+                info.function(CALL_STOP, values, meta, info.config)
+            except Exception:  # noqa: BLE001 - a failing handler is detached, never the emitter's problem
+                _failed(info, CALL_STOP)
+
+
+def call_exception(span: tuple[float, Any], exc: BaseException) -> None:
+    """The call raised ``exc``: emit ``CALL_EXCEPTION``."""
+    if _call_exception:
+        meta = {**span[1], "kind": type(exc), "reason": exc}
+        _run(_call_exception, CALL_EXCEPTION, {"duration": _clock() - span[0]}, meta)
 
 
 def _timed(proc: Process, server: str, callback: str, fn: Callable[..., Any]) -> Any:

@@ -78,6 +78,8 @@ class OTelMetrics:
     detaches (it is a context manager too). ``node`` (default: the running
     node of the calling task, if any) seeds ``asyncotp.actor.count`` with
     the actors already alive, so that the count stays exact.
+    ``slow_callbacks=True`` also records ``asyncotp.callback.slow``; it is
+    off by default for its price (see ``PrometheusMetrics``).
 
     Instruments:
 
@@ -108,7 +110,7 @@ class OTelMetrics:
         *,
         handler_id: str = "asyncotp.metrics.otel",
         node: Node | None = None,
-        slow_callbacks: bool = True,
+        slow_callbacks: bool = False,
     ) -> None:
         provider = meter_provider or otel_metrics.get_meter_provider()
         meter: Meter = provider.get_meter("asyncotp")

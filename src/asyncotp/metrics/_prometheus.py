@@ -104,10 +104,11 @@ class PrometheusMetrics:
     Use it as a context manager to do both. Two instances need two
     handler ids and two registries.
 
-    ``slow_callbacks=True`` counts GenServer callbacks slower than
-    ``telemetry.slow_callback_threshold()``: every server started while it
-    is attached times each callback (two clock reads and a wrapper, about
-    0.2 µs a message); pass False to spare that on a hot cast path.
+    ``slow_callbacks=True`` also counts GenServer callbacks slower than
+    ``telemetry.slow_callback_threshold()``. It is off by default because
+    of its price: every server started while it is on times each callback
+    (a wrapper coroutine and two clock reads a message, which made a cast
+    about 1.7x as expensive in benchmarks/telemetry_overhead.py).
 
     Metrics (``namespace`` defaults to ``asyncotp``):
 
@@ -140,7 +141,7 @@ class PrometheusMetrics:
         namespace: str = "asyncotp",
         buckets: tuple[float, ...] = DEFAULT_BUCKETS,
         handler_id: str = "asyncotp.metrics.prometheus",
-        slow_callbacks: bool = True,
+        slow_callbacks: bool = False,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.handler_id = handler_id
