@@ -209,6 +209,9 @@ class Sleepy(GenServer):
     async def handle_cast(self, request: Any) -> None:
         time.sleep(0.02)  # noqa: ASYNC251 - blocks on purpose: a slow callback
 
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        return "awake"
+
 
 async def test_slow_callbacks_are_counted_when_asked_for(node: asyncotp.Node) -> None:
     previous = telemetry.set_slow_callback_threshold(0.01)
@@ -216,7 +219,8 @@ async def test_slow_callbacks_are_counted_when_asked_for(node: asyncotp.Node) ->
         with PrometheusMetrics(CollectorRegistry(), slow_callbacks=True) as metrics:
             server = await Sleepy.start(name="sleepy")
             asyncotp.cast(server, "nap")
-            await stop(server)  # handled after the cast
+            assert await call(server, "wake up") == "awake"  # answered after the cast
+            await stop(server)
             found = samples(metrics.exposition(node).decode())
     finally:
         telemetry.set_slow_callback_threshold(previous)
