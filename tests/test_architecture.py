@@ -33,7 +33,7 @@ LAYERS = (
 )
 """Bottom up; ``asyncotp`` stands for the top-level ``__init__`` and ``__main__``."""
 
-OPTIONAL = {"uvicorn", "hypothesis", "pytest", "uvloop", "prometheus_client", "opentelemetry"}
+OPTIONAL = {"uvicorn", "hypothesis", "pytest", "uvloop"}
 """Third-party packages that are not run-time dependencies: imported only
 where their feature is used (a lazy import there is the point, not a dodge)."""
 
