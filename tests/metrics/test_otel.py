@@ -145,3 +145,36 @@ async def test_spawned_actors_are_counted(node: asyncotp.Node) -> None:
         found = points(reader)
     provider.shutdown()
     assert found["asyncotp.actor.spawns"][0].value == 3
+
+
+async def test_mailbox_gauges_show_the_last_sample_taken_by_the_sampler_child(
+    node: asyncotp.Node,
+) -> None:
+    async def parked() -> None:
+        await asyncotp.receive(lambda message: message == "never")
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    with OTelMetrics(provider) as metrics:
+        inbox = spawn(parked, name="inbox")
+        for n in range(4):
+            asyncotp.send(inbox, n)
+        sup = await Supervisor.start([metrics.sampler_spec(60.0)])  # samples once at start
+        # The sampler's first step (a sample, then its sleep) was scheduled
+        # before the supervisor could answer this request.
+        [child] = await asyncotp.which_children(sup)
+        assert child.id == "otel_sampler"
+        found = points(reader)
+        await stop(sup)
+        await stop(inbox, asyncotp.KILL)
+    provider.shutdown()
+    depths = {p.attributes["asyncotp.actor"]: p.value for p in found["asyncotp.mailbox.depth"]}
+    assert depths["inbox"] == 4
+    assert found["asyncotp.mailbox.messages"][0].value >= 4
+
+
+def test_sampler_spec_refuses_a_bad_interval() -> None:
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    with OTelMetrics(provider) as metrics, pytest.raises(ValueError, match="interval"):
+        metrics.sampler_spec(0)
+    provider.shutdown()

@@ -15,18 +15,25 @@ never touches the runtime from the collecting thread.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from .._core import (
     BreakerState,
+    ChildSpec,
     Node,
+    Pid,
+    Restart,
     is_clean_exit,
     node_running,
     running_node,
     safe_str,
+    spawn,
     telemetry,
+    validate,
 )
 
 try:
@@ -101,7 +108,12 @@ class OTelMetrics:
       ``asyncotp.retry.retries``, ``asyncotp.retry.give_ups``
       (``asyncotp.operation``);
     * ``asyncotp.callback.slow`` (``asyncotp.server``, ``asyncotp.callback``),
-      ``asyncotp.event_loop.lag`` (histogram, s).
+      ``asyncotp.event_loop.lag`` (histogram, s);
+    * ``asyncotp.mailbox.depth`` (``asyncotp.actor``: named actors) and
+      ``asyncotp.mailbox.messages`` (all mailboxes): observable gauges of
+      the last ``sample()``; put ``sampler_spec()`` in your tree to sample
+      on the loop at an interval (readers collect from their own thread,
+      which must not touch the runtime).
     """
 
     def __init__(
@@ -189,7 +201,21 @@ class OTelMetrics:
             description="Event-loop lag measured by the lag sampler",
         )
         self._breakers: dict[str, BreakerState] = {}
+        self._depths: list[tuple[str, int]] = []
+        self._queued: int | None = None
         self._lock = threading.Lock()
+        meter.create_observable_gauge(
+            "asyncotp.mailbox.depth",
+            callbacks=[self._observe_depths],
+            unit="{message}",
+            description="Messages queued per named actor, at the last sample",
+        )
+        meter.create_observable_gauge(
+            "asyncotp.mailbox.messages",
+            callbacks=[self._observe_queued],
+            unit="{message}",
+            description="Messages queued in all mailboxes, at the last sample",
+        )
         meter.create_observable_gauge(
             "asyncotp.breaker.state",
             callbacks=[self._observe_breakers],
@@ -234,6 +260,47 @@ class OTelMetrics:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def sample(self, node: Node | None = None) -> None:
+        """Read the mailboxes of ``node`` (default: the running node of the
+        calling task) for the mailbox gauges. Call it on the node's loop."""
+        if node is None:
+            node = running_node()
+        if node is None or not node_running(node):
+            return
+        _alive, queued, named = telemetry.mailbox_depths(node)
+        with self._lock:
+            self._depths = named
+            self._queued = queued
+
+    def sampler_spec(self, interval: float = 5.0, *, id: str = "otel_sampler") -> ChildSpec:  # noqa: A002 - ChildSpec's field
+        """A child spec for an actor that calls ``sample()`` every
+        ``interval`` seconds (> 0), for the tree's lifetime."""
+        seconds = validate.duration(interval, "interval", where="OTelMetrics.sampler_spec")
+        return ChildSpec(
+            id=id,
+            start=functools.partial(self._start_sampler, seconds),
+            restart=Restart.PERMANENT,
+            shutdown=0.0,
+        )
+
+    async def _start_sampler(self, interval: float) -> Pid:
+        return spawn(self._sampling, interval)
+
+    async def _sampling(self, interval: float) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(interval)
+
+    def _observe_depths(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            depths = list(self._depths)
+        return [Observation(length, {"asyncotp.actor": name}) for name, length in depths]
+
+    def _observe_queued(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            queued = self._queued
+        return [] if queued is None else [Observation(queued)]
 
     def _handle(
         self,
