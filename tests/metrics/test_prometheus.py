@@ -228,6 +228,22 @@ async def test_slow_callbacks_are_counted_when_asked_for(node: asyncotp.Node) ->
     assert found[("asyncotp_slow_callbacks_total", slow)] == 1
 
 
+async def test_metrics_app_answers_below_a_mount_point(metrics: PrometheusMetrics) -> None:
+    app = MetricsApp(metrics)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "GET", "path": "/ops/metrics", "root_path": "/ops/metrics"}
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200
+    assert b"asyncotp_actors_alive" in sent[1]["body"]
+
+
 def test_metrics_app_takes_a_prometheus_metrics() -> None:
     with pytest.raises(TypeError, match="PrometheusMetrics"):
         MetricsApp("registry")  # type: ignore[arg-type]

@@ -402,6 +402,9 @@ class MetricsApp:
         if kind != "http":
             return
         path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # mounted: the path below the mount point
+            path = path[len(root) :]
         method = scope.get("method", "GET")
         if path.rstrip("/") not in ("/metrics", ""):
             await _respond(send, 404, b"not found: try /metrics\n", "text/plain")
