@@ -206,3 +206,19 @@ def test_dashboard_example_serves_the_live_tree_then_stops_by_itself() -> None:
         process.wait()
     assert process.returncode == 0, err
     assert out.rstrip().endswith("done: the dashboard and the tree have stopped")
+
+
+@pytest.mark.timeout(90)
+def test_metrics_example_scrapes_restarts_latency_and_drops() -> None:
+    pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
+    pytest.importorskip("uvicorn", reason="the asgi extra is not installed")
+    result = run_example("metrics.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("[telemetry] child_restarted: child 'prices' of 'shop'") == 2
+    assert "restarts of prices: 2" in out
+    assert "calls to prices: 300," in out
+    assert "messages dropped by inbox: 15" in out
+    assert "inbox depth: 10" in out
+    assert "event-loop lag histogram exported: yes" in out
+    assert out.rstrip().endswith("done: the tree has stopped and the handlers are detached")

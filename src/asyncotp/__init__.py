@@ -23,6 +23,7 @@ from . import health as health
 from . import observer as observer
 from . import resilience as resilience
 from . import supervision as supervision
+from . import telemetry as telemetry
 from . import web as web
 from ._core import publish as _publish
 from .actors import KILL as KILL

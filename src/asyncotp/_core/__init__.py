@@ -34,6 +34,10 @@ this package, never from its private modules. The modules, bottom up:
   below).
 * ``_introspect``: read-only facts about live actors for ``asyncotp.observer``
   (``describe``, ``describe_all``, ``supervisor_pids``).
+* ``_telemetry`` (``telemetry`` below): the event bus, public as
+  ``asyncotp.telemetry``; every layer emits through ``telemetry.execute``,
+  behind its cheap guards (``telemetry.ANY``, ``CALLS``, ``ACTORS``,
+  ``SLOW``). ``_lag``: the event-loop lag sampler (an actor).
 
 Two rules hold everywhere (``_context``): only an actor's own task is that
 actor (a task it starts is a plain task), and the functions run on the
@@ -47,6 +51,7 @@ gets ``Exited``) and ``Down`` to each monitor.
 """
 
 # -- the public runtime, re-exported by asyncotp.actors and asyncotp ----------
+from . import _telemetry as telemetry  # noqa: F401 - the event bus, one namespace for every layer
 from . import _validate as validate  # noqa: F401 - the validators, one namespace for the layers above
 from ._actions import Action as Action
 from ._actions import CallbackMode as CallbackMode
@@ -91,6 +96,7 @@ from ._errors import ChildNotFound as ChildNotFound
 from ._errors import CircuitOpen as CircuitOpen
 from ._errors import DeadLetterNotFound as DeadLetterNotFound
 from ._errors import DuplicateChild as DuplicateChild
+from ._errors import HandlerExists as HandlerExists
 from ._errors import IdempotencyKeyReused as IdempotencyKeyReused
 from ._errors import JobFailed as JobFailed
 from ._errors import MailboxFull as MailboxFull
@@ -116,6 +122,8 @@ from ._introspect import ProcessFacts as ProcessFacts
 from ._introspect import describe as describe
 from ._introspect import describe_all as describe_all
 from ._introspect import supervisor_pids as supervisor_pids
+from ._lag import lag_sampler_spec as lag_sampler_spec
+from ._lag import start_lag_sampler as start_lag_sampler
 from ._mailbox import receive as receive
 from ._node import node as node
 from ._node import run as run

@@ -16,6 +16,7 @@ from typing import Any, TypeVarTuple
 
 import attrs
 
+from . import _telemetry
 from ._context import current_node, current_process, get_ident, process_of, resolve, wrong_thread
 from ._errors import NameTaken, NoNodeError
 from ._exits import exit_process, fatal, link_pair
@@ -98,6 +99,8 @@ def spawn_process(
         link_pair(proc, link_to)
         proc.parent = link_to.pid
     proc.task = node.loop.create_task(_run_process(proc, coro))
+    if _telemetry.ACTORS:
+        _telemetry.actor_spawned(proc)
     return proc
 
 
@@ -194,6 +197,8 @@ def send(dest: Pid | str, message: object) -> None:
                 raise NoNodeError(f"send: the node of {dest!r} has stopped; {NO_NODE_HINT}")
             if node.on_dead_letter is not None:
                 node.on_dead_letter(dest, message)
+            if _telemetry.ANY:
+                _telemetry.dead_letter(dest, message)
             return
     else:
         proc = resolve(dest, "send")

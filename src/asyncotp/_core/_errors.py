@@ -329,3 +329,14 @@ class DeadLetterNotFound(ActorError, LookupError):
     def __init__(self, message: str, letter_id: int | None = None) -> None:
         super().__init__(message)
         self.letter_id = letter_id
+
+
+class HandlerExists(ActorError, ValueError):
+    """``telemetry.attach``: a handler with that id is attached already.
+
+    ``handler_id`` is the id asked for; detach it first, or choose another.
+    """
+
+    def __init__(self, message: str, handler_id: str | None = None) -> None:
+        super().__init__(message)
+        self.handler_id = handler_id

@@ -17,6 +17,7 @@ import enum
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar, final, overload
 
+from . import _telemetry
 from ._actor import spawn_process
 from ._context import (
     current_node,
@@ -439,6 +440,10 @@ async def _serve(
     handle_call = cls.handle_call
     handle_cast = cls.handle_cast
     handle_info = cls.handle_info
+    if _telemetry.SLOW:  # time the callbacks of a server started while someone listens
+        handle_call, handle_cast, handle_info = _telemetry.timed_callbacks(
+            proc, cls, handle_call, handle_cast, handle_info
+        )
     mailbox = proc.mailbox
     loop = proc.node.loop
     budget = 0
@@ -585,6 +590,15 @@ async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT
         deliver(proc, caller)
     if timeout is not None and not fut.done():
         node.deadlines.add(caller, timeout)
+    if _telemetry.CALLS:  # timed only while a handler listens (docs/telemetry.md)
+        span = _telemetry.call_start(proc, request, timeout)
+        try:
+            reply = await fut
+        except BaseException as exc:
+            _telemetry.call_exception(span, exc)
+            raise
+        _telemetry.call_stop(span)
+        return reply
     return await fut
 
 
@@ -605,6 +619,8 @@ def cast(dest: Pid | str, request: object) -> None:
                 current_node("cast")
             if node.on_dead_letter is not None:
                 node.on_dead_letter(dest, Cast(request))
+            if _telemetry.ANY:
+                _telemetry.dead_letter(dest, Cast(request))
             return
     else:
         proc = resolve(dest, "cast")

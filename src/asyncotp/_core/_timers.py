@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
+from . import _telemetry
 from ._context import check_thread, current_node
 from ._errors import MailboxFull
 from ._mailbox import deliver
@@ -33,6 +34,8 @@ def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -
     if proc is None:
         if type(dest) is Pid and node.on_dead_letter is not None:
             node.on_dead_letter(dest, message)
+        if type(dest) is Pid and _telemetry.ANY:
+            _telemetry.dead_letter(dest, message)
         return
     with contextlib.suppress(MailboxFull):  # counted in `rejected`; a timer has nobody to tell
         deliver(proc, message)

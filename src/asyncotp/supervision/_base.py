@@ -52,6 +52,7 @@ from .._core import (
     send_exit,
     set_trap_exits,
     start_child_process,
+    telemetry,
     unlink,
     wait_exit,
 )
@@ -139,6 +140,10 @@ class _Child:
     """The pid it last ran as (a restarting child is still known by it)."""
     key: int = 0
     """Its key in a DynamicSupervisor's table."""
+
+
+_EVENTS: Final = {"supervisor_gave_up": "gave_up"}
+"""Report events whose telemetry name differs (the supervisor is in the prefix)."""
 
 
 class _Req(enum.Enum):
@@ -384,7 +389,11 @@ class _SupervisorBase(GenServer):
         **more: object,
     ) -> None:
         """Log a supervisor report; ``message % args`` is only formatted when
-        the logger keeps the record (restarts are a hot path)."""
+        the logger keeps the record (restarts are a hot path). Also emits the
+        report's telemetry event (``("asyncotp", "supervisor", event)``)
+        when someone listens."""
+        if telemetry.ANY:
+            self._emit(_EVENTS.get(event, event), child, reason)
         if not logger.isEnabledFor(level):
             return
         extra: dict[str, object] = {
@@ -434,6 +443,23 @@ class _SupervisorBase(GenServer):
         )
         child.pid = None
 
+    def _emit(self, event: str, child: _Child | None, reason: object = None) -> None:
+        """Emit ``("asyncotp", "supervisor", event)`` (docs/telemetry.md)."""
+        telemetry.execute(
+            ("asyncotp", "supervisor", event),
+            {
+                "restarts": child.restarts if child is not None else 0,
+                "restarts_in_window": self._window.count(now()),
+            },
+            {
+                "supervisor": self._pid,
+                "supervisor_name": registered_name(self._pid),
+                "child_id": child.spec.id if child is not None else None,
+                "child_pid": (child.pid or child.last_pid) if child is not None else None,
+                "reason": reason,
+            },
+        )
+
     # -- one child ---------------------------------------------------------
 
     def _call_start(self, spec: ChildSpec) -> Awaitable[object]:
@@ -473,6 +499,8 @@ class _SupervisorBase(GenServer):
         # Link to it and become its parent; one that died before we could
         # link arrives as an exit with NOPROC.
         adopt(pid)
+        if telemetry.ANY:
+            self._emit("child_started", child)
         return result  # type: ignore[return-value]  # a Pid or a (Pid, info) pair, checked above
 
     async def _stop_one(self, child: _Child) -> None:
@@ -496,6 +524,8 @@ class _SupervisorBase(GenServer):
                     self._kill_late(child, pid)
                     await wait_exit(pid, None)
         self._flush_exits(pid)
+        if telemetry.ANY:
+            self._emit("child_shutdown", child, SHUTDOWN)
 
     def _kill_late(self, child: _Child, pid: Pid) -> None:
         """Report and kill a child that outlived its shutdown time."""
@@ -522,12 +552,14 @@ class _SupervisorBase(GenServer):
         start = now()
         timed: list[tuple[float, int, _Child, Pid]] = []
         last: list[Pid] = []  # waited for without a limit, after the timed ones
+        stopped: set[Pid] = set()
         for child in children:
             pid = child.pid
             if pid is None:
                 continue
             self._by_pid.pop(pid, None)
             child.pid = None
+            stopped.add(pid)
             unlink(pid)
             shutdown: ShutdownSetting = child.spec.shutdown
             if shutdown is BRUTAL_KILL:
@@ -549,6 +581,10 @@ class _SupervisorBase(GenServer):
         for pid in last:
             await wait_exit(pid, None)
             self._flush_exits(pid)
+        if telemetry.ANY:
+            for child in children:
+                if child.last_pid is not None and child.last_pid in stopped:
+                    self._emit("child_shutdown", child, SHUTDOWN)
 
     def _flush_exits(self, pid: Pid) -> None:
         drop_messages(lambda m: type(m) is Exited and m.pid is pid)
