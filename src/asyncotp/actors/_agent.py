@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from .._core import (
     Caller,
     ChildSpec,
+    Name,
     Pid,
     Restart,
     ShutdownSetting,
@@ -88,7 +89,7 @@ class Agent(GenServer):
 
     @classmethod
     async def start(  # type: ignore[override]
-        cls, initial: Callable[[], Any], name: str | None = None, **opts: Any
+        cls, initial: Callable[[], Any], name: Name | None = None, **opts: Any
     ) -> Pid:
         """Start an agent whose first state is ``initial()``.
 
@@ -116,7 +117,7 @@ class Agent(GenServer):
 
     @staticmethod
     async def get(
-        agent: Pid | str, fn: Callable[[Any], R] = _identity, timeout: float | None = 5.0
+        agent: Pid | Name, fn: Callable[[Any], R] = _identity, timeout: float | None = 5.0
     ) -> R:
         """``fn(state)``, run inside the agent. ``timeout`` as ``call``'s."""
         _check_fn(fn, "Agent.get")
@@ -126,7 +127,7 @@ class Agent(GenServer):
 
     @staticmethod
     async def update(
-        agent: Pid | str, fn: Callable[[Any], Any], timeout: float | None = 5.0
+        agent: Pid | Name, fn: Callable[[Any], Any], timeout: float | None = 5.0
     ) -> None:
         """Replace the state with ``fn(state)``, and wait until it is done."""
         _check_fn(fn, "Agent.update")
@@ -135,7 +136,7 @@ class Agent(GenServer):
 
     @staticmethod
     async def get_and_update(
-        agent: Pid | str, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = 5.0
+        agent: Pid | Name, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = 5.0
     ) -> R:
         """``fn(state)`` returns ``(result, new_state)``; return ``result``."""
         _check_fn(fn, "Agent.get_and_update")
@@ -144,7 +145,7 @@ class Agent(GenServer):
         return result
 
     @staticmethod
-    def cast(agent: Pid | str, fn: Callable[[Any], Any]) -> None:
+    def cast(agent: Pid | Name, fn: Callable[[Any], Any]) -> None:
         """Replace the state with ``fn(state)``, without waiting."""
         _check_fn(fn, "Agent.cast")
         cast(agent, fn)

@@ -16,6 +16,7 @@ from .._core import (
     Caller,
     ChildSpec,
     ChildType,
+    Name,
     Overflow,
     Pid,
     Restart,
@@ -127,7 +128,7 @@ class GenServer:
     async def start(
         cls,
         *args: Any,
-        name: str | None = None,
+        name: Name | None = None,
         link: bool = False,
         mailbox_size: int | None = None,
         overflow: Overflow = Overflow.REJECT,

@@ -16,6 +16,7 @@ from .._core import (
     ChildType,
     Exited,
     MaxChildren,
+    Name,
     Pid,
     Restart,
     ShutdownSetting,
@@ -105,7 +106,7 @@ class DynamicSupervisor(_SupervisorBase):
         max_children: int | None = None,
         max_restarts: int = 3,
         max_seconds: float = 5.0,
-        name: str | None = None,
+        name: Name | None = None,
         link: bool = False,
         **opts: Any,
     ) -> Pid:

@@ -17,6 +17,7 @@ from .._core import (
     ChildType,
     DuplicateChild,
     Exited,
+    Name,
     Pid,
     Restart,
     ShutdownSetting,
@@ -189,7 +190,7 @@ class Supervisor(_SupervisorBase):
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int = 3,
         max_seconds: float = 5.0,
-        name: str | None = None,
+        name: Name | None = None,
         link: bool = False,
         **opts: Any,
     ) -> Pid:
