@@ -45,7 +45,15 @@ _tables: dict[Pid, Table] = {}
 def _table(registry: RegistryRef, operation: str) -> Table:
     """The table of a running registry; ``NoProcess`` naming ``operation``
     otherwise (``WrongThreadError`` off the node's thread)."""
-    pid = lookup(registry, operation)
+    try:
+        pid = lookup(registry, operation)
+    except NoProcess:
+        raise NoProcess(
+            f"{operation}: no Registry is registered as {safe_repr(registry)}; start one "
+            "with Registry.start(keys=..., name=...) (or as a child: Registry.child_spec(...)) "
+            "before using it",
+            registry,
+        ) from None
     table = _tables.get(pid) if pid is not None else None
     if table is None:
         state = "is not alive" if pid is None else "is not a Registry"
@@ -271,7 +279,9 @@ class Registry(GenServer):
             id = name if name is not None else "Registry"  # noqa: A001 - the contract's name
         if name is not None:
             opts["name"] = name
-        return super().child_spec(keys, meta, id=id, restart=restart, shutdown=shutdown, **opts)
+        return super().child_spec(
+            keys, id=id, restart=restart, shutdown=shutdown, meta=meta, **opts
+        )
 
     # -- entries of the calling actor ------------------------------------------
 
