@@ -351,6 +351,7 @@ async def test_child_spec_ids_the_registry_by_its_name_and_restarts_it_empty(
     send_exit(old_reg, KILL)
     assert await wait(ended) is KILLED
     new_reg, new_member = [c.pid for c in await which_children(sup)]
+    assert new_reg is not None
     assert new_reg is not old_reg
     assert new_member is not old_member
     assert Registry.count("reg") == 0
