@@ -137,7 +137,7 @@ async def test_via_names_need_a_unique_registry(node: Node) -> None:
 
 
 async def test_state_machines_agents_and_plain_actors_take_via_names(node: Node) -> None:
-    class Light(StateMachine):
+    class Light(StateMachine[str, int]):
         callback_mode = CallbackMode.STATE_FUNCTIONS
 
         async def init(self) -> tuple[str, int]:
