@@ -8,6 +8,7 @@ who owns which entry, are ``_registry_table``'s.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Literal, final
 
@@ -22,12 +23,14 @@ from .._core import (
     ShutdownSetting,
     Via,
     calling_pid,
+    current_node,
     lookup,
     on_exit,
     safe_repr,
     self_pid,
     send,
     set_trap_exits,
+    whereis_on,
 )
 from ._genserver import GenServer
 from ._registry_table import DuplicateTable, RegistryEntry, Table, UniqueTable
@@ -41,10 +44,31 @@ RegistryRef = Pid | Name
 _tables: dict[Pid, Table] = {}
 """The table of every running registry, by the registry's pid."""
 
+get_ident = threading.get_ident
+
 
 def _table(registry: RegistryRef, operation: str) -> Table:
     """The table of a running registry; ``NoProcess`` naming ``operation``
-    otherwise (``WrongThreadError`` off the node's thread)."""
+    otherwise (``WrongThreadError`` off the node's thread).
+
+    The hot path of every read: a registry given by pid is one dict look-up
+    and a thread check (a table is in ``_tables`` exactly while its process
+    lives); by local name, the node's name table first."""
+    if type(registry) is Pid:
+        table = _tables.get(registry)
+        if table is not None and table.thread == get_ident():
+            return table
+    elif type(registry) is str:
+        pid = whereis_on(current_node(operation), registry)
+        if pid is not None:
+            table = _tables.get(pid)
+            if table is not None:
+                return table
+    return _resolve_table(registry, operation)
+
+
+def _resolve_table(registry: RegistryRef, operation: str) -> Table:
+    """``_table``'s slow path: a ``via`` name, or an error to raise."""
     try:
         pid = lookup(registry, operation)
     except NoProcess:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -50,7 +51,7 @@ class RegistryEntry(NamedTuple):
 class Table:
     """What both kinds of table share: owners, links, meta, the lifetime."""
 
-    __slots__ = ("closed", "label", "meta", "owned", "pid", "watched")
+    __slots__ = ("closed", "label", "meta", "owned", "pid", "thread", "watched")
 
     duplicate: bool = False
 
@@ -64,6 +65,8 @@ class Table:
         self.watched: set[Pid] = set()
         """The owners whose end is already watched (one exit callback each)."""
         self.closed = False
+        self.thread = threading.get_ident()
+        """The node's event-loop thread: the only one that may use the table."""
 
     # -- owners --------------------------------------------------------------
 
