@@ -3,6 +3,7 @@ and refused like a taken local name; any ``NameRegistry`` object works."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -23,9 +24,11 @@ from asyncotp import (
     Via,
     call,
     cast,
+    read_timer,
     receive,
     register,
     send,
+    send_after,
     spawn,
     stop,
     unregister,
@@ -118,6 +121,19 @@ async def test_a_start_that_fails_in_init_releases_its_via_name(node: Node) -> N
         await Refuses.start(name=via("rooms", "x"))
     assert whereis(via("rooms", "x")) is None
     assert Registry.count("rooms") == 0
+
+
+async def test_a_timer_to_a_via_name_finds_its_holder_when_it_fires(node: Node) -> None:
+    await Registry.start("unique", name="rooms")
+    got: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def later() -> None:
+        got.set_result(await receive())
+
+    timer = send_after(0.0, via("rooms", "later"), "tick")
+    spawn(later, name=via("rooms", "later"))  # named after the timer was set
+    assert await wait(got) == "tick"
+    assert read_timer(timer) is None
 
 
 async def test_a_via_name_nobody_holds_is_no_process(node: Node) -> None:

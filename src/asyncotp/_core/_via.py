@@ -165,7 +165,9 @@ def release_via(name: Via, pid: Pid) -> None:
 
 
 def holder_of(name: Via) -> Pid | None:
-    """Who holds ``name``, for a ``NameTaken`` message; None if that fails."""
+    """Who holds ``name``; None if nobody does, or if its registry fails
+    (for a ``NameTaken`` message, and for a timer firing, which has nobody
+    to raise to)."""
     try:
         return whereis_via(name)
     except Exception:  # noqa: BLE001 - only for an error message
