@@ -216,9 +216,9 @@ def fn_name(fn: object) -> str:
 def check_name(name: object, operation: str) -> None:
     """A name is a non-empty ``str`` (a local name) or a ``Via`` (a name
     held by a registry)."""
-    if type(name) is Via:
+    if isinstance(name, str) and name:
         return
-    if not isinstance(name, str) or not name:
+    if type(name) is not Via:
         raise TypeError(
             f"{operation}: a name must be a non-empty str or a via(registry, key) name, "
             f"not {safe_repr(name)}"
