@@ -65,6 +65,7 @@ from .actors import ProcessInfo as ProcessInfo
 from .actors import ReceiveTimeout as ReceiveTimeout
 from .actors import Registry as Registry
 from .actors import RegistryEntry as RegistryEntry
+from .actors import RegistryEvent as RegistryEvent
 from .actors import RegistryRef as RegistryRef
 from .actors import RepeatState as RepeatState
 from .actors import Reply as Reply

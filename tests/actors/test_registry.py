@@ -19,6 +19,7 @@ from asyncotp import (
     Pid,
     Registry,
     RegistryEntry,
+    RegistryEvent,
     Strategy,
     Supervisor,
     WrongThreadError,
@@ -271,6 +272,29 @@ async def test_a_subscriber_that_ended_gets_nothing_more(node: Node) -> None:
     a = await member("topics", "news")
     await stop(a)
     assert Registry.publish("topics", "news", "late") == 0
+
+
+async def test_listeners_hear_of_explicit_registers_and_unregisters_only(node: Node) -> None:
+    heard: asyncio.Queue[object] = asyncio.Queue()
+    listener = await member("none", inbox=heard)
+    reg = await Registry.start("duplicate", name="topics", listeners=[listener])
+    a = await Member.start("topics")
+    await call(a, ("register", "news", 1))
+    assert await wait(heard.get()) == RegistryEvent("register", reg, "news", a, 1)
+    await call(a, ("unregister", "news"))
+    assert await wait(heard.get()) == RegistryEvent("unregister", reg, "news", a, None)
+    await call(a, ("register", "news", 2))
+    event = await wait(heard.get())
+    assert isinstance(event, RegistryEvent)
+    assert event.kind == "register"
+    await stop(a)  # an end is not announced: a listener that cares monitors the owner
+    assert Registry.publish("topics", "news", "x") == 0
+    assert heard.empty()
+
+
+async def test_listeners_must_be_pids_or_names(node: Node) -> None:
+    with pytest.raises(TypeError, match="every listener must be a Pid or a registered name"):
+        await Registry.start("unique", listeners=[3])  # type: ignore[list-item]
 
 
 # -- metadata ----------------------------------------------------------------------

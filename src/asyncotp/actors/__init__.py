@@ -89,6 +89,7 @@ from ._registry_server import Registry as Registry
 from ._registry_server import RegistryRef as RegistryRef
 from ._registry_server import via as via
 from ._registry_table import RegistryEntry as RegistryEntry
+from ._registry_table import RegistryEvent as RegistryEvent
 from ._statemachine import StateMachine as StateMachine
 from ._task import Task as Task
 from ._task import TaskReply as TaskReply

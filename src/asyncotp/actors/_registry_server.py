@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Literal, final
 
 from .._core import (
@@ -235,20 +235,21 @@ class Registry(GenServer):
     to spread), so ``partitions=`` is not an option; ``match`` and
     ``select`` take Python predicates instead of match specifications;
     ``register`` raises ``NameTaken`` instead of returning an error tuple;
-    ``meta`` returns a default instead of ``:error``; ``listeners`` are not
-    offered (a monitor on the owner, or a message of your own, does that
-    job).
+    ``meta`` returns a default instead of ``:error``; ``listeners`` get a
+    ``RegistryEvent`` record rather than a tuple.
     """
 
     _asyncotp_table: Table | None = None
 
-    async def init(self, keys: Keys, meta: Mapping[Any, Any] | None) -> None:
+    async def init(
+        self, keys: Keys, meta: Mapping[Any, Any] | None, listeners: tuple[Pid | str, ...] = ()
+    ) -> None:
         """Make the table and publish it to the client functions."""
         set_trap_exits(True)  # the owners' ends arrive as Exited, and are dropped
         pid = self_pid()
         label = repr(pid)
         kind = UniqueTable if keys == "unique" else DuplicateTable
-        table = kind(pid, label, dict(meta) if meta else {})
+        table = kind(pid, label, dict(meta) if meta else {}, listeners)
         self._asyncotp_table = table
         _tables[pid] = table
         on_exit(pid, functools.partial(_close, pid, table))
@@ -269,18 +270,22 @@ class Registry(GenServer):
         *,
         name: Name | None = None,
         meta: Mapping[Any, Any] | None = None,
+        listeners: Sequence[Pid | str] = (),
         **opts: Any,
     ) -> Pid:
         """Start a registry; ``keys`` is ``"unique"`` or ``"duplicate"``.
 
         ``name`` (a local name, usually) is how the client functions find it;
         its pid works too. ``meta`` is the registry's initial metadata
-        (``Registry.meta``). ``opts`` are ``GenServer.start``'s: ``link``,
+        (``Registry.meta``). ``listeners`` (pids or local names) receive a
+        ``RegistryEvent`` after every ``register`` and ``unregister``, as
+        Elixir's listeners do. ``opts`` are ``GenServer.start``'s: ``link``,
         ``mailbox_size``, ``overflow``, ``timeout``.
         """
         _check_keys(keys, "Registry.start")
         _check_meta(meta, "Registry.start")
-        return await super().start(keys, meta, name=name, **opts)
+        heard = _check_listeners(listeners, "Registry.start")
+        return await super().start(keys, meta, heard, name=name, **opts)
 
     @classmethod
     def child_spec(  # type: ignore[override]
@@ -290,6 +295,7 @@ class Registry(GenServer):
         id: Hashable | None = None,  # noqa: A002 - the contract's name, as in OTP
         name: Name | None = None,
         meta: Mapping[Any, Any] | None = None,
+        listeners: Sequence[Pid | str] = (),
         restart: Restart = Restart.PERMANENT,
         shutdown: ShutdownSetting | None = None,
         **opts: Any,
@@ -299,12 +305,19 @@ class Registry(GenServer):
         children that use it, with ``Strategy.REST_FOR_ONE``."""
         _check_keys(keys, "Registry.child_spec")
         _check_meta(meta, "Registry.child_spec")
+        _check_listeners(listeners, "Registry.child_spec")
         if id is None:
             id = name if name is not None else "Registry"  # noqa: A001 - the contract's name
         if name is not None:
             opts["name"] = name
         return super().child_spec(
-            keys, id=id, restart=restart, shutdown=shutdown, meta=meta, **opts
+            keys,
+            id=id,
+            restart=restart,
+            shutdown=shutdown,
+            meta=meta,
+            listeners=tuple(listeners),
+            **opts,
         )
 
     # -- entries of the calling actor ------------------------------------------
@@ -495,6 +508,20 @@ def _check_keys(keys: object, operation: str) -> None:
         raise ValueError(
             f"{operation}: keys must be 'unique' or 'duplicate', not {safe_repr(keys)}"
         )
+
+
+def _check_listeners(listeners: object, operation: str) -> tuple[Pid | str, ...]:
+    if isinstance(listeners, (str, bytes)) or not isinstance(listeners, Sequence):
+        raise TypeError(
+            f"{operation}: listeners must be a list of pids or names, not {safe_repr(listeners)}"
+        )
+    for listener in listeners:
+        if type(listener) is not Pid and not (isinstance(listener, str) and listener):
+            raise TypeError(
+                f"{operation}: every listener must be a Pid or a registered name, "
+                f"not {safe_repr(listener)}"
+            )
+    return tuple(listeners)
 
 
 def _check_meta(meta: object, operation: str) -> None:

@@ -28,13 +28,25 @@ nobody can see.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from .._core import NameTaken, NoProcess, Pid, Via, link_pids, on_exit, safe_repr, unlink_pids
+from .._core import (
+    MailboxFull,
+    NameTaken,
+    NoProcess,
+    Pid,
+    Via,
+    link_pids,
+    on_exit,
+    safe_repr,
+    send,
+    unlink_pids,
+)
 
 logger = logging.getLogger("asyncotp")
 
@@ -48,15 +60,35 @@ class RegistryEntry(NamedTuple):
     value: Any
 
 
+class RegistryEvent(NamedTuple):
+    """What a registry's ``listeners`` receive (Elixir's listener messages):
+    ``RegistryEvent("register", registry, key, pid, value)`` after an
+    actor registers, ``RegistryEvent("unregister", registry, key, pid, None)``
+    after it unregisters. ``registry`` is the registry's pid.
+
+    Only explicit calls are announced, as in Elixir: an actor's entries that
+    vanish because it ended are not (a listener that cares monitors it)."""
+
+    kind: Literal["register", "unregister"]
+    registry: Pid
+    key: Any
+    pid: Pid
+    value: Any
+
+
 class Table:
     """What both kinds of table share: owners, links, meta, the lifetime."""
 
-    __slots__ = ("closed", "label", "meta", "owned", "pid", "thread", "watched")
+    __slots__ = ("closed", "label", "listeners", "meta", "owned", "pid", "thread", "watched")
 
     duplicate: bool = False
 
-    def __init__(self, pid: Pid, label: str, meta: dict[Any, Any]) -> None:
+    def __init__(
+        self, pid: Pid, label: str, meta: dict[Any, Any], listeners: tuple[Pid | str, ...] = ()
+    ) -> None:
         self.pid = pid
+        self.listeners = listeners
+        """Who hears of each ``register`` and ``unregister`` (``RegistryEvent``)."""
         self.label = label
         """How error messages name the registry (its name, else its pid)."""
         self.meta = meta
@@ -97,6 +129,16 @@ class Table:
         if not keys:
             del self.owned[pid]
             unlink_pids(pid, self.pid)
+
+    def announce(
+        self, kind: Literal["register", "unregister"], key: Any, pid: Pid, value: Any
+    ) -> None:
+        """Tell the listeners (Elixir's ``listeners``) of an explicit register
+        or unregister; a listener that is gone or full is skipped."""
+        event = RegistryEvent(kind, self.pid, key, pid, value)
+        for listener in self.listeners:
+            with contextlib.suppress(NoProcess, MailboxFull):
+                send(listener, event)
 
     def keys_of(self, pid: Pid) -> list[Any]:
         """The keys ``pid`` holds, once per entry."""
@@ -177,8 +219,10 @@ class UniqueTable(Table):
 
     __slots__ = ("entries",)
 
-    def __init__(self, pid: Pid, label: str, meta: dict[Any, Any]) -> None:
-        super().__init__(pid, label, meta)
+    def __init__(
+        self, pid: Pid, label: str, meta: dict[Any, Any], listeners: tuple[Pid | str, ...] = ()
+    ) -> None:
+        super().__init__(pid, label, meta, listeners)
         self.entries: dict[Any, tuple[Pid, Any]] = {}
 
     def register(self, pid: Pid, key: Any, value: Any, taken: Callable[[], Via]) -> None:
@@ -198,6 +242,8 @@ class UniqueTable(Table):
             )
         self.own(pid, key)
         self.entries[key] = (pid, value)
+        if self.listeners:
+            self.announce("register", key, pid, value)
 
     def claim(self, pid: Pid, key: Any, value: Any) -> bool:
         """For a via name: register ``pid`` (not the caller) under ``key``."""
@@ -205,6 +251,8 @@ class UniqueTable(Table):
             return False
         self.own(pid, key)
         self.entries[key] = (pid, value)
+        if self.listeners:
+            self.announce("register", key, pid, value)
         return True
 
     def whereis(self, key: Any) -> Pid | None:
@@ -216,6 +264,8 @@ class UniqueTable(Table):
         held = self.entries.pop(key, None)
         if held is not None:
             self.disown(held[0], key, 1)
+            if self.listeners:
+                self.announce("unregister", key, held[0], None)
 
     def lookup(self, key: Any) -> list[tuple[Pid, Any]]:
         held = self.entries.get(key)
@@ -237,6 +287,8 @@ class UniqueTable(Table):
             return  # no match, or the predicate (user code) changed the entry
         del self.entries[key]
         self.disown(pid, key, 1)
+        if self.listeners:
+            self.announce("unregister", key, pid, None)
 
     def update_value(self, pid: Pid, key: Any, fn: Callable[[Any], Any]) -> tuple[Any, Any] | None:
         held = self.entries.get(key)
@@ -275,8 +327,10 @@ class DuplicateTable(Table):
 
     duplicate = True
 
-    def __init__(self, pid: Pid, label: str, meta: dict[Any, Any]) -> None:
-        super().__init__(pid, label, meta)
+    def __init__(
+        self, pid: Pid, label: str, meta: dict[Any, Any], listeners: tuple[Pid | str, ...] = ()
+    ) -> None:
+        super().__init__(pid, label, meta, listeners)
         self.entries: dict[Any, dict[Pid, list[Any]]] = {}
         self.size = 0
 
@@ -293,6 +347,8 @@ class DuplicateTable(Table):
             else:
                 values.append(value)
         self.size += 1
+        if self.listeners:
+            self.announce("register", key, pid, value)
 
     def lookup(self, key: Any) -> list[tuple[Pid, Any]]:
         subscribers = self.entries.get(key)
@@ -338,6 +394,8 @@ class DuplicateTable(Table):
                 del self.entries[key]
         self.size -= gone
         self.disown(pid, key, gone)
+        if self.listeners:
+            self.announce("unregister", key, pid, None)
 
     def count(self) -> int:
         return self.size
