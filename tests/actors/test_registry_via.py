@@ -199,6 +199,17 @@ async def test_a_supervised_child_named_via_registers_again_after_a_restart(
     assert again is not first
 
 
+async def test_a_supervisor_named_via_takes_the_name_as_its_default_child_id(
+    node: Node,
+) -> None:
+    await Registry.start("unique", name="trees")
+    spec = Supervisor.child_spec([], name=via("trees", "inner"))
+    assert spec.id == via("trees", "inner")
+    root = await Supervisor.start([spec])
+    inner = whereis(via("trees", "inner"))
+    assert [c.pid for c in await which_children(root)] == [inner]
+
+
 # -- any NameRegistry ---------------------------------------------------------------
 
 

@@ -93,6 +93,13 @@ def _resolve_table(registry: RegistryRef, operation: str) -> Table:
 def _find(registry: RegistryRef) -> Table | None:
     """The table of a running registry, or None (for ``via`` names: a name in
     a registry that is not running is a name nobody holds)."""
+    if type(registry) is Pid:
+        table = _tables.get(registry)
+        if table is not None and table.thread == get_ident():
+            return table
+    elif type(registry) is str:
+        pid = whereis_on(current_node("via"), registry)
+        return _tables.get(pid) if pid is not None else None
     try:
         pid = lookup(registry, "via")
     except NoProcess:
