@@ -1,12 +1,14 @@
-"""A property of the Registry: whatever actors register, unregister and end
+"""Properties of the Registry: whatever actors register, unregister and end
 (normally, by a crash, by a kill), the table holds exactly the entries of the
-actors still alive, as a trivial model says."""
+actors still alive, as a trivial model says; and so do via names, whatever
+servers start under them and end."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Literal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +26,8 @@ from asyncotp import (
     receive,
     send_exit,
     stop,
+    via,
+    whereis,
 )
 
 
@@ -120,5 +124,50 @@ def test_entries_are_exactly_those_of_live_owners_after_any_registrations_and_ex
     logger.setLevel(logging.CRITICAL)
     try:
         asyncotp.run(_scenario, kind, script)
+    finally:
+        logger.setLevel(level)
+
+
+class Named(GenServer):
+    """A server that only lives under its via name."""
+
+    async def handle_cast(self, request: Any) -> None:
+        raise RuntimeError("crash on request")
+
+
+via_steps = st.lists(
+    st.tuples(st.sampled_from(["start", "start", "normal", "crash", "kill"]), keys), max_size=25
+)
+
+
+async def _via_scenario(script: list[tuple[str, int]]) -> None:
+    registry = await Registry.start("unique", name="names")
+    model: dict[int, Pid] = {}
+    for op, key in script:
+        name = via("names", key)
+        if op == "start" and key in model:
+            with pytest.raises(NameTaken) as taken:
+                await Named.start(name=name)
+            assert taken.value.holder is model[key]
+        elif op == "start":
+            model[key] = await Named.start(name=name)
+        elif key in model:
+            await _end(model.pop(key), op)
+        for k in range(4):
+            assert whereis(via("names", k)) is model.get(k)
+        assert {e.key: e.pid for e in Registry.select(registry)} == model
+    del registry
+
+
+@settings(max_examples=40, deadline=None)
+@given(script=via_steps)
+def test_via_names_are_held_exactly_by_live_servers_after_any_starts_and_exits(
+    script: list[tuple[str, int]],
+) -> None:
+    logger = logging.getLogger("asyncotp")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        asyncotp.run(_via_scenario, script)
     finally:
         logger.setLevel(level)
