@@ -27,6 +27,7 @@ from asyncotp import (
     cast,
     is_alive,
     process_info,
+    self_pid,
     send_exit,
     stop,
     which_children,
@@ -189,6 +190,18 @@ async def test_an_owner_is_linked_to_the_registry_until_its_last_entry_goes(node
     info = process_info(a)
     assert info is not None
     assert reg not in info.links
+
+
+async def test_unregistering_leaves_a_link_the_owner_had_made_itself(node: Node) -> None:
+    async def body() -> bool:
+        reg = await Registry.start("duplicate", link=True)  # the caller is its parent
+        Registry.register(reg, "x")
+        Registry.unregister(reg, "x")
+        info = process_info(reg)
+        assert info is not None
+        return self_pid() in info.links
+
+    assert await in_actor(body) is True
 
 
 async def test_a_registry_crash_takes_its_owners_along(node: Node) -> None:

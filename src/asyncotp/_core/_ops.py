@@ -52,13 +52,16 @@ def on_exit(pid: Pid, callback: Callable[[object], None]) -> bool:
 
 def link_pids(a: Pid, b: Pid) -> bool:
     """Link two live actors both ways (neither need be the caller: a
-    registry linking an actor it names); False, and no link, if either has
-    ended or is on its way out."""
+    registry linking an actor it names). True if this made a new link;
+    False if they were linked already (by anyone), are the same actor, or
+    either has ended or is on its way out, so that a caller undoes only the
+    links it made."""
     first, second = process_of(a), process_of(b)
     if first is None or second is None or first.state >= EXITING or second.state >= EXITING:
         return False
-    if first is not second:
-        _link_pair(first, second)
+    if first is second or (first.links is not None and b in first.links):
+        return False
+    _link_pair(first, second)
     return True
 
 

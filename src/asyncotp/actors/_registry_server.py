@@ -234,7 +234,8 @@ class Registry(GenServer):
     long as it does. Each actor holding an entry is linked to it (Elixir
     does the same), so a registry that crashes takes its owners along
     rather than leave them registered in a table that is gone; an actor
-    that unregisters its last entry is unlinked. Start the registry before
+    that unregisters its last entry is unlinked (a link it made itself
+    stays). Start the registry before
     the actors that use it, in a ``Strategy.REST_FOR_ONE`` supervisor, so
     that they restart (and register again) after it.
 

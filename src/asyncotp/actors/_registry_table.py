@@ -79,7 +79,17 @@ class RegistryEvent(NamedTuple):
 class Table:
     """What both kinds of table share: owners, links, meta, the lifetime."""
 
-    __slots__ = ("closed", "label", "listeners", "meta", "owned", "pid", "thread", "watched")
+    __slots__ = (
+        "closed",
+        "label",
+        "linked",
+        "listeners",
+        "meta",
+        "owned",
+        "pid",
+        "thread",
+        "watched",
+    )
 
     duplicate: bool = False
 
@@ -96,6 +106,9 @@ class Table:
         """Each live owner's keys, with how many entries it has under each."""
         self.watched: set[Pid] = set()
         """The owners whose end is already watched (one exit callback each)."""
+        self.linked: set[Pid] = set()
+        """The owners this table linked to the registry (and so may unlink:
+        a link someone else made, the registry's parent's, is left alone)."""
         self.closed = False
         self.thread = threading.get_ident()
         """The node's event-loop thread: the only one that may use the table."""
@@ -111,7 +124,8 @@ class Table:
                 if not on_exit(pid, functools.partial(self._owner_ended, pid)):
                     raise NoProcess(f"Registry {self.label}: {pid!r} is not alive", pid)
                 self.watched.add(pid)
-            link_pids(pid, self.pid)
+            if link_pids(pid, self.pid):
+                self.linked.add(pid)
             keys = self.owned[pid] = {}
         keys[key] = keys.get(key, 0) + count
 
@@ -128,7 +142,9 @@ class Table:
             keys.pop(key, None)
         if not keys:
             del self.owned[pid]
-            unlink_pids(pid, self.pid)
+            if pid in self.linked:
+                self.linked.discard(pid)
+                unlink_pids(pid, self.pid)
 
     def announce(
         self, kind: Literal["register", "unregister"], key: Any, pid: Pid, value: Any
@@ -149,6 +165,7 @@ class Table:
 
     def _owner_ended(self, pid: Pid, _reason: object) -> None:
         self.watched.discard(pid)
+        self.linked.discard(pid)
         keys = self.owned.pop(pid, None)
         if keys is None or self.closed:
             return
@@ -168,6 +185,7 @@ class Table:
         self.closed = True
         self.owned.clear()
         self.watched.clear()
+        self.linked.clear()
         self.clear()
 
     # -- what each kind provides ---------------------------------------------
