@@ -27,8 +27,10 @@ from asyncotp import (
     cast,
     is_alive,
     process_info,
+    receive,
     self_pid,
     send_exit,
+    spawn,
     stop,
     which_children,
 )
@@ -278,6 +280,35 @@ async def test_publish_sends_once_to_each_subscriber_and_counts_them(node: Node)
     assert inbox.empty()
     assert Registry.publish("topics", "nobody", "hello") == 0
     assert Registry.lookup("topics", "news")[-1][0] is b
+
+
+async def test_a_full_subscriber_is_skipped_and_the_others_still_get_the_message(
+    node: Node,
+) -> None:
+    await Registry.start("duplicate", name="topics")
+    got: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def stuck(ready: asyncio.Future[None]) -> None:
+        Registry.register("topics", "news")
+        ready.set_result(None)
+        await asyncio.Event().wait()  # never reads its mailbox
+
+    async def reader(ready: asyncio.Future[None]) -> None:
+        Registry.register("topics", "news")
+        ready.set_result(None)
+        got.set_result(await receive())
+
+    loop = asyncio.get_running_loop()
+    ready = [loop.create_future(), loop.create_future()]
+    full = spawn(stuck, ready[0], mailbox_size=1)
+    spawn(reader, ready[1])
+    await wait(asyncio.gather(*ready))
+    assert Registry.publish("topics", "news", "first") == 2
+    assert Registry.publish("topics", "news", "second") == 1  # the stuck one is full
+    assert await wait(got) == "first"
+    info = process_info(full)
+    assert info is not None
+    assert info.rejected == 1
 
 
 async def test_a_subscriber_that_ended_gets_nothing_more(node: Node) -> None:

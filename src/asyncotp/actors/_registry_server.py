@@ -15,6 +15,7 @@ from typing import Any, Literal, final
 from .._core import (
     ChildSpec,
     Exited,
+    MailboxFull,
     Name,
     NoProcess,
     NotAnActorError,
@@ -235,9 +236,9 @@ class Registry(GenServer):
     does the same), so a registry that crashes takes its owners along
     rather than leave them registered in a table that is gone; an actor
     that unregisters its last entry is unlinked (a link it made itself
-    stays). Start the registry before
-    the actors that use it, in a ``Strategy.REST_FOR_ONE`` supervisor, so
-    that they restart (and register again) after it.
+    stays). Start the registry before the actors that use it, in a
+    ``Strategy.REST_FOR_ONE`` supervisor, so that they restart (and
+    register again) after it.
 
     **Where it differs from Elixir.** No partitions (one loop has nothing
     to spread), so ``partitions=`` is not an option; ``match`` and
@@ -470,17 +471,23 @@ class Registry(GenServer):
     def publish(registry: RegistryRef, key: Hashable, message: object) -> int:
         """Send ``message`` to every actor registered under ``key``, once per
         actor (even if it registered the key several times), in the order
-        they first registered it; return how many it was sent to.
+        they first registered it; return how many took it.
 
         Sends are ``send``'s: they never wait, and a full bounded mailbox
-        applies its overflow policy (``MailboxFull`` from ``Overflow.REJECT``
-        stops the publish there: catch it, or give subscribers a dropping
-        policy).
+        applies its overflow policy. One slow subscriber never stops the
+        others: a subscriber whose mailbox refuses the message
+        (``Overflow.REJECT``) is skipped, left out of the count, and counted
+        in its ``process_info(pid).rejected``.
         """
         pids = _table(registry, "Registry.publish").pids(key)
+        took = 0
         for pid in pids:
-            send(pid, message)
-        return len(pids)
+            try:
+                send(pid, message)
+            except MailboxFull:
+                continue
+            took += 1
+        return took
 
     # -- metadata -----------------------------------------------------------------
 
