@@ -35,6 +35,7 @@ WORKLOADS = (
     "spawn",
     "restart",
     "scale",
+    "registry",
     "cast_telemetry",
     "call_telemetry",
     "cast_slow_callbacks",
@@ -66,6 +67,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "spawn": {"n": 10_000, "traced": 2_000},
         "restart": {"n": 200},
         "scale": [{"actors": k, "casts": 200_000} for k in (1, 1_000, 100_000)],
+        "registry": {"n": 200_000, "keys": 1_000, "subscribers": 1_000, "publishes": 200},
     },
     "quick": {
         "rounds": 3,
@@ -76,6 +78,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "spawn": {"n": 2_000, "traced": 500},
         "restart": {"n": 50},
         "scale": [{"actors": k, "casts": 20_000} for k in (1, 100, 10_000)],
+        "registry": {"n": 50_000, "keys": 1_000, "subscribers": 1_000, "publishes": 50},
     },
     "smoke": {
         "rounds": 1,
@@ -86,6 +89,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "spawn": {"n": 300, "traced": 0},
         "restart": {"n": 10},
         "scale": [{"actors": k, "casts": 1_000} for k in (1, 10, 100)],
+        "registry": {"n": 1_000, "keys": 100, "subscribers": 100, "publishes": 5},
     },
 }
 
@@ -104,6 +108,8 @@ def warmup_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"n": min(params["n"], 200), "traced": 0}
     if workload == "restart":
         return {"n": min(params["n"], 20)}
+    if workload == "registry":
+        return {"n": min(params["n"], 20_000), "keys": 100, "subscribers": 100, "publishes": 5}
     return {"actors": min(params["actors"], 100), "casts": min(params["casts"], 2_000)}
 
 
@@ -341,6 +347,18 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
                 details=details(variant),
             )
             out[variant] = entry
+    if "registry" in s:
+        a, f = s["registry"]["asyncotp"], s["registry"]["floor"]
+        out["registry"] = _entry(a, f, "lookup_ns")
+        out["registry"].update(
+            unit="ns per Registry.lookup (floor: dict.get)", details=details("registry")
+        )
+        for q in ("publish_us", "dispatch_us", "delivered_us"):
+            out["registry"][q] = {
+                "asyncotp": a.get(q),
+                "floor": f.get(q),
+                "ratio": _ratio(a.get(q), f.get(q)),
+            }
     if "call" in s:
         a, f = s["call"]["asyncotp"], s["call"]["floor"]
         out["call"] = _entry(a, f, "mean_us")
@@ -505,6 +523,16 @@ def table(out: dict[str, Any]) -> str:
         row("", "µs, new pid by which_children", r["which_children"])
         if "unavailable" in r:
             lines.append(f"{'':<9} asyncotp: unavailable: {r['unavailable']}")
+    if "registry" in out:
+        r = out["registry"]
+        n = sizes["registry"]["subscribers"]
+        row("registry", "ns per lookup (floor: dict.get)", r, "")
+        d = r["details"]["asyncotp"]
+        for part, label in (("lookup_by_pid_ns", "  by pid"), ("whereis_via_ns", "  whereis(via)")):
+            row("", label, {"asyncotp": d.get(part), "floor": None, "ratio": None})
+        row("", f"µs per publish to {n:,}", r["publish_us"])
+        row("", f"µs per dispatch (send) to {n:,}", r["dispatch_us"])
+        row("", "µs per publish, until handled", r["delivered_us"])
     if "scale" in out:
         lines.append("")
         lines.append(

@@ -1,7 +1,7 @@
 """asyncotp: Erlang/OTP's actors and supervision trees on asyncio.
 
 The public API lives in thin namespaces, all re-exported here:
-``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task),
+``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task, Registry),
 ``asyncotp.supervision`` (child specs, supervisors, applications, task
 supervisors), ``asyncotp.web`` (ASGI servers as supervised children),
 ``asyncotp.health`` (health and readiness, ASGI endpoints),
@@ -51,8 +51,11 @@ from .actors import GenericTimeout as GenericTimeout
 from .actors import GenericTimeoutEvent as GenericTimeoutEvent
 from .actors import GenServer as GenServer
 from .actors import KeepState as KeepState
+from .actors import Keys as Keys
 from .actors import MailboxFull as MailboxFull
 from .actors import MonitorRef as MonitorRef
+from .actors import Name as Name
+from .actors import NameRegistry as NameRegistry
 from .actors import NameTaken as NameTaken
 from .actors import NextEvent as NextEvent
 from .actors import Node as Node
@@ -65,6 +68,10 @@ from .actors import Pid as Pid
 from .actors import Postpone as Postpone
 from .actors import ProcessInfo as ProcessInfo
 from .actors import ReceiveTimeout as ReceiveTimeout
+from .actors import Registry as Registry
+from .actors import RegistryEntry as RegistryEntry
+from .actors import RegistryEvent as RegistryEvent
+from .actors import RegistryRef as RegistryRef
 from .actors import RepeatState as RepeatState
 from .actors import Reply as Reply
 from .actors import ServerExited as ServerExited
@@ -79,6 +86,7 @@ from .actors import TaskReply as TaskReply
 from .actors import TaskTimeout as TaskTimeout
 from .actors import TimerRef as TimerRef
 from .actors import Transition as Transition
+from .actors import Via as Via
 from .actors import WrongThreadError as WrongThreadError
 from .actors import call as call
 from .actors import cancel_timer as cancel_timer
@@ -105,6 +113,7 @@ from .actors import spawn as spawn
 from .actors import stop as stop
 from .actors import unlink as unlink
 from .actors import unregister as unregister
+from .actors import via as via
 from .actors import whereis as whereis
 from .health import TREE_CHECK as TREE_CHECK
 from .health import CheckResult as CheckResult

@@ -19,7 +19,9 @@ this package, never from its private modules. The modules, bottom up:
 * ``_context``: the node and actor of the calling task; name resolution.
 * ``_actor``: ``spawn``, the actor's task, ``send``, ``process_info``.
 * ``_signals``: ``link``, ``monitor``, ``send_exit`` and friends.
-* ``_registry`` and ``_timers``: local names, ``send_after``.
+* ``_via``: ``Via`` names and the ``NameRegistry`` protocol behind them
+  (OTP's ``{via, Module, Name}``).
+* ``_registry`` and ``_timers``: names (local and ``Via``), ``send_after``.
 * ``_deadlines``: call deadlines sharing one loop timer.
 * ``_server``: the GenServer loop, ``call``, ``cast``, ``stop`` and the
   start handshake (the ``GenServer`` class itself is ``asyncotp.actors``').
@@ -138,6 +140,7 @@ from ._ops import is_exiting as is_exiting
 from ._ops import is_supervisor as is_supervisor
 from ._ops import is_waiting as is_waiting
 from ._ops import kill as kill
+from ._ops import link_pids as link_pids
 from ._ops import live_pids as live_pids
 from ._ops import lookup as lookup
 from ._ops import loop_of as loop_of
@@ -151,6 +154,7 @@ from ._ops import running_node as running_node
 from ._ops import set_dead_letter_hook as set_dead_letter_hook
 from ._ops import set_interceptor as set_interceptor
 from ._ops import start_child_process as start_child_process
+from ._ops import unlink_pids as unlink_pids
 from ._ops import using_node as using_node
 from ._ops import wait_exit as wait_exit
 from ._ops import whereis_on as whereis_on
@@ -211,3 +215,6 @@ from ._validate import check_seconds as check_seconds
 from ._validate import check_timeout as check_timeout
 from ._validate import fn_name as fn_name
 from ._validate import is_async_callable as is_async_callable
+from ._via import Name as Name
+from ._via import NameRegistry as NameRegistry
+from ._via import Via as Via

@@ -12,6 +12,7 @@ what to do where there is something to do.
 from __future__ import annotations
 
 from ._pid import Pid
+from ._via import Via
 
 
 class ActorError(Exception):
@@ -85,10 +86,13 @@ class MailboxFull(ActorError):
 class NameTaken(ActorError, ValueError):
     """The name is already registered to another actor.
 
-    ``name`` is the name and ``holder`` the pid that holds it.
+    ``name`` is the name (a ``str``, or a ``Via`` name) and ``holder`` the
+    pid that holds it.
     """
 
-    def __init__(self, message: str, name: str | None = None, holder: Pid | None = None) -> None:
+    def __init__(
+        self, message: str, name: str | Via | None = None, holder: Pid | None = None
+    ) -> None:
         super().__init__(message)
         self.name = name
         self.holder = holder

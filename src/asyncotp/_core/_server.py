@@ -45,6 +45,7 @@ from ._state import (
     proc_var,
 )
 from ._validate import MAX_SECONDS, check_mailbox, check_name, check_seconds, check_timeout
+from ._via import Name, Via, release_via
 
 
 class _NoReplyMarker(enum.Enum):
@@ -264,7 +265,7 @@ class Callbacks(Protocol):
     async def terminate(self, reason: Any) -> None: ...
 
 
-def _abort_start(proc: Process, starter: Process | None) -> None:
+def _abort_start(proc: Process, starter: Process | None, name: Name | None) -> None:
     """Undo a start that will not complete: the server is killed at once
     (without a crash report) and its name freed now, so that a retry can
     take it; the starter, if linked, is unlinked first so that it survives."""
@@ -275,6 +276,8 @@ def _abort_start(proc: Process, starter: Process | None) -> None:
     node = proc.node
     if proc.name is not None and node.names.get(proc.name) is proc.pid:
         del node.names[proc.name]
+    if type(name) is Via:
+        release_via(name, proc.pid)
 
 
 async def start_server(
@@ -282,7 +285,7 @@ async def start_server(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
-    name: str | None,
+    name: Name | None,
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,
@@ -306,7 +309,7 @@ async def start_behaviour(
     what: str,
     body: Callable[[asyncio.Future[None]], Coroutine[Any, Any, Any]],
     *,
-    name: str | None,
+    name: Name | None,
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,
@@ -349,11 +352,11 @@ async def start_behaviour(
         if not isinstance(exc, Exception):  # cancelled (or worse): undo, then let it through
             if not started.done():
                 started.cancel()
-            _abort_start(proc, starter)
+            _abort_start(proc, starter, name)
             raise
-        who = f"<Pid {proc.pid.number} {name!r}>" if name else repr(proc.pid)
+        who = f"<Pid {proc.pid.number} {safe_repr(name)}>" if name else repr(proc.pid)
         if exc is wait.error:  # our deadline, not a TimeoutError raised by init
-            _abort_start(proc, starter)
+            _abort_start(proc, starter, name)
             await wait_exit(proc, None)
             raise StartError(
                 f"{what} did not finish init within {timeout} s "
@@ -542,8 +545,8 @@ async def call(
     dest: Pid[_CallReq, _CallRep], request: _CallReq, timeout: float | None = ...
 ) -> _CallRep: ...
 @overload
-async def call(dest: str, request: object, timeout: float | None = ...) -> Any: ...
-async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+async def call(dest: Name, request: object, timeout: float | None = ...) -> Any: ...
+async def call(dest: Pid | Name, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
 
     Typed: with ``dest`` a ``Pid[Req, Rep]`` (what ``GenServer[Req,
@@ -602,7 +605,7 @@ async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT
     return await fut
 
 
-def cast(dest: Pid | str, request: object) -> None:
+def cast(dest: Pid | Name, request: object) -> None:
     """Send a fire-and-forget request to a server; never waits.
 
     A dead pid drops it; an unknown name raises ``NoProcess``; a full mailbox
@@ -650,7 +653,7 @@ def cast(dest: Pid | str, request: object) -> None:
 
 
 async def stop(
-    dest: Pid | str, reason: object = NORMAL, timeout: float | None = DEFAULT_TIMEOUT
+    dest: Pid | Name, reason: object = NORMAL, timeout: float | None = DEFAULT_TIMEOUT
 ) -> None:
     """Stop a server (or any actor) with ``reason`` and wait until it has
     ended and its ``terminate`` has run.

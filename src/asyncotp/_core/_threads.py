@@ -29,6 +29,7 @@ from ._server import call as _call
 from ._server import cast as _cast
 from ._state import NO_NODE_HINT, Node, node_var, proc_var
 from ._validate import async_entry, check_timeout, is_async_callable
+from ._via import Name
 
 T = TypeVar("T")
 _Req = TypeVar("_Req")
@@ -109,7 +110,7 @@ def _await_in_node(
     return _wait(node, future, operation)
 
 
-def send(node: Node, dest: Pid | str, message: object) -> None:
+def send(node: Node, dest: Pid | Name, message: object) -> None:
     """``asyncotp.send(dest, message)`` on ``node``, from another thread.
 
     Returns once the message is in the mailbox; raises what ``send`` raises
@@ -117,7 +118,7 @@ def send(node: Node, dest: Pid | str, message: object) -> None:
     _in_node(_check(node, "from_thread.send"), _send, (dest, message), "from_thread.send")
 
 
-def cast(node: Node, dest: Pid | str, request: object) -> None:
+def cast(node: Node, dest: Pid | Name, request: object) -> None:
     """``asyncotp.cast(dest, request)`` on ``node``, from another thread.
 
     Returns once the request is in the mailbox; raises what ``cast`` raises."""
@@ -127,8 +128,8 @@ def cast(node: Node, dest: Pid | str, request: object) -> None:
 @overload
 def call(node: Node, dest: Pid[_Req, T], request: _Req, timeout: float | None = ...) -> T: ...
 @overload
-def call(node: Node, dest: str, request: object, timeout: float | None = ...) -> Any: ...
-def call(node: Node, dest: Pid | str, request: object, timeout: float | None = 5.0) -> Any:
+def call(node: Node, dest: Name, request: object, timeout: float | None = ...) -> Any: ...
+def call(node: Node, dest: Pid | Name, request: object, timeout: float | None = 5.0) -> Any:
     """``await asyncotp.call(dest, request, timeout)`` on ``node``, from
     another thread: blocks the thread until the reply, and returns it or
     raises what ``call`` raises (``CallTimeout``, ``ServerExited``, ...).

@@ -43,6 +43,7 @@ import attrs
 from ._pid import Pid
 from ._safe import safe_repr
 from ._state import Overflow
+from ._via import Via
 
 T = TypeVar("T")
 
@@ -266,9 +267,15 @@ def fn_name(fn: object) -> str:
 
 
 def check_name(name: object, operation: str) -> None:
-    """A registered name is a non-empty ``str``."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{operation}: a name must be a non-empty str, not {safe_repr(name)}")
+    """A name is a non-empty ``str`` (a local name) or a ``Via`` (a name
+    held by a registry)."""
+    if isinstance(name, str) and name:
+        return
+    if type(name) is not Via:
+        raise TypeError(
+            f"{operation}: a name must be a non-empty str or a via(registry, key) name, "
+            f"not {safe_repr(name)}"
+        )
 
 
 def check_mailbox(mailbox_size: int | None, overflow: Overflow, operation: str) -> None:

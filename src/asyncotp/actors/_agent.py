@@ -10,6 +10,7 @@ from typing import Any, TypeAlias, TypeVar, overload
 from .._core import (
     Caller,
     ChildSpec,
+    Name,
     Pid,
     Restart,
     ShutdownSetting,
@@ -96,16 +97,16 @@ class Agent(GenServer):
     @overload  # type: ignore[override]  # an agent starts from its initial function
     @classmethod
     async def start(
-        cls, initial: Callable[[], Awaitable[S]], name: str | None = None, **opts: Any
+        cls, initial: Callable[[], Awaitable[S]], name: Name | None = None, **opts: Any
     ) -> Pid[AgentRequest[S]]: ...
     @overload
     @classmethod
     async def start(
-        cls, initial: Callable[[], S], name: str | None = None, **opts: Any
+        cls, initial: Callable[[], S], name: Name | None = None, **opts: Any
     ) -> Pid[AgentRequest[S]]: ...
     @classmethod
     async def start(
-        cls, initial: Callable[[], Any], name: str | None = None, **opts: Any
+        cls, initial: Callable[[], Any], name: Name | None = None, **opts: Any
     ) -> Pid[AgentRequest[Any]]:
         """Start an agent whose first state is ``initial()``.
 
@@ -141,10 +142,10 @@ class Agent(GenServer):
     ) -> R: ...
     @overload
     @staticmethod
-    async def get(agent: str, fn: Callable[[Any], R] = ..., timeout: float | None = ...) -> R: ...
+    async def get(agent: Name, fn: Callable[[Any], R] = ..., timeout: float | None = ...) -> R: ...
     @staticmethod
     async def get(
-        agent: Pid[AgentRequest[Any]] | str,
+        agent: Pid[AgentRequest[Any]] | Name,
         fn: Callable[[Any], R] = _identity,
         timeout: float | None = 5.0,
     ) -> R:
@@ -161,10 +162,12 @@ class Agent(GenServer):
     ) -> None: ...
     @overload
     @staticmethod
-    async def update(agent: str, fn: Callable[[Any], Any], timeout: float | None = ...) -> None: ...
+    async def update(
+        agent: Name, fn: Callable[[Any], Any], timeout: float | None = ...
+    ) -> None: ...
     @staticmethod
     async def update(
-        agent: Pid[AgentRequest[Any]] | str, fn: Callable[[Any], Any], timeout: float | None = 5.0
+        agent: Pid[AgentRequest[Any]] | Name, fn: Callable[[Any], Any], timeout: float | None = 5.0
     ) -> None:
         """Replace the state with ``fn(state)``, and wait until it is done."""
         _check_fn(fn, "Agent.update")
@@ -179,11 +182,11 @@ class Agent(GenServer):
     @overload
     @staticmethod
     async def get_and_update(
-        agent: str, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = ...
+        agent: Name, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = ...
     ) -> R: ...
     @staticmethod
     async def get_and_update(
-        agent: Pid[AgentRequest[Any]] | str,
+        agent: Pid[AgentRequest[Any]] | Name,
         fn: Callable[[Any], tuple[R, Any]],
         timeout: float | None = 5.0,
     ) -> R:
@@ -198,9 +201,9 @@ class Agent(GenServer):
     def cast(agent: Pid[AgentRequest[S]], fn: Callable[[S], S]) -> None: ...
     @overload
     @staticmethod
-    def cast(agent: str, fn: Callable[[Any], Any]) -> None: ...
+    def cast(agent: Name, fn: Callable[[Any], Any]) -> None: ...
     @staticmethod
-    def cast(agent: Pid[AgentRequest[Any]] | str, fn: Callable[[Any], Any]) -> None:
+    def cast(agent: Pid[AgentRequest[Any]] | Name, fn: Callable[[Any], Any]) -> None:
         """Replace the state with ``fn(state)``, without waiting."""
         _check_fn(fn, "Agent.cast")
         cast(agent, fn)

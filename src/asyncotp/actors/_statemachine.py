@@ -18,6 +18,7 @@ from .._core import (
     ChildSpec,
     ChildType,
     EventKind,
+    Name,
     Overflow,
     Pid,
     Restart,
@@ -222,7 +223,7 @@ class StateMachine(Generic[S, D]):
     async def start(
         cls,
         *args: Any,
-        name: str | None = None,
+        name: Name | None = None,
         link: bool = False,
         mailbox_size: int | None = None,
         overflow: Overflow = Overflow.REJECT,

@@ -295,7 +295,7 @@ def _default_id(
     if name is None:
         return default
     check_name(name, where)
-    assert isinstance(name, str)
+    assert isinstance(name, Hashable)
     return name
 
 
