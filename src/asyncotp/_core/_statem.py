@@ -420,7 +420,7 @@ async def start_statem(
 ) -> Pid:
     """Spawn ``machine``'s loop and wait until its ``init`` has returned: the
     start handshake of ``start_server`` (``start_behaviour``)."""
-    return await start_behaviour(
+    pid = await start_behaviour(
         type(machine).__qualname__,
         lambda started: _serve(
             machine, args, kwargs, started, functions, enter_calls, has_terminate
@@ -431,6 +431,8 @@ async def start_statem(
         overflow=overflow,
         timeout=timeout,
     )
+    assert pid is not None  # only a GenServer's init may answer IGNORE
+    return pid
 
 
 async def _serve(

@@ -1,0 +1,331 @@
+"""The GenServer loop: the server side of ``call``, ``cast`` and ``send``.
+
+``start_server`` spawns a server with the start handshake of ``_server``
+(``start_behaviour``) and runs ``_serve``: ``init``, then one message at a
+time until a stop, a crash or an exit signal, then ``terminate``. What a
+callback may return besides a reply (``Continue``, ``IdleTimeout``,
+``IGNORE`` from ``init``) is in ``_returns``; system requests
+(``asyncotp.sys``) are answered here, between two callbacks, by ``_sys``.
+
+The loop is the server's hot path: callbacks are looked up once, a call is
+answered inline, and what nobody uses costs a test of a local per message
+(a pending continuation or idle timeout, tracing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Final
+
+from ._exits import fatal, unlink_pair
+from ._pid import Pid
+from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
+from ._returns import IGNORE, TIMEOUT, Continue, IdleTimeout
+from ._safe import safe_repr
+from ._server import _CAST_TAG, NOREPLY, Callbacks, Caller, Cast, start_behaviour
+from ._state import BUDGET, EXITING, UNSET, ExitWith, Overflow, Process, proc_var
+from ._sys import Debug, SysRequest, handle
+
+_STATE_SHOWN: Final = 2000
+"""How many characters of a server's state a crash report shows at most."""
+
+
+async def start_server(
+    server: Callbacks,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    name: str | None,
+    link: bool,
+    mailbox_size: int | None,
+    overflow: Overflow,
+    timeout: float | None,
+    has_terminate: bool,
+) -> Pid | None:
+    """Spawn ``server``'s loop and wait until its ``init`` has returned (the
+    start handshake); see ``GenServer.start`` and ``start_behaviour``. None
+    when ``init`` returned ``IGNORE`` (the server has ended by then)."""
+    return await start_behaviour(
+        type(server).__qualname__,
+        lambda started: _serve(server, args, kwargs, started, has_terminate),
+        name=name,
+        link=link,
+        mailbox_size=mailbox_size,
+        overflow=overflow,
+        timeout=timeout,
+    )
+
+
+_NOTHING: Final = object()
+"""No message handled yet (the server loop's ``message`` before the first)."""
+
+
+def _shown(message: object) -> object:
+    """A message as users would recognise it (a cast as ``Cast``)."""
+    if type(message) is tuple and len(message) == 2 and message[0] is _CAST_TAG:
+        return Cast(message[1])
+    return message
+
+
+def _note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, unless the exception refuses notes."""
+    with contextlib.suppress(Exception):  # a user exception that breaks add_note keeps its text
+        exc.add_note(note)
+
+
+def _was_killed(proc: Process) -> bool:
+    # A function, so that type checkers do not narrow ``proc.killed`` for
+    # the rest of the server loop (a KILL changes it during any await).
+    return proc.killed
+
+
+def _state_shown(server: Callbacks) -> str:
+    """The server's state for a crash report, through its ``format_status``
+    (guarded: a hook that raises shows as a placeholder), cut to a length."""
+    try:
+        text = safe_repr(server.format_status(server.sys_get_state()))
+    except Exception as exc:  # noqa: BLE001 - a failing hook must not stop a crash report
+        return f"<format_status raised {type(exc).__qualname__}>"
+    if len(text) > _STATE_SHOWN:
+        text = text[:_STATE_SHOWN] + "...(cut)"
+    return text
+
+
+def _detail(server: Callbacks, message: object) -> str:
+    """For the crash report: the server's class, its last message, its state."""
+    cls = type(server)
+    state = _state_shown(server)
+    if message is _NOTHING:
+        return f"{cls.__qualname__}, no message handled yet, state {state}"
+    return f"{cls.__qualname__}, last message {safe_repr(_shown(message))}, state {state}"
+
+
+def _directive(result: object, cls: type, callback: str) -> Continue | IdleTimeout:
+    """A non-None return value of ``init``, ``handle_cast``, ``handle_info`` or
+    ``handle_continue``: a ``Continue`` or an ``IdleTimeout``, or a TypeError
+    that names the callback and the value."""
+    if isinstance(result, (Continue, IdleTimeout)):  # both are final: an exact type test
+        if result.has_reply:
+            raise TypeError(
+                f"{cls.__qualname__}.{callback} returned {safe_repr(result)}: reply= is only "
+                "for handle_call, where there is a caller to answer"
+            )
+        return result
+    raise TypeError(
+        f"{cls.__qualname__}.{callback} returned {safe_repr(result)}; it may return None, "
+        "Continue(arg) or IdleTimeout(seconds)"
+        + (" (IGNORE only from init)" if result is IGNORE else "")
+    )
+
+
+def _ring(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(TIMEOUT)
+
+
+async def _idle(proc: Process, seconds: float | None) -> bool:
+    """Wait for a message for up to ``seconds``; True if none came (the idle
+    timeout ran out), False if a message or a stop came first."""
+    if seconds is None:
+        return False
+    loop = proc.node.loop
+    waiter = loop.create_future()
+    proc.waiter = waiter
+    timer = loop.call_later(seconds, _ring, waiter)
+    try:
+        woken = await waiter
+    finally:
+        timer.cancel()
+        if proc.waiter is waiter:
+            proc.waiter = None
+    return woken is TIMEOUT and proc.pending_exit is UNSET
+
+
+async def _serve(
+    server: Callbacks,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    started: asyncio.Future[Any],
+    has_terminate: bool,
+) -> ExitWith:
+    proc = proc_var.get()
+    assert proc is not None
+    cls = type(server)
+    try:
+        outcome = await server.init(*args, **kwargs)
+        if _was_killed(proc):  # init swallowed the cancellation of a KILL
+            raise asyncio.CancelledError
+        if outcome is IGNORE:
+            pending: Continue | IdleTimeout | None = None
+        elif outcome is not None:
+            pending = _directive(outcome, cls, "init")
+        else:
+            pending = None
+    except BaseException as exc:
+        # Unlink from the starter first, so that a starter that used
+        # link=True survives to receive StartError; a KILL during init
+        # (a cancellation) must reach the starter too, not leave it waiting.
+        if proc.parent is not None:
+            unlink_pair(proc, proc.parent)
+        proc.reported = True
+        if isinstance(exc, Exception):
+            failure: BaseException = exc
+        elif isinstance(exc, asyncio.CancelledError):
+            failure = Stop(KILLED)
+        else:  # SystemExit, KeyboardInterrupt: the node stops (see _exits.fatal)
+            failure = Stop(fatal(proc, exc))
+        if not started.done():
+            started.set_exception(failure)
+        if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
+            return ExitWith(failure.reason)
+        raise
+    if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
+        raise Stop(NORMAL)
+    if outcome is IGNORE:  # OTP's ignore: end quietly, the starter gets None
+        if proc.parent is not None:
+            unlink_pair(proc, proc.parent)
+        proc.reported = True
+        started.set_result(IGNORE)
+        return ExitWith(NORMAL)
+    started.set_result(None)
+    del started, outcome  # an idle server holds as few objects as it can
+    proc.handles_sys = True
+
+    # The message loop. Callbacks are looked up once, unbound, and the common
+    # case of a call is answered inline: this loop is the server's hot path.
+    # The pending exit (a stop, a shutdown, a KILL whose cancellation the
+    # callback swallowed) is looked at after every callback and every wait;
+    # then a continuation or an idle timeout a callback asked for.
+    handle_call = cls.handle_call
+    handle_cast = cls.handle_cast
+    handle_info = cls.handle_info
+    handle_continue = cls.handle_continue
+    mailbox = proc.mailbox
+    loop = proc.node.loop
+    budget = 0
+    handled = 0  # messages taken from the mailbox (for asyncotp.sys.statistics)
+    debug: Debug | None = None  # tracing or timing, while one is on
+    entered = 0.0
+    message: Any = _NOTHING
+    result: Any
+    reason: object
+    unset, cast_tag, budget_max = UNSET, _CAST_TAG, BUDGET  # locals: cheaper than globals
+    while True:
+        if proc.pending_exit is not unset:
+            reason = proc.pending_exit
+            if proc.forced_reason is UNSET:
+                proc.forced_reason = reason  # a signal's consequence, not its own crash
+            break
+        if pending is not None:
+            after, pending = pending, None
+            if type(after) is Continue:
+                message = after  # to handle_continue, before anything queued
+            elif mailbox:  # a queued message cancels an idle timeout at once
+                continue
+            elif await _idle(proc, after.seconds):
+                message = TIMEOUT
+            else:
+                continue
+        elif not mailbox:
+            budget = 0
+            waiter = loop.create_future()
+            proc.waiter = waiter
+            await waiter
+            continue
+        elif budget >= budget_max:
+            budget = 0
+            await asyncio.sleep(0)
+            continue
+        else:
+            budget += 1
+            handled += 1
+            message = mailbox.popleft()
+        kind = type(message)
+        if debug is not None and kind is not SysRequest:
+            entered = debug.enter(proc, cls, _shown(message))
+        try:
+            if kind is tuple and len(message) == 2 and message[0] is cast_tag:
+                result = await handle_cast(server, message[1])
+                if result is not None:
+                    pending = _directive(result, cls, "handle_cast")
+            elif kind is Caller:
+                proc.current = message
+                result = await handle_call(server, message.request, message)
+                if proc.killed:  # it swallowed the KILL: no reply (ServerExited instead)
+                    reason = KILLED
+                    break
+                proc.current = None
+                if result is not NOREPLY:
+                    rkind = type(result)
+                    if rkind is Continue or rkind is IdleTimeout:
+                        pending = result
+                        if result.has_reply:
+                            message.reply(result.reply)
+                        elif not message._fut.done():  # answered later, as NOREPLY
+                            if proc.callers is None:
+                                proc.callers = {message}
+                            else:
+                                proc.callers.add(message)
+                    else:
+                        fut = message._fut
+                        if not fut.done():
+                            fut.set_result(result)
+                elif not message._fut.done():
+                    callers = proc.callers
+                    if callers is None:
+                        proc.callers = {message}
+                    else:
+                        callers.add(message)
+            elif kind is Cast:
+                result = await handle_cast(server, message.request)
+                if result is not None:
+                    pending = _directive(result, cls, "handle_cast")
+            elif kind is SysRequest:
+                handled -= 1  # not a message of the server's protocol
+                debug = await handle(proc, server, message, debug, handled)
+                continue
+            elif kind is Continue:
+                result = await handle_continue(server, message.arg)
+                if result is not None:
+                    pending = _directive(result, cls, "handle_continue")
+            else:
+                result = await handle_info(server, message)
+                if result is not None:
+                    pending = _directive(result, cls, "handle_info")
+            if debug is not None:
+                debug.leave(proc, cls, result, entered)
+        except Stop as stop:
+            if stop.has_reply and kind is Caller:
+                proc.current = None
+                message.reply(stop.reply)
+            reason = KILLED if stop.reason is KILL else stop.reason
+            break
+        except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
+            _note(exc, f"in {cls.__qualname__} {proc.pid!r} handling {safe_repr(_shown(message))}")
+            reason = exc
+            break
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
+            break
+    proc.state = EXITING
+    if not proc.killed and has_terminate:
+        try:
+            await server.terminate(reason)
+        except Stop as stop:  # terminate chose the exit reason
+            reason = KILLED if stop.reason is KILL else stop.reason
+            proc.forced_reason = UNSET
+        except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
+            _note(exc, f"raised by {cls.__qualname__}.terminate({safe_repr(reason)})")
+            reason = exc
+            proc.forced_reason = UNSET  # its own crash, to be reported
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
+            proc.forced_reason = UNSET
+    if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
+        return ExitWith(reason)  # nothing to report
+    return ExitWith(reason, _detail(server, message))
