@@ -167,6 +167,13 @@ from ._registry import register as register
 from ._registry import registered as registered
 from ._registry import unregister as unregister
 from ._registry import whereis as whereis
+from ._requests import RequestId as RequestId
+from ._requests import Response as Response
+from ._requests import check_response as check_response
+from ._requests import receive_response as receive_response
+from ._requests import receive_responses as receive_responses
+from ._requests import send_request as send_request
+from ._requests import wait_response as wait_response
 from ._returns import IGNORE as IGNORE
 from ._returns import TIMEOUT as TIMEOUT
 from ._returns import Continue as Continue
