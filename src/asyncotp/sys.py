@@ -31,15 +31,17 @@ Import it as ``from asyncotp import sys as otp_sys`` (or
 ``import asyncotp.sys``): the name ``sys`` would hide Python's own module.
 """
 
-from ._core import ServerStatistics
-from ._core import get_state
+from ._core import (
+    ServerStatistics,
+    get_state,
+    replace_state,
+    resume,
+    statistics,
+    suspend,
+    time_callbacks,
+    trace,
+)
 from ._core import publish as _publish
-from ._core import replace_state
-from ._core import resume
-from ._core import statistics
-from ._core import suspend
-from ._core import time_callbacks
-from ._core import trace
 
 __all__ = (
     "ServerStatistics",
