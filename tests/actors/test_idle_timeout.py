@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import asyncotp.sys as otp_sys
 from asyncotp import (
     NORMAL,
     TIMEOUT,
@@ -181,3 +182,17 @@ async def test_a_timeout_of_the_wrong_type_crashes_the_callback_that_made_it(
     cast(pid, ("idle", -1))
     with pytest.raises(Exception, match="seconds"):
         await wait(call(pid, "sync"))
+
+
+async def test_a_system_request_restarts_the_idle_timeout_instead_of_cancelling_it(
+    virtual_clock: VirtualClock, otp_node: Node
+) -> None:
+    log: list[tuple[object, float]] = []
+    pid = await Idle.start(log)
+    cast(pid, ("idle", 5.0))
+    await virtual_clock.advance(3)
+    armed_again = now()
+    assert (await otp_sys.get_state(pid))["log"] == log
+    await virtual_clock.advance(5)
+    await call(pid, "sync")
+    assert [at - armed_again for at in timeouts(log)] == [5.0]

@@ -89,9 +89,10 @@ class IdleTimeout:
     """Call ``handle_info(TIMEOUT)`` if no message arrives within ``seconds``.
 
     OTP's ``{noreply, State, Timeout}``: the timer starts when the callback
-    returns and any message (a call, a cast, any ``send``, a system request
-    such as ``asyncotp.sys.get_state``) cancels it; a message already queued
-    cancels it at once. ``seconds`` is >= 0 (0: time out at once unless a
+    returns and any message (a call, a cast, any ``send``) cancels it; a
+    message already queued cancels it at once. A system request
+    (``asyncotp.sys.get_state``...) does not: once answered, the timeout
+    starts again from zero, as in OTP. ``seconds`` is >= 0 (0: time out at once unless a
     message is already queued); None or ``math.inf`` mean no timeout, as a
     plain return. Checked when made: a bad value raises ``ValueError`` in
     the callback that makes it. From ``handle_call``, pass ``reply=``.

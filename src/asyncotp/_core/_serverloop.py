@@ -221,11 +221,20 @@ async def _serve(
             after, pending = pending, None
             if type(after) is Continue:
                 message = after  # to handle_continue, before anything queued
-            elif mailbox:  # a queued message cancels an idle timeout at once
+            elif mailbox:
+                if type(mailbox[0]) is not SysRequest:
+                    continue  # a message cancels the idle timeout
+                # A system request does not: answered, then the timeout starts
+                # again (as OTP's loop re-enters with the same timeout).
+                debug = await handle(proc, server, mailbox.popleft(), debug, handled)
+                pending = after
+                continue
+            elif after.seconds is None:
                 continue
             elif await _idle(proc, after.seconds):
                 message = TIMEOUT
             else:
+                pending = after  # woken: a message (or a stop) came; see which
                 continue
         elif not mailbox:
             budget = 0
