@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, Final
 
 from ._exits import fatal, unlink_pair
@@ -25,7 +26,7 @@ from ._returns import IGNORE, TIMEOUT, Continue, IdleTimeout
 from ._safe import safe_repr
 from ._server import _CAST_TAG, NOREPLY, Callbacks, Caller, Cast, start_behaviour
 from ._state import BUDGET, EXITING, UNSET, ExitWith, Overflow, Process, proc_var
-from ._sys import Debug, SysRequest, handle
+from ._sys import Callback, Debug, SysRequest, handle
 
 _STATE_SHOWN: Final = 2000
 """How many characters of a server's state a crash report shows at most."""
@@ -119,6 +120,38 @@ def _directive(result: object, cls: type, callback: str) -> Continue | IdleTimeo
     )
 
 
+def _show_call(request: object, caller: Caller) -> object:
+    return caller
+
+
+def _show_info(message: object) -> object:
+    return message
+
+
+_SHOWN: Final[tuple[Callable[..., object], ...]] = (_show_call, Cast, _show_info, Continue)
+"""How a traced server shows the arguments of handle_call, handle_cast,
+handle_info and handle_continue: as the message users know."""
+
+
+def _callbacks(
+    proc: Process, cls: type[Callbacks], debug: Debug | None
+) -> tuple[Callback, Callback, Callback, Callback]:
+    """The callbacks the loop calls: the class's own, or, while tracing or
+    timing is on, the same wrapped by ``debug``."""
+    own: tuple[Callback, Callback, Callback, Callback] = (
+        cls.handle_call,
+        cls.handle_cast,
+        cls.handle_info,
+        cls.handle_continue,
+    )
+    if debug is None:
+        return own
+    call_, cast_, info, cont = (
+        debug.wrap(proc, cls, fn, shown) for fn, shown in zip(own, _SHOWN, strict=True)
+    )
+    return call_, cast_, info, cont
+
+
 def _ring(waiter: asyncio.Future[Any]) -> None:
     if not waiter.done():
         waiter.set_result(TIMEOUT)
@@ -197,16 +230,12 @@ async def _serve(
     # The pending exit (a stop, a shutdown, a KILL whose cancellation the
     # callback swallowed) is looked at after every callback and every wait;
     # then a continuation or an idle timeout a callback asked for.
-    handle_call = cls.handle_call
-    handle_cast = cls.handle_cast
-    handle_info = cls.handle_info
-    handle_continue = cls.handle_continue
+    handle_call, handle_cast, handle_info, handle_continue = _callbacks(proc, cls, None)
     mailbox = proc.mailbox
     loop = proc.node.loop
-    budget = 0
-    handled = 0  # messages taken from the mailbox (for asyncotp.sys.statistics)
+    budget = 0  # messages taken since the last wait or yield
+    handled = 0  # messages taken before that, system requests not counted
     debug: Debug | None = None  # tracing or timing, while one is on
-    entered = 0.0
     message: Any = _NOTHING
     result: Any
     reason: object
@@ -226,7 +255,10 @@ async def _serve(
                     continue  # a message cancels the idle timeout
                 # A system request does not: answered, then the timeout starts
                 # again (as OTP's loop re-enters with the same timeout).
-                debug = await handle(proc, server, mailbox.popleft(), debug, handled)
+                debug = await handle(proc, server, mailbox.popleft(), debug, handled + budget)
+                handle_call, handle_cast, handle_info, handle_continue = _callbacks(
+                    proc, cls, debug
+                )
                 pending = after
                 continue
             elif after.seconds is None:
@@ -237,22 +269,21 @@ async def _serve(
                 pending = after  # woken: a message (or a stop) came; see which
                 continue
         elif not mailbox:
+            handled += budget
             budget = 0
             waiter = loop.create_future()
             proc.waiter = waiter
             await waiter
             continue
         elif budget >= budget_max:
+            handled += budget
             budget = 0
             await asyncio.sleep(0)
             continue
         else:
             budget += 1
-            handled += 1
             message = mailbox.popleft()
         kind = type(message)
-        if debug is not None and kind is not SysRequest:
-            entered = debug.enter(proc, cls, _shown(message))
         try:
             if kind is tuple and len(message) == 2 and message[0] is cast_tag:
                 result = await handle_cast(server, message[1])
@@ -292,7 +323,10 @@ async def _serve(
                     pending = _directive(result, cls, "handle_cast")
             elif kind is SysRequest:
                 handled -= 1  # not a message of the server's protocol
-                debug = await handle(proc, server, message, debug, handled)
+                debug = await handle(proc, server, message, debug, handled + budget)
+                handle_call, handle_cast, handle_info, handle_continue = _callbacks(
+                    proc, cls, debug
+                )
                 continue
             elif kind is Continue:
                 result = await handle_continue(server, message.arg)
@@ -302,8 +336,6 @@ async def _serve(
                 result = await handle_info(server, message)
                 if result is not None:
                     pending = _directive(result, cls, "handle_info")
-            if debug is not None:
-                debug.leave(proc, cls, result, entered)
         except Stop as stop:
             if stop.has_reply and kind is Caller:
                 proc.current = None

@@ -10,8 +10,9 @@ OTP. A suspended server answers only these requests; its other messages
 wait, in order, until ``resume``.
 
 Tracing and callback timing live in a ``Debug`` record that the loop holds
-only while one of them is on: a server that nobody traces pays one
-``is not None`` test per message for them.
+only while one of them is on; the loop then calls its callbacks through
+``Debug.wrap``. A server that nobody traces calls them directly: tracing
+costs it nothing per message.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
-from typing import Any, Final, Protocol, final
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Protocol, TypeAlias, final
 
 import attrs
 
@@ -35,6 +36,9 @@ from ._state import UNSET, Droppable, Process, proc_var
 from ._validate import check_timeout
 
 logger = logging.getLogger("asyncotp.sys")
+
+Callback: TypeAlias = Callable[..., Awaitable[Any]]
+"""An unbound callback as the loop calls it: ``fn(server, *args)``."""
 
 DEFAULT_TIMEOUT: Final = 5.0
 
@@ -100,22 +104,32 @@ class Debug:
         self.slowest = 0.0
         self.timed = 0
 
-    def enter(self, proc: Process, cls: type, message: object) -> float:
-        """Before a callback: log the message in (tracing), return the time.
-        ``message`` is as users know it (a cast as ``Cast``)."""
-        if self.trace:
-            logger.info("%s %s in: %s", cls.__qualname__, label(proc), safe_repr(message))
-        return proc.node.loop.time() if self.timing else 0.0
+    def wrap(
+        self, proc: Process, cls: type, fn: Callback, shown: Callable[..., object]
+    ) -> Callback:
+        """``fn`` (an unbound callback) wrapped to log its message in and its
+        result out (tracing) and to add up its time (timing). The loop calls
+        the wrapped callbacks only while this ``Debug`` exists, so a server
+        nobody traces pays nothing per message. ``shown(*args)`` is the
+        message as users know it (a cast as ``Cast``)."""
+        name = cls.__qualname__
+        clock = proc.node.loop.time
 
-    def leave(self, proc: Process, cls: type, result: object, started: float) -> None:
-        """After a callback returned ``result``: log it (tracing), add its time."""
-        if self.timing:
-            spent = proc.node.loop.time() - started
-            self.spent += spent
-            self.timed += 1
-            self.slowest = max(self.slowest, spent)
-        if self.trace:
-            logger.info("%s %s out: %s", cls.__qualname__, label(proc), safe_repr(result))
+        async def debugged(server: object, *args: Any) -> Any:
+            if self.trace:
+                logger.info("%s %s in: %s", name, label(proc), safe_repr(shown(*args)))
+            started = clock()
+            result = await fn(server, *args)
+            if self.timing:
+                spent = clock() - started
+                self.spent += spent
+                self.timed += 1
+                self.slowest = max(self.slowest, spent)
+            if self.trace:
+                logger.info("%s %s out: %s", name, label(proc), safe_repr(result))
+            return result
+
+        return debugged
 
 
 @final
