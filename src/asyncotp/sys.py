@@ -1,4 +1,4 @@
-"""Looking into a running GenServer or Agent, as OTP's ``sys`` module.
+"""Looking into a running GenServer, Agent or StateMachine, as OTP's ``sys``.
 
 Each function sends the server a system request and waits for the answer,
 which the server gives between two callbacks (a server busy in a long
@@ -24,7 +24,12 @@ callback answers when it returns; past ``timeout``, ``CallTimeout``)::
   (logger ``asyncotp.sys``, INFO), switched at run time.
 
 A server hides secrets by overriding ``format_status(state)``: it shapes
-what ``get_state`` and crash reports show. Use these for debugging and
+what ``get_state`` and crash reports show. A ``StateMachine`` answers
+``get_state`` (its ``(state, data)`` pair, through its own
+``format_status``), ``replace_state`` (a new pair; in ``STATE_FUNCTIONS``
+mode the state must have its ``state_<name>`` method), ``suspend``,
+``resume`` and ``statistics`` (events handled); tracing and callback timing
+are for GenServers and Agents. Use these for debugging and
 operations; a protocol between servers belongs in calls.
 
 Import it as ``from asyncotp import sys as otp_sys`` (or

@@ -15,13 +15,18 @@ from asyncotp import (
     NORMAL,
     ActorError,
     Agent,
+    CallbackMode,
     Caller,
+    CallEvent,
     CallTimeout,
     GenServer,
+    KeepState,
     Node,
     NoProcess,
     Pid,
+    Reply,
     ServerExited,
+    StateMachine,
     call,
     cast,
     receive,
@@ -304,3 +309,65 @@ async def test_switches_take_a_bool(node: Node, fn: Any) -> None:
     pid: Pid = await wait(Account.start())
     with pytest.raises(TypeError, match="True or False"):
         await fn(pid, 1)
+
+
+# -- StateMachine ------------------------------------------------------------------
+
+
+class Light(StateMachine[str, int]):
+    """Switches between "off" and "on", counting the switches in its data."""
+
+    callback_mode = CallbackMode.STATE_FUNCTIONS
+
+    async def init(self) -> tuple[str, int]:
+        return "off", 0
+
+    async def state_off(self, event_type: Any, event: Any, flips: int) -> Any:
+        return self._handle(event_type, event, "on", flips)
+
+    async def state_on(self, event_type: Any, event: Any, flips: int) -> Any:
+        return self._handle(event_type, event, "off", flips)
+
+    def _handle(self, event_type: Any, event: Any, other: str, flips: int) -> Any:
+        if isinstance(event_type, CallEvent):
+            return KeepState(actions=[Reply(event_type.caller, flips)])
+        return other, flips + 1
+
+    def format_status(self, state: tuple[str, int]) -> Any:
+        return {"state": state[0], "flips": state[1]}
+
+
+async def test_a_state_machine_answers_get_state_and_replace_state(node: Node) -> None:
+    pid = await wait(Light.start())
+    cast(pid, "flip")
+    assert await wait(otp_sys.get_state(pid)) == {"state": "on", "flips": 1}
+    await wait(otp_sys.replace_state(pid, lambda pair: ("off", 10)))
+    cast(pid, "flip")
+    assert await wait(otp_sys.get_state(pid)) == {"state": "on", "flips": 11}
+
+
+async def test_replace_state_of_a_state_machine_refuses_a_state_without_a_function(
+    node: Node,
+) -> None:
+    pid = await wait(Light.start())
+    with pytest.raises(TypeError, match="no state function state_broken"):
+        await wait(otp_sys.replace_state(pid, lambda pair: ("broken", 0)))
+    assert await wait(otp_sys.get_state(pid)) == {"state": "off", "flips": 0}
+
+
+async def test_a_suspended_state_machine_keeps_its_events_until_resumed(node: Node) -> None:
+    pid = await wait(Light.start())
+    await wait(otp_sys.suspend(pid))
+    cast(pid, "flip")
+    assert (await wait(otp_sys.statistics(pid))).suspended
+    assert await wait(otp_sys.get_state(pid)) == {"state": "off", "flips": 0}
+    await wait(otp_sys.resume(pid))
+    assert await wait(call(pid, "flips")) == 1
+    stats = await wait(otp_sys.statistics(pid))
+    assert (stats.behaviour, stats.messages_handled) == ("Light", 2)
+
+
+async def test_a_state_machine_refuses_tracing_with_a_clear_error(node: Node) -> None:
+    pid = await wait(Light.start())
+    with pytest.raises(TypeError, match="is a StateMachine"):
+        await wait(otp_sys.trace(pid, True))

@@ -62,6 +62,47 @@ class StateHooks(Protocol):
 
 
 @final
+class MachineView:
+    """A ``StateMachine``'s ``(state, data)`` as the system requests see it
+    (its loop keeps them in locals): made for one request, read back after.
+
+    ``state_function`` (``STATE_FUNCTIONS`` mode) checks a new state and
+    gives its state function, kept in ``fn`` for the loop; a state it
+    refuses leaves everything as it was."""
+
+    __slots__ = ("data", "fn", "machine", "state", "state_function")
+
+    def __init__(
+        self,
+        machine: Any,
+        state: object,
+        data: object,
+        state_function: Callable[[object], Any] | None,
+    ) -> None:
+        self.machine = machine
+        self.state = state
+        self.data = data
+        self.state_function = state_function
+        self.fn: Any = None
+
+    def sys_get_state(self) -> tuple[object, object]:
+        return (self.state, self.data)
+
+    def sys_replace_state(self, state: Any) -> None:
+        if type(state) is not tuple or len(state) != 2:
+            raise TypeError(
+                f"sys.replace_state: the new state of {type(self.machine).__qualname__} must be "
+                f"a (state, data) tuple, as get_state gives it, not {safe_repr(state)}"
+            )
+        if self.state_function is not None:
+            self.fn = self.state_function(state[0])
+        self.state, self.data = state
+
+    def format_status(self, state: Any) -> Any:
+        return self.machine.format_status(state)
+
+
+@final
 @attrs.frozen
 class ServerStatistics:
     """What ``asyncotp.sys.statistics`` says about one server, at one instant.
@@ -81,7 +122,9 @@ class ServerStatistics:
     uptime: float
     messages_handled: int
     """Messages taken from the mailbox and handled: calls, casts and other
-    messages (system requests, continuations and idle timeouts not counted)."""
+    messages (system requests, continuations and idle timeouts not counted).
+    For a StateMachine, the events it handled, its timeouts and inserted
+    events included."""
     mailbox_length: int
     suspended: bool
     tracing: bool
@@ -233,6 +276,12 @@ def _answer(
         elif op is SysOp.STATISTICS:
             req.answer(_statistics(proc, server, debug, handled, suspended=suspended))
         elif op is SysOp.TRACE or op is SysOp.TIME_CALLBACKS:
+            if type(server) is MachineView:
+                raise TypeError(
+                    f"sys.{op.value}: {label(proc)} is a StateMachine; tracing and callback "
+                    "timing are for GenServers and Agents (a StateMachine answers get_state, "
+                    "replace_state, suspend, resume and statistics)"
+                )
             debug = _switch(debug, op, req.arg is True)
             req.answer(None)
         else:
@@ -262,10 +311,11 @@ def _statistics(
 ) -> ServerStatistics:
     timing = debug is not None and debug.timing
     now = proc.node.loop.time()
+    shown = server.machine if type(server) is MachineView else server
     return ServerStatistics(
         pid=proc.pid,
         name=proc.name,
-        behaviour=type(server).__qualname__,
+        behaviour=type(shown).__qualname__,
         started_at=proc.started_at,
         uptime=now - proc.started_at,
         messages_handled=handled,
@@ -333,8 +383,8 @@ async def sys_request(
         wrong_thread(node, operation)
     if not proc.handles_sys:
         raise TypeError(
-            f"{operation}: {label(proc)} is not a GenServer (nor an Agent) and does not answer "
-            "system requests; use process_info for a plain actor"
+            f"{operation}: {label(proc)} is not a GenServer, an Agent nor a StateMachine and "
+            "does not answer system requests; use process_info for a plain actor"
         )
     me = proc_var.get()
     if me is proc and me.task is task_on(node.loop):
