@@ -7,7 +7,10 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import asyncotp
 from asyncotp import (
     NORMAL,
     Caller,
@@ -216,3 +219,29 @@ async def test_a_server_that_exited_fails_callers_queued_behind_a_continuation(
     cast(pid, ("continue", "crash"))
     with pytest.raises(ServerExited):
         await wait(call(pid, "too late"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(chains=st.lists(st.integers(min_value=0, max_value=3), max_size=12))
+def test_each_continuation_chain_runs_right_after_its_callback_before_the_next_message(
+    chains: list[int],
+) -> None:
+    async def main() -> list[object]:
+        log: list[object] = []
+        pid = await Steps.start(log)
+        for n, length in enumerate(chains):
+            if length:
+                cast(pid, ("continue", ("chain", length - 1)))
+            else:
+                cast(pid, n)
+        await call(pid, "sync")
+        return log[1:-1]
+
+    expected: list[object] = []
+    for n, length in enumerate(chains):
+        if length:
+            expected.append(("cast", ("continue", ("chain", length - 1))))
+            expected.extend(("continue", ("chain", k)) for k in range(length - 1, -1, -1))
+        else:
+            expected.append(("cast", n))
+    assert asyncotp.run(main) == expected
