@@ -371,3 +371,23 @@ async def test_a_state_machine_refuses_tracing_with_a_clear_error(node: Node) ->
     pid = await wait(Light.start())
     with pytest.raises(TypeError, match="is a StateMachine"):
         await wait(otp_sys.trace(pid, True))
+
+
+async def test_a_crash_report_shows_a_large_state_cut_short(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Big(GenServer):
+        async def init(self) -> None:
+            self.table = dict.fromkeys(range(10000), "x" * 1000)
+
+        async def handle_cast(self, request: Any) -> None:
+            raise RuntimeError("boom")
+
+    pid = await wait(Big.start())
+    ended = await watch(pid)
+    with caplog.at_level(logging.ERROR, logger="asyncotp"):
+        cast(pid, "crash")
+        await wait(ended)
+    report = next(r.getMessage() for r in caplog.records if "crashed" in r.getMessage())
+    assert "'table': {0: " in report
+    assert len(report) < 5000

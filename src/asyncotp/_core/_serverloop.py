@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import reprlib
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -30,6 +31,19 @@ from ._sys import Callback, Debug, SysRequest, handle
 
 _STATE_SHOWN: Final = 2000
 """How many characters of a server's state a crash report shows at most."""
+
+
+def _limited_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxlevel = 3
+    shown.maxdict = shown.maxlist = shown.maxtuple = shown.maxset = 25
+    shown.maxstring = shown.maxother = 200
+    return shown
+
+
+_STATE_REPR: Final = _limited_repr()
+"""A crash report shows the state with ``reprlib``'s limits: a server that
+holds a million entries does not build a million-entry repr as it dies."""
 
 
 async def start_server(
@@ -85,9 +99,9 @@ def _state_shown(server: Callbacks) -> str:
     """The server's state for a crash report, through its ``format_status``
     (guarded: a hook that raises shows as a placeholder), cut to a length."""
     try:
-        text = safe_repr(server.format_status(server.sys_get_state()))
-    except Exception as exc:  # noqa: BLE001 - a failing hook must not stop a crash report
-        return f"<format_status raised {type(exc).__qualname__}>"
+        text = _STATE_REPR.repr(server.format_status(server.sys_get_state()))
+    except Exception as exc:  # noqa: BLE001 - a failing hook (or repr) must not stop a report
+        return f"<format_status or repr raised {type(exc).__qualname__}>"
     if len(text) > _STATE_SHOWN:
         text = text[:_STATE_SHOWN] + "...(cut)"
     return text
