@@ -245,3 +245,11 @@ def test_each_continuation_chain_runs_right_after_its_callback_before_the_next_m
         else:
             expected.append(("cast", n))
     assert asyncotp.run(main) == expected
+
+
+async def test_callbacks_can_be_tested_directly_continue_compares_by_value(node: Node) -> None:
+    server = Steps()
+    server.log = []
+    assert await server.handle_cast(("continue", "x")) == Continue("x")
+    assert Continue("x", reply=1) != Continue("x")
+    assert IdleTimeout(1) == IdleTimeout(1.0)

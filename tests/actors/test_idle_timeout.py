@@ -167,7 +167,7 @@ async def test_a_server_waiting_on_an_idle_timeout_still_stops_at_once(
 @pytest.mark.parametrize("seconds", [-1, math.nan, 10**400, "5"])
 def test_idle_timeout_refuses_bad_seconds_naming_the_argument(seconds: object) -> None:
     with pytest.raises((ValueError, TypeError), match="seconds"):
-        IdleTimeout(seconds)  # type: ignore[arg-type]
+        IdleTimeout(seconds)
 
 
 def test_idle_timeout_repr_is_readable() -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 from typing import Final, Literal, TypeAlias, final
 
+import attrs
+
 from ._reasons import _NO_REPLY
 from ._safe import safe_repr
 from ._validate import check_timeout
@@ -53,7 +55,12 @@ TIMEOUT: Final = _Timeout.TIMEOUT
 (OTP's ``timeout`` atom)."""
 
 
+def _seconds(value: object) -> float | None:
+    return check_timeout(value, "IdleTimeout", "seconds")
+
+
 @final
+@attrs.frozen(repr=False)
 class Continue:
     """Run ``handle_continue(arg)`` before any other message.
 
@@ -65,13 +72,13 @@ class Continue:
     right after, before any request: the way to do slow setup without making
     the starter (a supervisor) wait. A stop or shutdown that arrived during
     the callback is still handled first, as after any callback.
+
+    A value: ``Continue("load") == Continue("load")``, so a test can call a
+    callback directly and compare what it returned.
     """
 
-    __slots__ = ("arg", "reply")
-
-    def __init__(self, arg: object = None, *, reply: object = _NO_REPLY) -> None:
-        self.arg = arg
-        self.reply = reply
+    arg: object = None
+    reply: object = attrs.field(default=_NO_REPLY, kw_only=True)
 
     @property
     def has_reply(self) -> bool:
@@ -85,6 +92,7 @@ class Continue:
 
 
 @final
+@attrs.frozen(repr=False)
 class IdleTimeout:
     """Call ``handle_info(TIMEOUT)`` if no message arrives within ``seconds``.
 
@@ -92,17 +100,15 @@ class IdleTimeout:
     returns and any message (a call, a cast, any ``send``) cancels it; a
     message already queued cancels it at once. A system request
     (``asyncotp.sys.get_state``...) does not: once answered, the timeout
-    starts again from zero, as in OTP. ``seconds`` is >= 0 (0: time out at once unless a
-    message is already queued); None or ``math.inf`` mean no timeout, as a
-    plain return. Checked when made: a bad value raises ``ValueError`` in
-    the callback that makes it. From ``handle_call``, pass ``reply=``.
+    starts again from zero, as in OTP. ``seconds`` is >= 0 (0: time out at
+    once unless a message is already queued); None or ``math.inf`` mean no
+    timeout, as a plain return. Checked when made: a bad value raises
+    ``ValueError`` in the callback that makes it. From ``handle_call``, pass
+    ``reply=``. A value, as ``Continue``.
     """
 
-    __slots__ = ("reply", "seconds")
-
-    def __init__(self, seconds: float | None, *, reply: object = _NO_REPLY) -> None:
-        self.seconds = check_timeout(seconds, "IdleTimeout", "seconds")
-        self.reply = reply
+    seconds: float | None = attrs.field(converter=_seconds)
+    reply: object = attrs.field(default=_NO_REPLY, kw_only=True)
 
     @property
     def has_reply(self) -> bool:
