@@ -20,10 +20,12 @@ from asyncotp import (
     IdleTimeout,
     Node,
     ServerExited,
+    StartError,
     call,
     cast,
     receive,
     stop,
+    whereis,
 )
 from tests.helpers import Gate, in_actor, wait, watch
 
@@ -253,3 +255,15 @@ async def test_callbacks_can_be_tested_directly_continue_compares_by_value(node:
     assert await server.handle_cast(("continue", "x")) == Continue("x")
     assert Continue("x", reply=1) != Continue("x")
     assert IdleTimeout(1) == IdleTimeout(1.0)
+
+
+async def test_init_returning_something_else_fails_start_with_a_type_error(node: Node) -> None:
+    class Odd(GenServer):
+        async def init(self) -> Any:
+            return 42
+
+    with pytest.raises(StartError) as info:
+        await wait(Odd.start(name="odd"))
+    assert isinstance(info.value.__cause__, TypeError)
+    assert "Odd.init returned 42" in str(info.value.__cause__)
+    assert whereis("odd") is None
