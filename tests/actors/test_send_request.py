@@ -7,7 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import asyncotp
 from asyncotp import (
     NOREPLY,
     Caller,
@@ -251,3 +254,35 @@ async def test_check_response_says_noreply_for_other_messages(node: Node) -> Non
         return check_response(first, mine), check_response(first, other)
 
     assert await wait(in_actor(requester)) == (NOREPLY, ("echo", "other"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    order=st.permutations(range(6)),
+    abandoned=st.sets(st.integers(min_value=0, max_value=5)),
+)
+def test_each_request_gets_its_own_reply_whatever_the_order_and_abandoned_ones_leave_nothing(
+    order: list[int], abandoned: set[int]
+) -> None:
+    async def main() -> tuple[dict[int, object], int]:
+        pid = await Echo.start()
+        held = await held_queue(pid)
+        reqs = [send_request(pid, "hold") for _ in range(6)]
+        callers = [await held.get() for _ in range(6)]
+        got: dict[int, object] = {}
+        for n in sorted(abandoned):
+            with pytest.raises(CallTimeout):
+                await receive_response(reqs[n], timeout=0)
+        for n in order:
+            callers[n].reply(n)
+        for n, req in enumerate(reqs):
+            if n not in abandoned:
+                got[n] = await receive_response(req, timeout=5.0)
+        await call(pid, "sync")  # any late delivery has happened by now
+        info = process_info(self_pid())
+        assert info is not None
+        return got, info.mailbox_length
+
+    got, left = asyncotp.run(main)
+    assert got == {n: n for n in range(6) if n not in abandoned}
+    assert left == 0
