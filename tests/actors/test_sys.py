@@ -391,3 +391,21 @@ async def test_a_crash_report_shows_a_large_state_cut_short(
     report = next(r.getMessage() for r in caplog.records if "crashed" in r.getMessage())
     assert "'table': {0: " in report
     assert len(report) < 5000
+
+
+async def test_the_state_of_a_server_with_slots_includes_them(node: Node) -> None:
+    class Slotted(GenServer):
+        __slots__ = ("count",)
+
+        async def init(self) -> None:
+            self.count = 0
+            self.other = "in __dict__"
+
+        async def handle_call(self, request: Any, caller: Caller) -> Any:
+            return self.count
+
+    pid = await wait(Slotted.start())
+    assert await wait(otp_sys.get_state(pid)) == {"count": 0, "other": "in __dict__"}
+    await wait(otp_sys.replace_state(pid, lambda s: {"count": 5}))
+    assert await wait(call(pid, "count")) == 5
+    assert await wait(otp_sys.get_state(pid)) == {"count": 5}

@@ -31,6 +31,17 @@ from .._core import (
 logger = logging.getLogger("asyncotp")
 
 
+def _slots(cls: type) -> list[str]:
+    """The attribute names ``cls`` and its bases keep in ``__slots__``."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and name not in names:
+                names.append(name)
+    return names
+
+
 class GenServer:
     """A server actor: state in ``self``, requests handled one at a time.
 
@@ -176,22 +187,30 @@ class GenServer:
 
     def sys_get_state(self) -> Any:
         """The raw state ``asyncotp.sys`` works on: a new dict of the
-        instance's attributes. Behaviours built on GenServer override this
-        and ``sys_replace_state`` (an ``Agent``'s state is its value)."""
-        return dict(vars(self))
+        instance's attributes (its ``__slots__`` included). Behaviours built
+        on GenServer override this and ``sys_replace_state`` (an ``Agent``'s
+        state is its value)."""
+        state = dict(getattr(self, "__dict__", {}))
+        for slot in _slots(type(self)):
+            if hasattr(self, slot):
+                state[slot] = getattr(self, slot)
+        return state
 
     def sys_replace_state(self, state: Any) -> None:
         """Make ``state`` (a dict of attribute names to values, as
-        ``sys_get_state`` returns) the instance's attributes; used by
+        ``sys_get_state`` returns) the instance's attributes: the ones it
+        names are set, the others deleted; used by
         ``asyncotp.sys.replace_state``."""
         if type(state) is not dict or not all(type(key) is str for key in state):
             raise TypeError(
                 f"sys.replace_state: the new state of {type(self).__qualname__} must be a dict "
                 f"of attribute names to values, as get_state gives it, not {safe_repr(state)}"
             )
-        attributes = vars(self)
-        attributes.clear()
-        attributes.update(state)
+        for name in self.sys_get_state():
+            if name not in state:
+                delattr(self, name)
+        for name, value in state.items():
+            setattr(self, name, value)
 
     # -- client side ----------------------------------------------------------
 
