@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import reprlib
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, final
 
 from ._exits import fatal, unlink_pair
 from ._pid import Pid
@@ -95,6 +95,11 @@ def _was_killed(proc: Process) -> bool:
     return proc.killed
 
 
+def _stopping(proc: Process) -> bool:
+    # A function for the same reason: a stop can arrive during any await.
+    return proc.pending_exit is not UNSET
+
+
 def _state_shown(server: Callbacks) -> str:
     """The server's state for a crash report, through its ``format_status``
     (guarded: a hook that raises shows as a placeholder), cut to a length."""
@@ -116,12 +121,25 @@ def _detail(server: Callbacks, message: object) -> str:
     return f"{cls.__qualname__}, last message {safe_repr(_shown(message))}, state {state}"
 
 
-def _directive(result: object, cls: type, callback: str) -> Continue | IdleTimeout:
-    """A non-None return value of ``init``, ``handle_cast``, ``handle_info`` or
-    ``handle_continue``: a ``Continue`` or an ``IdleTimeout``, or a TypeError
-    that names the callback and the value."""
+_CALLBACK_OF: Final[dict[type, str]] = {tuple: "handle_cast", Cast: "handle_cast"}
+
+
+def _directive(result: object, cls: type, kind: type | None) -> Continue | IdleTimeout:
+    """What a callback returned besides None (or, for ``handle_call``, besides
+    a plain reply): a ``Continue`` or an ``IdleTimeout``, or a TypeError that
+    names the callback and the value. ``kind`` is the type of the message it
+    handled (``Caller``: ``handle_call``, which may pass ``reply=``;
+    ``Continue``: ``handle_continue``; None: ``init``)."""
+    if kind is None:
+        callback = "init"
+    elif kind is Caller:
+        callback = "handle_call"
+    elif kind is Continue:
+        callback = "handle_continue"
+    else:
+        callback = _CALLBACK_OF.get(kind, "handle_info")
     if isinstance(result, (Continue, IdleTimeout)):  # both are final: an exact type test
-        if result.has_reply:
+        if result.has_reply and kind is not Caller:
             raise TypeError(
                 f"{cls.__qualname__}.{callback} returned {safe_repr(result)}: reply= is only "
                 "for handle_call, where there is a caller to answer"
@@ -132,6 +150,20 @@ def _directive(result: object, cls: type, callback: str) -> Continue | IdleTimeo
         "Continue(arg) or IdleTimeout(seconds)"
         + (" (IGNORE only from init)" if result is IGNORE else "")
     )
+
+
+@final
+class _Continuation:
+    """``init``'s ``Continue``, put first in the mailbox so that the loop
+    takes it before any message (a private type: a user cannot send one)."""
+
+    __slots__ = ("arg",)
+
+    def __init__(self, arg: object) -> None:
+        self.arg = arg
+
+    def __repr__(self) -> str:
+        return f"Continue({safe_repr(self.arg)})"
 
 
 def _show_call(request: object, caller: Caller) -> object:
@@ -171,11 +203,9 @@ def _ring(waiter: asyncio.Future[Any]) -> None:
         waiter.set_result(TIMEOUT)
 
 
-async def _idle(proc: Process, seconds: float | None) -> bool:
+async def _idle(proc: Process, seconds: float) -> bool:
     """Wait for a message for up to ``seconds``; True if none came (the idle
     timeout ran out), False if a message or a stop came first."""
-    if seconds is None:
-        return False
     loop = proc.node.loop
     waiter = loop.create_future()
     proc.waiter = waiter
@@ -206,7 +236,7 @@ async def _serve(
         if outcome is IGNORE:
             pending: Continue | IdleTimeout | None = None
         elif outcome is not None:
-            pending = _directive(outcome, cls, "init")
+            pending = _directive(outcome, cls, None)
         else:
             pending = None
     except BaseException as exc:
@@ -250,6 +280,14 @@ async def _serve(
     budget = 0  # messages taken since the last wait or yield
     handled = 0  # messages taken before that, system requests not counted
     debug: Debug | None = None  # tracing or timing, while one is on
+    # An idle timeout the last callback asked for while the mailbox was empty:
+    # the next wait is bounded by it (a queued message cancels it at once).
+    idle: IdleTimeout | None = None
+    if type(pending) is Continue:  # init's: the first thing the loop takes
+        mailbox.appendleft(_Continuation(pending.arg))
+    elif type(pending) is IdleTimeout and pending.seconds is not None:
+        idle = pending
+    del pending
     message: Any = _NOTHING
     result: Any
     reason: object
@@ -260,35 +298,29 @@ async def _serve(
             if proc.forced_reason is UNSET:
                 proc.forced_reason = reason  # a signal's consequence, not its own crash
             break
-        if pending is not None:
-            after, pending = pending, None
-            if type(after) is Continue:
-                message = after  # to handle_continue, before anything queued
-            elif mailbox:
-                if type(mailbox[0]) is not SysRequest:
-                    continue  # a message cancels the idle timeout
-                # A system request does not: answered, then the timeout starts
-                # again (as OTP's loop re-enters with the same timeout).
-                debug = await handle(proc, server, mailbox.popleft(), debug, handled + budget)
-                handle_call, handle_cast, handle_info, handle_continue = _callbacks(
-                    proc, cls, debug
-                )
-                pending = after
-                continue
-            elif after.seconds is None:
-                continue
-            elif await _idle(proc, after.seconds):
-                message = TIMEOUT
-            else:
-                pending = after  # woken: a message (or a stop) came; see which
-                continue
-        elif not mailbox:
+        if not mailbox:
             handled += budget
             budget = 0
-            waiter = loop.create_future()
-            proc.waiter = waiter
-            await waiter
-            continue
+            if idle is None:
+                waiter = loop.create_future()
+                proc.waiter = waiter
+                await waiter
+                continue
+            after, idle = idle, None
+            assert after.seconds is not None  # only a bounded timeout is kept in idle
+            if not await _idle(proc, after.seconds):
+                # Woken by a message or a stop. A system request does not
+                # cancel the timeout: answered, then it starts again (as OTP's
+                # loop re-enters with the same timeout); any other message does.
+                while mailbox and type(mailbox[0]) is SysRequest:
+                    debug = await handle(proc, server, mailbox.popleft(), debug, handled)
+                    handle_call, handle_cast, handle_info, handle_continue = _callbacks(
+                        proc, cls, debug
+                    )
+                if not mailbox:
+                    idle = after
+                continue
+            message = TIMEOUT
         elif budget >= budget_max:
             handled += budget
             budget = 0
@@ -301,8 +333,6 @@ async def _serve(
         try:
             if kind is tuple and len(message) == 2 and message[0] is cast_tag:
                 result = await handle_cast(server, message[1])
-                if result is not None:
-                    pending = _directive(result, cls, "handle_cast")
             elif kind is Caller:
                 proc.current = message
                 result = await handle_call(server, message.request, message)
@@ -310,31 +340,28 @@ async def _serve(
                     reason = KILLED
                     break
                 proc.current = None
-                if result is not NOREPLY:
-                    rkind = type(result)
-                    if rkind is Continue or rkind is IdleTimeout:
-                        pending = result
-                        if result.has_reply:
-                            message.reply(result.reply)
-                        elif not message._fut.done():  # answered later, as NOREPLY
-                            if proc.callers is None:
-                                proc.callers = {message}
-                            else:
-                                proc.callers.add(message)
-                    else:
-                        fut = message._fut
-                        if not fut.done():
-                            fut.set_result(result)
-                elif not message._fut.done():
-                    callers = proc.callers
-                    if callers is None:
-                        proc.callers = {message}
-                    else:
-                        callers.add(message)
+                if result is NOREPLY:
+                    result = None
+                    if not message._fut.done():
+                        if proc.callers is None:
+                            proc.callers = {message}
+                        else:
+                            proc.callers.add(message)
+                elif type(result) is Continue or type(result) is IdleTimeout:
+                    if result.has_reply:
+                        message.reply(result.reply)
+                    elif not message._fut.done():  # answered later, as with NOREPLY
+                        if proc.callers is None:
+                            proc.callers = {message}
+                        else:
+                            proc.callers.add(message)
+                else:
+                    fut = message._fut
+                    if not fut.done():
+                        fut.set_result(result)
+                    result = None
             elif kind is Cast:
                 result = await handle_cast(server, message.request)
-                if result is not None:
-                    pending = _directive(result, cls, "handle_cast")
             elif kind is SysRequest:
                 handled -= 1  # not a message of the server's protocol
                 debug = await handle(proc, server, message, debug, handled + budget)
@@ -342,14 +369,26 @@ async def _serve(
                     proc, cls, debug
                 )
                 continue
-            elif kind is Continue:
+            elif kind is _Continuation:
+                handled -= 1  # init's continuation, not a message
                 result = await handle_continue(server, message.arg)
-                if result is not None:
-                    pending = _directive(result, cls, "handle_continue")
+                kind = Continue
             else:
                 result = await handle_info(server, message)
-                if result is not None:
-                    pending = _directive(result, cls, "handle_info")
+            if result is not None:
+                # The callback asked for more (rare): its continuations run now,
+                # before anything queued, unless a stop came in meanwhile; an
+                # idle timeout bounds the next wait, unless a message is queued.
+                asked: Continue | IdleTimeout | None = _directive(result, cls, kind)
+                while type(asked) is Continue:
+                    if _stopping(proc):
+                        asked = None
+                        break
+                    message = asked
+                    result = await handle_continue(server, asked.arg)
+                    asked = None if result is None else _directive(result, cls, Continue)
+                if type(asked) is IdleTimeout and asked.seconds is not None and not mailbox:
+                    idle = asked
         except Stop as stop:
             if stop.has_reply and kind is Caller:
                 proc.current = None
