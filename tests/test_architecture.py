@@ -50,7 +50,7 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(SRC.rglob("*.py"))}
 
 
-TOP_LEVEL_MODULES = {"from_thread", "__main__", "telemetry"}
+TOP_LEVEL_MODULES = {"from_thread", "sys", "__main__", "telemetry"}
 """Public modules of the top-level package itself (``asyncotp.from_thread``):
 they sit in the ``asyncotp`` layer."""
 

@@ -152,6 +152,23 @@ def test_tasks_example_awaits_isolates_stops_and_streams_with_back_pressure() ->
     assert out.rstrip().endswith("done: every task has ended and the tree stops")
 
 
+def test_warm_cache_example_loads_after_start_fans_out_and_goes_idle() -> None:
+    result = run_example("warm_cache.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "metrics ignored: pid None" in out
+    assert "2. sizes [3, 3, 3]" in out
+    assert "shard 2: NoProcess" in out
+    assert "3. shard 0 state: token '***', 3 entries" in out
+    assert "suspended: True, requests waiting: 1" in out
+    assert "resumed: the waiting call answers 3" in out
+    assert "trace: Shard <Pid" in out
+    assert "out: IdleTimeout(0.3, reply=2)" in out
+    assert "shard 0: idle for 0.3 s, dropping its entries" in out
+    assert "4. after idling: shard 0 holds 0 entries" in out
+    assert out.rstrip().endswith("done")
+
+
 def test_door_lock_example_opens_relocks_on_time_and_replays_postponed_presses() -> None:
     result = run_example("door_lock.py")
     assert result.returncode == 0, result.stderr

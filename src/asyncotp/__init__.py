@@ -9,8 +9,9 @@ supervisors), ``asyncotp.web`` (ASGI servers as supervised children),
 ``python -m asyncotp top``) and ``asyncotp.resilience`` (retries, circuit
 breakers, load shedding, idempotency, dead letters). ``asyncotp.from_thread``
 is the bridge for other threads (the functions run on the node's event-loop
-thread). ``asyncotp.testing`` (the kit to property-test crash recovery) is
-imported on demand.
+thread); ``asyncotp.sys`` looks into running servers (state, suspend,
+statistics, tracing), as OTP's ``sys``. ``asyncotp.testing`` (the kit to
+property-test crash recovery) is imported on demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
 runtime) <- ``actors`` <- ``supervision`` <- ``web`` <- ``health`` <- ``observer`` <-
@@ -23,15 +24,18 @@ from . import health as health
 from . import observer as observer
 from . import resilience as resilience
 from . import supervision as supervision
+from . import sys as sys
 from . import telemetry as telemetry
 from . import web as web
 from ._core import publish as _publish
+from .actors import IGNORE as IGNORE
 from .actors import KILL as KILL
 from .actors import KILLED as KILLED
 from .actors import NOPROC as NOPROC
 from .actors import NOREPLY as NOREPLY
 from .actors import NORMAL as NORMAL
 from .actors import SHUTDOWN as SHUTDOWN
+from .actors import TIMEOUT as TIMEOUT
 from .actors import Action as Action
 from .actors import ActorError as ActorError
 from .actors import Agent as Agent
@@ -41,6 +45,7 @@ from .actors import Caller as Caller
 from .actors import CallEvent as CallEvent
 from .actors import CallTimeout as CallTimeout
 from .actors import Cast as Cast
+from .actors import Continue as Continue
 from .actors import Down as Down
 from .actors import EventKind as EventKind
 from .actors import EventTimeout as EventTimeout
@@ -50,6 +55,8 @@ from .actors import ExitReason as ExitReason
 from .actors import GenericTimeout as GenericTimeout
 from .actors import GenericTimeoutEvent as GenericTimeoutEvent
 from .actors import GenServer as GenServer
+from .actors import IdleTimeout as IdleTimeout
+from .actors import Ignore as Ignore
 from .actors import KeepState as KeepState
 from .actors import Keys as Keys
 from .actors import MailboxFull as MailboxFull
@@ -74,6 +81,8 @@ from .actors import RegistryEvent as RegistryEvent
 from .actors import RegistryRef as RegistryRef
 from .actors import RepeatState as RepeatState
 from .actors import Reply as Reply
+from .actors import RequestId as RequestId
+from .actors import Response as Response
 from .actors import ServerExited as ServerExited
 from .actors import Shutdown as Shutdown
 from .actors import StartError as StartError
@@ -91,6 +100,7 @@ from .actors import WrongThreadError as WrongThreadError
 from .actors import call as call
 from .actors import cancel_timer as cancel_timer
 from .actors import cast as cast
+from .actors import check_response as check_response
 from .actors import demonitor as demonitor
 from .actors import is_alive as is_alive
 from .actors import is_clean_exit as is_clean_exit
@@ -101,6 +111,8 @@ from .actors import process_info as process_info
 from .actors import processes as processes
 from .actors import read_timer as read_timer
 from .actors import receive as receive
+from .actors import receive_response as receive_response
+from .actors import receive_responses as receive_responses
 from .actors import register as register
 from .actors import registered as registered
 from .actors import run as run
@@ -108,12 +120,14 @@ from .actors import self_pid as self_pid
 from .actors import send as send
 from .actors import send_after as send_after
 from .actors import send_exit as send_exit
+from .actors import send_request as send_request
 from .actors import set_trap_exits as set_trap_exits
 from .actors import spawn as spawn
 from .actors import stop as stop
 from .actors import unlink as unlink
 from .actors import unregister as unregister
 from .actors import via as via
+from .actors import wait_response as wait_response
 from .actors import whereis as whereis
 from .health import TREE_CHECK as TREE_CHECK
 from .health import CheckResult as CheckResult

@@ -23,8 +23,12 @@ this package, never from its private modules. The modules, bottom up:
   (OTP's ``{via, Module, Name}``).
 * ``_registry`` and ``_timers``: names (local and ``Via``), ``send_after``.
 * ``_deadlines``: call deadlines sharing one loop timer.
-* ``_server``: the GenServer loop, ``call``, ``cast``, ``stop`` and the
-  start handshake (the ``GenServer`` class itself is ``asyncotp.actors``').
+* ``_server``: ``call``, ``cast``, ``stop``, ``Caller`` and the start
+  handshake; ``_serverloop``: the GenServer loop (the ``GenServer`` class
+  itself is ``asyncotp.actors``'); ``_returns``: what its callbacks return
+  besides a reply (``Continue``, ``IdleTimeout``, ``IGNORE``); ``_requests``:
+  ``send_request`` and its responses; ``_sys``: system requests
+  (``asyncotp.sys``: state, suspend, statistics, tracing).
 * ``_actions`` and ``_statem``: what a state machine's callbacks receive
   and return (event types, actions, ``KeepState``), and its loop and start
   handshake (the ``StateMachine`` class itself is ``asyncotp.actors``').
@@ -46,7 +50,7 @@ actor (a task it starts is a plain task), and the functions run on the
 node's event-loop thread (``WrongThreadError`` elsewhere).
 
 The hot path of a call: ``_server.call`` -> ``_mailbox.deliver`` ->
-the server's loop in ``_server._serve`` -> ``handle_call`` -> the caller's
+the server's loop in ``_serverloop._serve`` -> ``handle_call`` -> the caller's
 future. Of a crash: ``_actor._run_process`` catches the exception ->
 ``_exits.exit_process`` -> ``_exits.signal`` to each link (the supervisor
 gets ``Exited``) and ``Down`` to each monitor.
@@ -178,6 +182,18 @@ from ._registry import register as register
 from ._registry import registered as registered
 from ._registry import unregister as unregister
 from ._registry import whereis as whereis
+from ._requests import RequestId as RequestId
+from ._requests import Response as Response
+from ._requests import check_response as check_response
+from ._requests import receive_response as receive_response
+from ._requests import receive_responses as receive_responses
+from ._requests import send_request as send_request
+from ._requests import wait_response as wait_response
+from ._returns import IGNORE as IGNORE
+from ._returns import TIMEOUT as TIMEOUT
+from ._returns import Continue as Continue
+from ._returns import IdleTimeout as IdleTimeout
+from ._returns import Ignore as Ignore
 from ._safe import safe_repr as safe_repr
 from ._safe import safe_str as safe_str
 from ._server import NOREPLY as NOREPLY
@@ -186,9 +202,9 @@ from ._server import Cast as Cast
 from ._server import NoReply as NoReply
 from ._server import call as call
 from ._server import cast as cast
-from ._server import start_server as start_server
 from ._server import stop as stop
 from ._server import token_call as token_call
+from ._serverloop import start_server as start_server
 from ._signals import adopt as adopt
 from ._signals import demonitor as demonitor
 from ._signals import link as link
@@ -200,6 +216,14 @@ from ._state import Node as Node
 from ._state import Overflow as Overflow
 from ._state import TimerRef as TimerRef
 from ._statem import start_statem as start_statem
+from ._sys import ServerStatistics as ServerStatistics
+from ._sys import get_state as get_state
+from ._sys import replace_state as replace_state
+from ._sys import resume as resume
+from ._sys import statistics as statistics
+from ._sys import suspend as suspend
+from ._sys import time_callbacks as time_callbacks
+from ._sys import trace as trace
 from ._threads import thread_call as thread_call
 from ._threads import thread_cast as thread_cast
 from ._threads import thread_run as thread_run

@@ -1,8 +1,10 @@
-"""The server loop: ``call``, ``cast``, ``stop`` and the loop that answers them.
+"""The client side of a server: ``call``, ``cast``, ``stop``, ``Caller`` and
+the start handshake every behaviour shares.
 
 This is the runtime half of a GenServer (the class with its callbacks lives
-in ``asyncotp.actors``). A call creates one future and one ``Caller``; the
-server answers by resolving that future, so a reply never goes through
+in ``asyncotp.actors``; the loop that answers in ``_serverloop``). A call
+creates one future and one ``Caller``; the server answers by resolving that
+future, so a reply never goes through
 anybody's mailbox and a reply that arrives after its caller gave up simply
 vanishes. Call deadlines share one loop timer (see ``_deadlines``). A server
 keeps the set of callers it still owes a reply, so they fail at once with
@@ -12,7 +14,6 @@ keeps the set of callers it still owes a reply, so they fail at once with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar, final, overload
@@ -28,17 +29,14 @@ from ._context import (
     wrong_thread,
 )
 from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
-from ._exits import exit_future, fatal, kill, label, request_stop, unlink_pair, wait_exit
+from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
-from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
+from ._reasons import KILL, KILLED, NORMAL, Stop
+from ._returns import IGNORE
 from ._safe import safe_repr
 from ._state import (
-    BUDGET,
-    EXITING,
-    UNSET,
     Droppable,
-    ExitWith,
     Node,
     Overflow,
     Process,
@@ -215,7 +213,7 @@ _CAST_TAG: Final = object()
 class _StartWait:
     __slots__ = ("error", "fut", "timeout")
 
-    def __init__(self, fut: asyncio.Future[None], timeout: float) -> None:
+    def __init__(self, fut: asyncio.Future[Any], timeout: float) -> None:
         self.fut = fut
         self.timeout = timeout
         self.error: TimeoutError | None = None  # set when the deadline fires
@@ -258,11 +256,15 @@ class _StopWait:
 class Callbacks(Protocol):
     """What the server loop calls: a GenServer's callbacks."""
 
-    async def init(self, *args: Any, **kwargs: Any) -> None: ...
+    async def init(self, *args: Any, **kwargs: Any) -> Any: ...
     async def handle_call(self, request: Any, caller: Caller) -> Any: ...
-    async def handle_cast(self, request: Any) -> None: ...
-    async def handle_info(self, message: Any) -> None: ...
+    async def handle_cast(self, request: Any) -> Any: ...
+    async def handle_info(self, message: Any) -> Any: ...
     async def terminate(self, reason: Any) -> None: ...
+    async def handle_continue(self, arg: Any) -> Any: ...
+    def sys_get_state(self) -> Any: ...
+    def sys_replace_state(self, state: Any) -> None: ...
+    def format_status(self, state: Any) -> Any: ...
 
 
 def _abort_start(proc: Process, starter: Process | None, name: Name | None) -> None:
@@ -280,44 +282,22 @@ def _abort_start(proc: Process, starter: Process | None, name: Name | None) -> N
         release_via(name, proc.pid)
 
 
-async def start_server(
-    server: Callbacks,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    *,
-    name: Name | None,
-    link: bool,
-    mailbox_size: int | None,
-    overflow: Overflow,
-    timeout: float | None,
-    has_terminate: bool,
-) -> Pid:
-    """Spawn ``server``'s loop and wait until its ``init`` has returned (the
-    start handshake); see ``GenServer.start`` and ``start_behaviour``."""
-    return await start_behaviour(
-        type(server).__qualname__,
-        lambda started: _serve(server, args, kwargs, started, has_terminate),
-        name=name,
-        link=link,
-        mailbox_size=mailbox_size,
-        overflow=overflow,
-        timeout=timeout,
-    )
-
-
 async def start_behaviour(
     what: str,
-    body: Callable[[asyncio.Future[None]], Coroutine[Any, Any, Any]],
+    body: Callable[[asyncio.Future[Any]], Coroutine[Any, Any, Any]],
     *,
     name: Name | None,
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,
     timeout: float | None,
-) -> Pid:
+) -> Pid | None:
     """The start handshake every behaviour shares: check the options, spawn
     an actor running ``body(started)`` and wait until ``body`` settles
-    ``started`` (its ``init`` has returned, or failed).
+    ``started`` (its ``init`` has returned, or failed). ``body`` sets
+    ``started``'s result to ``IGNORE`` for an ``init`` that chose not to
+    start: then ``start`` waits until the actor has ended (its name is free
+    again) and returns None.
 
     ``timeout`` is seconds > 0, or None or ``math.inf`` for no limit. If the
     deadline passes, or the task that starts is cancelled, the half-started
@@ -332,7 +312,7 @@ async def start_behaviour(
     if mailbox_size is not None or overflow is not Overflow.REJECT:
         check_mailbox(mailbox_size, overflow, f"{what}.start")
     starter = current_process(f"{what}.start(..., link=True)") if link else None
-    started: asyncio.Future[None] = node.loop.create_future()
+    started: asyncio.Future[Any] = node.loop.create_future()
     proc = spawn_process(
         node,
         body(started),
@@ -347,7 +327,7 @@ async def start_behaviour(
     if timeout is not None:
         node.deadlines.add(wait, timeout)
     try:
-        await started
+        outcome = await started
     except BaseException as exc:
         if not isinstance(exc, Exception):  # cancelled (or worse): undo, then let it through
             if not started.done():
@@ -366,170 +346,10 @@ async def start_behaviour(
         await wait_exit(proc, None)
         reason = exc.reason if isinstance(exc, Stop) else exc
         raise StartError(f"{what}.init failed in {who}: {safe_repr(reason)}", reason) from exc
+    if outcome is IGNORE:
+        await wait_exit(proc, None)
+        return None
     return proc.pid
-
-
-_NOTHING: Final = object()
-"""No message handled yet (the server loop's ``message`` before the first)."""
-
-
-def _shown(message: object) -> object:
-    """A message as users would recognise it (a cast as ``Cast``)."""
-    if type(message) is tuple and len(message) == 2 and message[0] is _CAST_TAG:
-        return Cast(message[1])
-    return message
-
-
-def _note(exc: BaseException, note: str) -> None:
-    """``exc.add_note(note)``, unless the exception refuses notes."""
-    with contextlib.suppress(Exception):  # a user exception that breaks add_note keeps its text
-        exc.add_note(note)
-
-
-def _was_killed(proc: Process) -> bool:
-    # A function, so that type checkers do not narrow ``proc.killed`` for
-    # the rest of the server loop (a KILL changes it during any await).
-    return proc.killed
-
-
-def _detail(cls: type, message: object) -> str:
-    """For the crash report: the server's class and its last message."""
-    if message is _NOTHING:
-        return f"{cls.__qualname__}, no message handled yet"
-    return f"{cls.__qualname__}, last message {safe_repr(_shown(message))}"
-
-
-async def _serve(
-    server: Callbacks,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    started: asyncio.Future[None],
-    has_terminate: bool,
-) -> ExitWith:
-    proc = proc_var.get()
-    assert proc is not None
-    try:
-        await server.init(*args, **kwargs)
-        if _was_killed(proc):  # init swallowed the cancellation of a KILL
-            raise asyncio.CancelledError
-    except BaseException as exc:
-        # Unlink from the starter first, so that a starter that used
-        # link=True survives to receive StartError; a KILL during init
-        # (a cancellation) must reach the starter too, not leave it waiting.
-        if proc.parent is not None:
-            unlink_pair(proc, proc.parent)
-        proc.reported = True
-        if isinstance(exc, Exception):
-            failure: BaseException = exc
-        elif isinstance(exc, asyncio.CancelledError):
-            failure = Stop(KILLED)
-        else:  # SystemExit, KeyboardInterrupt: the node stops (see _exits.fatal)
-            failure = Stop(fatal(proc, exc))
-        if not started.done():
-            started.set_exception(failure)
-        if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
-            return ExitWith(failure.reason)
-        raise
-    if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
-        raise Stop(NORMAL)
-    started.set_result(None)
-    del started  # an idle server holds as few objects as it can
-
-    # The message loop. Callbacks are looked up once, unbound, and the common
-    # case of a call is answered inline: this loop is the server's hot path.
-    # The pending exit (a stop, a shutdown, a KILL whose cancellation the
-    # callback swallowed) is looked at after every callback and every wait.
-    cls = type(server)
-    handle_call = cls.handle_call
-    handle_cast = cls.handle_cast
-    handle_info = cls.handle_info
-    if _telemetry.SLOW:  # time the callbacks of a server started while someone listens
-        handle_call, handle_cast, handle_info = _telemetry.timed_callbacks(
-            proc, cls, handle_call, handle_cast, handle_info
-        )
-    mailbox = proc.mailbox
-    loop = proc.node.loop
-    budget = 0
-    message: Any = _NOTHING
-    reason: object
-    unset, cast_tag, budget_max = UNSET, _CAST_TAG, BUDGET  # locals: cheaper than globals
-    while True:
-        if proc.pending_exit is not unset:
-            reason = proc.pending_exit
-            if proc.forced_reason is UNSET:
-                proc.forced_reason = reason  # a signal's consequence, not its own crash
-            break
-        if not mailbox:
-            budget = 0
-            waiter = loop.create_future()
-            proc.waiter = waiter
-            await waiter
-            continue
-        if budget >= budget_max:
-            budget = 0
-            await asyncio.sleep(0)
-            continue
-        budget += 1
-        message = mailbox.popleft()
-        kind = type(message)
-        try:
-            if kind is tuple and len(message) == 2 and message[0] is cast_tag:
-                await handle_cast(server, message[1])
-            elif kind is Caller:
-                proc.current = message
-                result = await handle_call(server, message.request, message)
-                if proc.killed:  # it swallowed the KILL: no reply (ServerExited instead)
-                    reason = KILLED
-                    break
-                proc.current = None
-                if result is not NOREPLY:
-                    fut = message._fut
-                    if not fut.done():
-                        fut.set_result(result)
-                elif not message._fut.done():
-                    callers = proc.callers
-                    if callers is None:
-                        proc.callers = {message}
-                    else:
-                        callers.add(message)
-            elif kind is Cast:
-                await handle_cast(server, message.request)
-            else:
-                await handle_info(server, message)
-        except Stop as stop:
-            if stop.has_reply and kind is Caller:
-                proc.current = None
-                message.reply(stop.reply)
-            reason = KILLED if stop.reason is KILL else stop.reason
-            break
-        except Exception as exc:  # noqa: BLE001 - a callback's crash is the server's reason
-            _note(exc, f"in {cls.__qualname__} {proc.pid!r} handling {safe_repr(_shown(message))}")
-            reason = exc
-            break
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
-            reason = fatal(proc, exc)
-            break
-    proc.state = EXITING
-    if not proc.killed and has_terminate:
-        try:
-            await server.terminate(reason)
-        except Stop as stop:  # terminate chose the exit reason
-            reason = KILLED if stop.reason is KILL else stop.reason
-            proc.forced_reason = UNSET
-        except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
-            _note(exc, f"raised by {cls.__qualname__}.terminate({safe_repr(reason)})")
-            reason = exc
-            proc.forced_reason = UNSET  # its own crash, to be reported
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
-            reason = fatal(proc, exc)
-            proc.forced_reason = UNSET
-    if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
-        return ExitWith(reason)  # nothing to report
-    return ExitWith(reason, _detail(cls, message))
 
 
 # -- client functions ------------------------------------------------------

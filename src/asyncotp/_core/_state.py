@@ -104,6 +104,7 @@ class Process:
         "dropped",
         "evicted",
         "forced_reason",
+        "handles_sys",
         "is_supervisor",
         "killed",
         "links",
@@ -160,6 +161,7 @@ class Process:
         self.killed = False
         self.defers_exits = False
         self.is_supervisor = False
+        self.handles_sys = False  # runs a loop that answers asyncotp.sys requests
         self.reported = False
         self.dropped = 0
         self.rejected = 0

@@ -28,6 +28,7 @@ inline in ``_serve``; every other transition goes through
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol, final
@@ -58,6 +59,8 @@ from ._pid import Pid
 from ._reasons import KILLED, NORMAL, Stop
 from ._server import _CAST_TAG, Caller, Cast, start_behaviour
 from ._state import BUDGET, DEAD, EXITING, UNSET, ExitWith, Overflow, Process, proc_var
+from ._sys import MachineView, SysRequest
+from ._sys import handle as sys_handle
 from ._via import Name
 
 CAST = EventType.CAST
@@ -75,6 +78,7 @@ class MachineCallbacks(Protocol):
     async def init(self, *args: Any, **kwargs: Any) -> Any: ...
     async def handle_event(self, event_type: Any, event: Any, state: Any, data: Any) -> Any: ...
     async def terminate(self, reason: Any, state: Any, data: Any) -> None: ...
+    def format_status(self, state: Any) -> Any: ...
 
 
 @final
@@ -421,7 +425,7 @@ async def start_statem(
 ) -> Pid:
     """Spawn ``machine``'s loop and wait until its ``init`` has returned: the
     start handshake of ``start_server`` (``start_behaviour``)."""
-    return await start_behaviour(
+    pid = await start_behaviour(
         type(machine).__qualname__,
         lambda started: _serve(
             machine, args, kwargs, started, functions, enter_calls, has_terminate
@@ -432,6 +436,8 @@ async def start_statem(
         overflow=overflow,
         timeout=timeout,
     )
+    assert pid is not None  # only a GenServer's init may answer IGNORE
+    return pid
 
 
 async def _serve(
@@ -462,6 +468,7 @@ async def _serve(
         raise Stop(NORMAL)
     started.set_result(None)
     del started, result
+    proc.handles_sys = True
 
     cls = engine.cls
     reason: object = UNSET
@@ -502,6 +509,7 @@ async def _events(
     queue = engine.queue
     loop = proc.node.loop
     budget = 0
+    handled = 0  # events before the last wait or yield (for asyncotp.sys.statistics)
     etype: EventKind
     caller: Caller | None
     # Whether an event timeout runs: any event cancels it. Read again after
@@ -514,6 +522,7 @@ async def _events(
                 proc.forced_reason = reason  # a signal's consequence, not its own crash
             break
         if budget >= BUDGET:
+            handled += budget
             budget = 0
             await asyncio.sleep(0)
             continue
@@ -576,10 +585,27 @@ async def _events(
             elif kind is Cast:
                 etype = CAST
                 content = message.request
+            elif kind is SysRequest:  # between two events, as OTP's sys
+                handled -= 1
+                view = MachineView(
+                    machine,
+                    state,
+                    data,
+                    functools.partial(engine.function_for, fn=fn, context="event")
+                    if functions
+                    else None,
+                )
+                await sys_handle(proc, view, message, None, handled + budget)
+                state, data = view.state, view.data
+                if view.fn is not None:
+                    fn = view.fn
+                del view
+                continue
             else:
                 etype = INFO
                 content = message
         else:
+            handled += budget - 1  # this pass took no event
             budget = 0
             waiter = loop.create_future()
             proc.waiter = waiter

@@ -6,12 +6,14 @@ public half and holds the behaviours built on it (``GenServer``,
 ``StateMachine``, ``Agent``, ``Task``, ``Registry`` and its ``via`` names).
 """
 
+from .._core import IGNORE as IGNORE
 from .._core import KILL as KILL
 from .._core import KILLED as KILLED
 from .._core import NOPROC as NOPROC
 from .._core import NOREPLY as NOREPLY
 from .._core import NORMAL as NORMAL
 from .._core import SHUTDOWN as SHUTDOWN
+from .._core import TIMEOUT as TIMEOUT
 from .._core import Action as Action
 from .._core import ActorError as ActorError
 from .._core import CallbackMode as CallbackMode
@@ -19,6 +21,7 @@ from .._core import Caller as Caller
 from .._core import CallEvent as CallEvent
 from .._core import CallTimeout as CallTimeout
 from .._core import Cast as Cast
+from .._core import Continue as Continue
 from .._core import Down as Down
 from .._core import EventKind as EventKind
 from .._core import EventTimeout as EventTimeout
@@ -27,6 +30,8 @@ from .._core import Exited as Exited
 from .._core import ExitReason as ExitReason
 from .._core import GenericTimeout as GenericTimeout
 from .._core import GenericTimeoutEvent as GenericTimeoutEvent
+from .._core import IdleTimeout as IdleTimeout
+from .._core import Ignore as Ignore
 from .._core import KeepState as KeepState
 from .._core import MailboxFull as MailboxFull
 from .._core import MonitorRef as MonitorRef
@@ -46,6 +51,8 @@ from .._core import ProcessInfo as ProcessInfo
 from .._core import ReceiveTimeout as ReceiveTimeout
 from .._core import RepeatState as RepeatState
 from .._core import Reply as Reply
+from .._core import RequestId as RequestId
+from .._core import Response as Response
 from .._core import ServerExited as ServerExited
 from .._core import Shutdown as Shutdown
 from .._core import StartError as StartError
@@ -60,6 +67,7 @@ from .._core import WrongThreadError as WrongThreadError
 from .._core import call as call
 from .._core import cancel_timer as cancel_timer
 from .._core import cast as cast
+from .._core import check_response as check_response
 from .._core import demonitor as demonitor
 from .._core import is_alive as is_alive
 from .._core import is_clean_exit as is_clean_exit
@@ -70,6 +78,8 @@ from .._core import process_info as process_info
 from .._core import processes as processes
 from .._core import read_timer as read_timer
 from .._core import receive as receive
+from .._core import receive_response as receive_response
+from .._core import receive_responses as receive_responses
 from .._core import register as register
 from .._core import registered as registered
 from .._core import run as run
@@ -77,11 +87,13 @@ from .._core import self_pid as self_pid
 from .._core import send as send
 from .._core import send_after as send_after
 from .._core import send_exit as send_exit
+from .._core import send_request as send_request
 from .._core import set_trap_exits as set_trap_exits
 from .._core import spawn as spawn
 from .._core import stop as stop
 from .._core import unlink as unlink
 from .._core import unregister as unregister
+from .._core import wait_response as wait_response
 from .._core import whereis as whereis
 from ._agent import Agent as Agent
 from ._agent import AgentRequest as AgentRequest

@@ -94,6 +94,14 @@ class Agent(GenServer):
     async def handle_cast(self, request: Any) -> None:
         self.state = request(self.state)
 
+    def sys_get_state(self) -> Any:
+        """An agent's state for ``asyncotp.sys`` is its value."""
+        return self.state
+
+    def sys_replace_state(self, state: Any) -> None:
+        """``asyncotp.sys.replace_state`` sets the value."""
+        self.state = state
+
     @overload  # type: ignore[override]  # an agent starts from its initial function
     @classmethod
     async def start(

@@ -10,13 +10,16 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, ClassVar, Generic, ParamSpec, Protocol, overload
+from typing import Any, ClassVar, Generic, ParamSpec, Protocol, cast, overload
 
 from .._core import (
     Backoff,
     Caller,
     ChildSpec,
     ChildType,
+    Continue,
+    IdleTimeout,
+    Ignore,
     Name,
     NoReply,
     Overflow,
@@ -34,6 +37,17 @@ from ._callbacks import check_async_callbacks
 P = ParamSpec("P")
 
 logger = logging.getLogger("asyncotp")
+
+
+def _slots(cls: type) -> list[str]:
+    """The attribute names ``cls`` and its bases keep in ``__slots__``."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and name not in names:
+                names.append(name)
+    return names
 
 
 class _Init(Protocol[P]):
@@ -71,16 +85,37 @@ class GenServer(Generic[Req, Rep]):
 
     * ``init(*args, **kwargs)``: runs before ``start`` returns. Raise (or
       ``raise Stop(reason)``) to refuse to start: ``start`` raises
-      ``StartError``.
+      ``StartError``. Return ``IGNORE`` to not start (``start`` returns
+      None, a supervisor keeps the child as not running), ``Continue(arg)``
+      to finish setting up in ``handle_continue`` once ``start`` has
+      returned, or ``IdleTimeout(seconds)``.
     * ``handle_call(request, caller)``: its return value is the reply.
       Return ``NOREPLY`` to answer later with ``caller.reply(value)``.
-      ``raise Stop(reason, reply=value)`` replies, then stops.
+      ``raise Stop(reason, reply=value)`` replies, then stops;
+      ``return Continue(arg, reply=value)`` and
+      ``return IdleTimeout(seconds, reply=value)`` reply, then continue or
+      arm an idle timeout (without ``reply=``, answer later as with
+      ``NOREPLY``).
     * ``handle_cast(request)``: fire-and-forget requests.
     * ``handle_info(message)``: every other message (``send``, ``Down``,
-      ``Exited``, timers). The default logs and drops it.
+      ``Exited``, timers, ``TIMEOUT`` when an idle timeout runs out). The
+      default logs and drops it.
+    * ``handle_continue(arg)``: runs right after a callback that returned
+      ``Continue(arg)``, before any other message (OTP's
+      ``{continue, Arg}``).
     * ``terminate(reason)``: runs when the server stops (``Stop``, a crash in
       a callback, a shutdown from its supervisor, ``stop()``), not after
       ``KILL``.
+
+    ``handle_cast``, ``handle_info`` and ``handle_continue`` return None, or
+    ``Continue(arg)``, or ``IdleTimeout(seconds)``: "if no message arrives
+    within ``seconds``, call ``handle_info(TIMEOUT)``", cancelled by the
+    next message (OTP's ``{noreply, State, Timeout}``). Anything else they
+    return crashes the server with a ``TypeError`` naming the callback.
+
+    Introspection (``asyncotp.sys``): ``get_state``, ``replace_state``,
+    ``suspend``/``resume``, ``statistics``, ``trace``; override
+    ``format_status`` to hide secrets from ``get_state`` and crash reports.
 
     Requests are handled one at a time, in arrival order. A running callback
     is never interrupted by a shutdown or ``stop()``: they are handled as soon
@@ -123,7 +158,7 @@ class GenServer(Generic[Req, Rep]):
         super().__init_subclass__(**kwargs)
         check_async_callbacks(cls, GenServer)
 
-    async def init(self, *args: Any, **kwargs: Any) -> None:
+    async def init(self, *args: Any, **kwargs: Any) -> Continue | IdleTimeout | Ignore | None:
         """Set up the server's state; the default accepts no arguments."""
         if args or kwargs:
             raise TypeError(
@@ -131,6 +166,7 @@ class GenServer(Generic[Req, Rep]):
                 f"({safe_repr(args)}, {safe_repr(kwargs)}); define `async def init(self, ...)` "
                 "to accept them"
             )
+        return None
 
     async def handle_call(self, request: Req, caller: Caller) -> Rep | NoReply:
         """Answer a ``call``; the default crashes the server, as Elixir's does."""
@@ -139,14 +175,14 @@ class GenServer(Generic[Req, Rep]):
             "handle_call; define `async def handle_call(self, request, caller)`"
         )
 
-    async def handle_cast(self, request: Any) -> None:
+    async def handle_cast(self, request: Any) -> Continue | IdleTimeout | None:
         """Handle a ``cast``; the default crashes the server, as Elixir's does."""
         raise NotImplementedError(
             f"{type(self).__qualname__} received the cast {safe_repr(request)} but defines no "
             "handle_cast; define `async def handle_cast(self, request)`"
         )
 
-    async def handle_info(self, message: Any) -> None:
+    async def handle_info(self, message: Any) -> Continue | IdleTimeout | None:
         """Handle any other message; the default logs it and drops it."""
         if logger.isEnabledFor(logging.WARNING):
             # The record carries the message formatted: a handler formatting
@@ -158,9 +194,64 @@ class GenServer(Generic[Req, Rep]):
                 calling_pid(),
                 safe_repr(message),
             )
+        return None
 
     async def terminate(self, reason: Any) -> None:
         """Clean up when the server stops; the default does nothing."""
+
+    async def handle_continue(self, arg: Any) -> Continue | IdleTimeout | None:
+        """Run the continuation a callback asked for with ``Continue(arg)``.
+
+        It runs right after that callback, before any queued message, and
+        may itself return ``Continue`` or ``IdleTimeout``. The default
+        crashes the server: a server that returns ``Continue`` defines it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__qualname__} {calling_pid()!r} asked to continue with "
+            f"{safe_repr(arg)} but defines no handle_continue; define "
+            "`async def handle_continue(self, arg)`"
+        )
+
+    # -- asyncotp.sys hooks ---------------------------------------------------
+
+    def format_status(self, state: Any) -> Any:
+        """The state as ``asyncotp.sys.get_state`` and crash reports show it.
+
+        ``state`` is what ``sys_get_state`` returns (for a GenServer, a new
+        dict of its attributes). Override it to hide secrets or shorten a
+        large state: return a changed copy, e.g.
+        ``{**state, "password": "***"}``. The default shows it as it is. It
+        runs inside the server; if it raises, ``get_state`` raises that error
+        and a crash report shows a placeholder.
+        """
+        return state
+
+    def sys_get_state(self) -> Any:
+        """The raw state ``asyncotp.sys`` works on: a new dict of the
+        instance's attributes (its ``__slots__`` included). Behaviours built
+        on GenServer override this and ``sys_replace_state`` (an ``Agent``'s
+        state is its value)."""
+        state = dict(getattr(self, "__dict__", {}))
+        for slot in _slots(type(self)):
+            if hasattr(self, slot):
+                state[slot] = getattr(self, slot)
+        return state
+
+    def sys_replace_state(self, state: Any) -> None:
+        """Make ``state`` (a dict of attribute names to values, as
+        ``sys_get_state`` returns) the instance's attributes: the ones it
+        names are set, the others deleted; used by
+        ``asyncotp.sys.replace_state``."""
+        if type(state) is not dict or not all(type(key) is str for key in state):
+            raise TypeError(
+                f"sys.replace_state: the new state of {type(self).__qualname__} must be a dict "
+                f"of attribute names to values, as get_state gives it, not {safe_repr(state)}"
+            )
+        for name in self.sys_get_state():
+            if name not in state:
+                delattr(self, name)
+        for name, value in state.items():
+            setattr(self, name, value)
 
     # -- client side ----------------------------------------------------------
 
@@ -254,8 +345,13 @@ class GenServer(Generic[Req, Rep]):
         passes one of the options above matches the other overloads, which
         check the options but not ``init``'s arguments (PEP 612 allows no
         parameter after ``*args: P.args``).
+
+        If ``init`` returns ``IGNORE``, the server has ended (its name is free
+        again) when ``start`` returns None. The annotation says ``Pid``, the
+        case of every server that never ignores; a caller of a server that
+        may ignore checks ``if pid is None``.
         """
-        return await start_server(
+        pid = await start_server(
             cls(),
             args,
             kwargs,
@@ -266,6 +362,7 @@ class GenServer(Generic[Req, Rep]):
             timeout=timeout,
             has_terminate=cls.terminate is not GenServer.terminate,
         )
+        return cast("Pid", pid)  # None after IGNORE: see above
 
     @overload
     @classmethod

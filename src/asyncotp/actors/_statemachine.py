@@ -214,6 +214,12 @@ class StateMachine(Generic[S, D]):
             "CallbackMode.STATE_FUNCTIONS and define state_<state> methods"
         )
 
+    def format_status(self, state: tuple[S, D]) -> Any:
+        """The ``(state, data)`` pair as ``asyncotp.sys.get_state`` shows it;
+        override it to hide secrets in the data. The default shows it as it
+        is."""
+        return state
+
     async def terminate(self, reason: Any, state: S, data: D) -> None:
         """Clean up when the machine stops; the default does nothing."""
 
