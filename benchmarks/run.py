@@ -30,8 +30,10 @@ HERE = Path(__file__).resolve().parent
 SIDES = ("asyncotp", "floor")
 WORKLOADS = ("cast", "statem", "call", "spawn", "restart", "scale")
 
-# The targets of issue 4: asyncotp's cost divided by the floor's.
-TARGETS = {"cast": 1.0, "call": 1.3, "spawn": 2.0, "memory": 1.5, "restart": 3.0}
+# The targets: asyncotp's cost divided by the floor's. Cast, call and memory
+# are issue 4's; spawn (start only) and restart (by name) are issue 14's,
+# against its minimal floor.
+TARGETS = {"cast": 1.0, "call": 1.3, "spawn": 1.3, "memory": 1.5, "restart": 2.0}
 
 # StateMachine cast events per second over GenServer casts per second, measured
 # in the same process: at least this (higher is faster).
@@ -46,7 +48,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "call": {"n": 50_000},
         "spawn": {"n": 10_000, "traced": 2_000},
         "restart": {"n": 200},
-        "scale": [{"actors": k, "casts": 200_000} for k in (1, 1_000, 100_000)],
+        "scale": [{"actors": k, "casts": 200_000} for k in (1, 1_000, 100_000)]
+        + [{"actors": 100_000, "casts": 200_000, "freeze": True}],
     },
     "quick": {
         "rounds": 3,
@@ -56,7 +59,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "call": {"n": 5_000},
         "spawn": {"n": 2_000, "traced": 500},
         "restart": {"n": 50},
-        "scale": [{"actors": k, "casts": 20_000} for k in (1, 100, 10_000)],
+        "scale": [{"actors": k, "casts": 20_000} for k in (1, 100, 10_000)]
+        + [{"actors": 10_000, "casts": 20_000, "freeze": True}],
     },
     "smoke": {
         "rounds": 1,
@@ -66,7 +70,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "call": {"n": 500},
         "spawn": {"n": 300, "traced": 0},
         "restart": {"n": 10},
-        "scale": [{"actors": k, "casts": 1_000} for k in (1, 10, 100)],
+        "scale": [{"actors": k, "casts": 1_000} for k in (1, 10, 100)]
+        + [{"actors": 100, "casts": 1_000, "freeze": True}],
     },
 }
 
@@ -180,7 +185,7 @@ def measure(
         cases = sizes[workload] if workload == "scale" else [sizes[workload]]
         n_rounds = rounds or (sizes["scale_rounds"] if workload == "scale" else sizes["rounds"])
         for params in cases:
-            key = f"scale/{params['actors']}" if workload == "scale" else workload
+            key = _scale_key(params) if workload == "scale" else workload
             per_side: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
             for r in range(n_rounds):
                 order = SIDES if r % 2 == 0 else SIDES[::-1]
@@ -206,6 +211,13 @@ def measure(
                         log("    " + result["error"].replace("\n", "\n    "))
             raw[key] = {side: per_side[side] for side in SIDES}
     return raw
+
+
+def _scale_key(params: dict[str, Any]) -> str:
+    """``scale/N``, or ``scale/N/frozen`` for the run that calls ``gc.freeze()``
+    once its N actors have started."""
+    key = f"scale/{params['actors']}"
+    return f"{key}/frozen" if params.get("freeze") else key
 
 
 def _ratio(cost_asyncotp: float | None, cost_floor: float | None) -> float | None:
@@ -278,8 +290,14 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             out["call"][q] = {"asyncotp": a.get(q), "floor": f.get(q)}
     if "spawn" in s:
         a, f = s["spawn"]["asyncotp"], s["spawn"]["floor"]
-        out["spawn"] = _entry(a, f, "us_per_actor")
-        out["spawn"].update(unit="µs per actor (start + stop)", details=details("spawn"))
+        # Start only (until init has returned) is the headline; start + stop
+        # is reported beside it, with its own ratio.
+        out["spawn"] = _entry(a, f, "start_us")
+        out["spawn"].update(
+            unit="µs per actor (start only)",
+            start_stop=_entry(a, f, "us_per_actor"),
+            details=details("spawn"),
+        )
         out["memory"] = _entry(a, f, "rss_bytes_per_actor")
         out["memory"].update(unit="bytes of RSS per idle actor")
         for extra in ("tracemalloc_bytes_per_actor", "gc_objects_per_actor"):
@@ -294,24 +312,25 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             details=details("restart"),
         )
     scale_keys = [key for key in s if key.startswith("scale/")]
-    if scale_keys:
-        out["scale"] = {}
-        for key in scale_keys:
-            a, f = s[key]["asyncotp"], s[key]["floor"]
-            out["scale"][key.split("/")[1]] = {
-                "hot_msgs_per_s": _entry(a, f, "hot_msgs_per_s", inverse=True),
-                "fanout_msgs_per_s": _entry(a, f, "fanout_msgs_per_s", inverse=True),
-                "rss_bytes_per_actor": _entry(a, f, "rss_bytes_per_actor"),
-                "start_us_per_actor": _entry(a, f, "start_us_per_actor"),
-                "rss_mb": {"asyncotp": a.get("rss_mb"), "floor": f.get("rss_mb")},
-                "gc_share": {
-                    phase: {
-                        "asyncotp": a.get(f"{phase}_gc_share"),
-                        "floor": f.get(f"{phase}_gc_share"),
-                    }
-                    for phase in ("start", "fanout", "hot")
-                },
-            }
+    for key in scale_keys:
+        # "scale/N" goes to out["scale"]["N"]; "scale/N/frozen" (gc.freeze()
+        # once the actors have started) to out["scale_frozen"]["N"].
+        a, f = s[key]["asyncotp"], s[key]["floor"]
+        group = "scale_frozen" if key.endswith("/frozen") else "scale"
+        out.setdefault(group, {})[key.split("/")[1]] = {
+            "hot_msgs_per_s": _entry(a, f, "hot_msgs_per_s", inverse=True),
+            "fanout_msgs_per_s": _entry(a, f, "fanout_msgs_per_s", inverse=True),
+            "rss_bytes_per_actor": _entry(a, f, "rss_bytes_per_actor"),
+            "start_us_per_actor": _entry(a, f, "start_us_per_actor"),
+            "rss_mb": {"asyncotp": a.get("rss_mb"), "floor": f.get("rss_mb")},
+            "gc_share": {
+                phase: {
+                    "asyncotp": a.get(f"{phase}_gc_share"),
+                    "floor": f.get(f"{phase}_gc_share"),
+                }
+                for phase in ("start", "fanout", "hot")
+            },
+        }
     for key, target in TARGETS.items():
         if key in out:
             ratio = out[key]["ratio"]
@@ -404,9 +423,9 @@ def table(out: dict[str, Any]) -> str:
         row("", "p99 µs", {**c["p99_us"], "ratio": _ratio(*c["p99_us"].values())})
     if "spawn" in out:
         d = out["spawn"]["details"]
-        row("spawn", f"µs/actor, start+stop ({sizes['spawn']['n']:,})", out["spawn"], "", "spawn")
+        row("spawn", f"µs/actor, start only ({sizes['spawn']['n']:,})", out["spawn"], "", "spawn")
+        row("", "µs/actor, start + stop", out["spawn"]["start_stop"])
         for part, label in (
-            ("start_us", "  start µs/actor"),
             ("stop_us", "  stop µs/actor"),
             ("gc_us_per_actor", "  of which in the GC, µs/actor"),
         ):
@@ -426,14 +445,18 @@ def table(out: dict[str, Any]) -> str:
         row("", "µs, new pid by which_children", r["which_children"])
         if "unavailable" in r:
             lines.append(f"{'':<9} asyncotp: unavailable: {r['unavailable']}")
-    if "scale" in out:
+    for group in ("scale", "scale_frozen"):
+        if group not in out:
+            continue
         lines.append("")
         lines.append(
             f"scale: {sizes['scale'][0]['casts']:,} casts with N live actors "
             "(hot: all to one actor; fan-out: round-robin over all N)"
+            if group == "scale"
+            else "scale with gc.freeze() once the N actors have started"
         )
-        for k, e in out["scale"].items():
-            n = f"N={int(k):,}"
+        for k, e in out[group].items():
+            n = f"N={int(k):,}" + (" frozen" if group == "scale_frozen" else "")
             row("scale", f"{n} hot messages/s", e["hot_msgs_per_s"], "M")
             row("", f"{n} fan-out messages/s", e["fanout_msgs_per_s"], "M")
             row("", f"{n} start µs/actor", e["start_us_per_actor"])

@@ -301,6 +301,7 @@ def scale_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
     casts = params["casts"]
     quota = max(1, casts // k)
     fan_casts = quota * k
+    freeze = bool(params.get("freeze", False))
 
     async def main() -> dict[str, Any]:
         me = self_pid()
@@ -311,6 +312,10 @@ def scale_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
         start_s = timer() - t0
         start_gc = gc_seconds() - g0
         rss1 = settled_rss()
+        if freeze:
+            # What a long-lived service does once its tree has started:
+            # move every object alive now out of the collector's sight.
+            gc.freeze()
 
         # Fan-out: round-robin over every actor; each reports at its quota.
         g0 = gc_seconds()

@@ -1,13 +1,16 @@
-"""The raw-asyncio floor: the same five workloads, written by hand.
+"""The raw-asyncio floor: the same workloads, written by hand.
 
-One ``asyncio.Queue`` and one task per actor, a ``Future`` per reply, a
-minimal one_for_one restart loop. It is meant to be the tightest honest
-version a careful programmer would write without a framework: messages are
-tuples tagged with a small int, the hot loops are inlined, nothing is
-validated and nothing has a timeout. What it does not do (deadlines on calls,
-failing callers of a dead server, links, monitors, names freed on exit by a
-runtime, crash reports with context) is what asyncotp adds; the ratio is the
-price of that.
+The minimal floor of issue 14: one ``asyncio.Queue`` and one task per actor,
+a ``Future`` per reply (and one for the start handshake), and a minimal
+one_for_one "supervisor" that makes a new queue and a new task for every
+incarnation of its child and fails the calls left in the dead child's
+mailbox (so that their callers do not wait forever). It is the code a
+competent programmer writes by hand in twenty lines: messages are tuples
+tagged with a small int, the hot loops are inlined, nothing is validated and
+nothing has a timeout. What it does not do (deadlines on calls and starts,
+links, monitors, names freed on exit by a runtime, crash reports with
+context, restart reports) is what asyncotp adds; the ratio is the price of
+that.
 
 Every workload function takes its parameters and ``uvloop`` and returns a
 dict of measurements; ``run.py`` calls it in a fresh process.
@@ -140,9 +143,15 @@ async def crasher(queue: asyncio.Queue[Any], started: asyncio.Future[None]) -> N
             return
 
 
+class ChildExited(RuntimeError):
+    """What a call left in a dead child's mailbox fails with."""
+
+
 class Supervisor:
     """A minimal one_for_one supervisor: a task with a queue that restarts a
-    child whose task ended, logs the crash and enforces a restart intensity."""
+    child whose task ended (a new queue and a new task per incarnation),
+    fails the calls left in the dead child's mailbox, logs the crash and
+    enforces a restart intensity."""
 
     def __init__(
         self,
@@ -169,10 +178,15 @@ class Supervisor:
         _id, name, body = self.specs[index]
         actor = await start(body, name=name, registry=self.registry)
         self.children[index] = actor
-        actor.task.add_done_callback(functools.partial(self._exited, index))
+        actor.task.add_done_callback(functools.partial(self._exited, index, actor.queue))
 
-    def _exited(self, index: int, task: asyncio.Task[None]) -> None:
+    def _exited(self, index: int, queue: asyncio.Queue[Any], task: asyncio.Task[None]) -> None:
         self.children[index] = None
+        # The dead incarnation's mailbox: its callers hear of the end at once.
+        while not queue.empty():
+            msg = queue.get_nowait()
+            if msg[0] == CALL and not msg[2].done():
+                msg[2].set_exception(ChildExited("the server exited before answering"))
         self.queue.put_nowait((EXIT, index, task))
 
     async def _run(self) -> None:
@@ -391,6 +405,7 @@ def scale_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
     casts = params["casts"]
     quota = max(1, casts // k)
     fan_casts = quota * k
+    freeze = bool(params.get("freeze", False))
 
     async def main() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -402,6 +417,10 @@ def scale_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
         start_s = timer() - t0
         start_gc = gc_seconds() - g0
         rss1 = settled_rss()
+        if freeze:
+            # What a long-lived service does once its tree has started:
+            # move every object alive now out of the collector's sight.
+            gc.freeze()
 
         # Fan-out: round-robin over every actor; each reports at its quota.
         g0 = gc_seconds()
