@@ -309,6 +309,8 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             unit="µs from the crashing cast to the restarted server's reply (median)",
             path="registered name",
             which_children=_entry(a, f, "which_children_us"),
+            name_mean=_entry(a, f, "name_mean_us"),
+            which_children_mean=_entry(a, f, "which_children_mean_us"),
             details=details("restart"),
         )
     scale_keys = [key for key in s if key.startswith("scale/")]
@@ -443,6 +445,9 @@ def table(out: dict[str, Any]) -> str:
         r = out["restart"]
         row("restart", f"µs, new pid by name ({sizes['restart']['n']} crashes)", r, "", "restart")
         row("", "µs, new pid by which_children", r["which_children"])
+        clock = meta.get("clock", "wall")
+        row("", f"mean µs by name ({clock} clock)", r["name_mean"])
+        row("", f"mean µs by which_children ({clock})", r["which_children_mean"])
         if "unavailable" in r:
             lines.append(f"{'':<9} asyncotp: unavailable: {r['unavailable']}")
     for group in ("scale", "scale_frozen"):
