@@ -221,6 +221,37 @@ async def test_a_servers_crash_report_names_the_server_its_last_message_and_the_
     assert repr(reason) in text
 
 
+class _CountsRepr:
+    """A request that counts how often it is formatted."""
+
+    def __init__(self) -> None:
+        self.reprs = 0
+
+    def __repr__(self) -> str:
+        self.reprs += 1
+        return "_CountsRepr()"
+
+
+@pytest.mark.parametrize("emitted", [True, False], ids=["kept", "dropped by level"])
+async def test_a_crash_report_formats_the_last_message_only_when_the_logger_keeps_it(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture, emitted: bool
+) -> None:
+    request = _CountsRepr()
+    pid = await Server.start([])
+    ended = await watch(pid)
+    logger = logging.getLogger("asyncotp")
+    old_level = logger.level
+    logger.setLevel(logging.ERROR if emitted else logging.CRITICAL + 1)
+    try:
+        cast(pid, ("stop", request))  # Stop(request): no exception note formats it
+        assert await wait(ended) is request
+    finally:
+        logger.setLevel(old_level)
+    reports = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
+    assert len(reports) == (1 if emitted else 0)
+    assert request.reprs == (2 if emitted else 0)  # the report's detail, and its reason
+
+
 # -- 2. time arguments are validated before anything happens -----------------------
 
 

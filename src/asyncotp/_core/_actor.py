@@ -106,7 +106,7 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
     proc_var.set(proc)
     proc.state = RUNNING
     reason: object
-    detail: str | None = None
+    detail: str | Callable[[], str] | None = None
     try:
         result = await coro
         if type(result) is ExitWith:

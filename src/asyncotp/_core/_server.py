@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol, final
 
@@ -515,7 +516,7 @@ async def _serve(
             proc.forced_reason = UNSET
     if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
         return ExitWith(reason)  # nothing to report
-    return ExitWith(reason, _detail(cls, message))
+    return ExitWith(reason, functools.partial(_detail, cls, message))
 
 
 # -- client functions ------------------------------------------------------
