@@ -215,18 +215,19 @@ def exit_process(
     # Everybody still waiting for a reply hears of the end at once: the
     # call being handled, the calls answered later (NOREPLY), and the calls
     # still queued in the mailbox.
-    owed: list[Droppable] = []
-    if proc.current is not None:
-        owed.append(proc.current)
-        proc.current = None
-    if proc.callers:
-        owed.extend(proc.callers)
-        proc.callers = None
-    if proc.mailbox:
-        owed.extend(m for m in proc.mailbox if issubclass(type(m), Droppable))
-        proc.mailbox.clear()
-    for message in owed:
-        message.abandon(proc, reason)
+    if proc.current is not None or proc.callers or proc.mailbox:
+        owed: list[Droppable] = []
+        if proc.current is not None:
+            owed.append(proc.current)
+            proc.current = None
+        if proc.callers:
+            owed.extend(proc.callers)
+            proc.callers = None
+        if proc.mailbox:
+            owed.extend(m for m in proc.mailbox if issubclass(type(m), Droppable))
+            proc.mailbox.clear()
+        for message in owed:
+            message.abandon(proc, reason)
     linked = bool(proc.links) or bool(proc.monitored_by)
     if proc.monitors:
         for ref, target_pid in proc.monitors.items():

@@ -271,7 +271,7 @@ def _abort_start(proc: Process, starter: Process | None) -> None:
         del node.names[proc.name]
 
 
-async def start_server(
+def start_server(
     server: Callbacks,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -282,10 +282,13 @@ async def start_server(
     overflow: Overflow,
     timeout: float | None,
     has_terminate: bool,
-) -> Pid:
+) -> Coroutine[Any, Any, Pid]:
     """Spawn ``server``'s loop and wait until its ``init`` has returned (the
-    start handshake); see ``GenServer.start`` and ``start_behaviour``."""
-    return await start_behaviour(
+    start handshake); see ``GenServer.start`` and ``start_behaviour``.
+
+    A plain function returning ``start_behaviour``'s coroutine, for the
+    caller to await: one coroutine less per start."""
+    return start_behaviour(
         type(server).__qualname__,
         lambda started: _serve(server, args, kwargs, started, has_terminate),
         name=name,
