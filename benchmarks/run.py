@@ -430,6 +430,7 @@ def table(out: dict[str, Any]) -> str:
         for part, label in (
             ("stop_us", "  stop µs/actor"),
             ("gc_us_per_actor", "  of which in the GC, µs/actor"),
+            ("stop_garbage_per_actor", "  cyclic garbage left per stop"),
         ):
             a, f = d["asyncotp"].get(part), d["floor"].get(part)
             row("", label, {"asyncotp": a, "floor": f, "ratio": _ratio(a, f)})

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -250,6 +252,37 @@ async def test_a_crash_report_formats_the_last_message_only_when_the_logger_keep
     reports = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
     assert len(reports) == (1 if emitted else 0)
     assert request.reprs == (2 if emitted else 0)  # the report's detail, and its reason
+
+
+async def test_a_crashed_server_is_freed_at_once_not_left_to_the_garbage_collector(
+    node: asyncotp.Node,
+) -> None:
+    held: list[weakref.ref[GenServer]] = []
+
+    class Holder(GenServer):
+        async def init(self) -> None:
+            held.append(weakref.ref(self))
+
+        async def handle_cast(self, request: Any) -> None:
+            raise RuntimeError("crash")
+
+    logger = logging.getLogger("asyncotp")
+    old_level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)  # no crash report holding the exception
+    gc.collect()
+    gc.disable()
+    try:
+        pid = await Holder.start()
+        ended = await watch(pid)
+        cast(pid, "crash")
+        reason = await wait(ended)
+        assert isinstance(reason, RuntimeError)
+        del reason, ended  # the crash's traceback holds the server's frames: let it go
+        await asyncio.sleep(0)  # the server's task has finished its last step
+        assert held[0]() is None  # freed without a collection
+    finally:
+        gc.enable()
+        logger.setLevel(old_level)
 
 
 # -- 2. time arguments are validated before anything happens -----------------------

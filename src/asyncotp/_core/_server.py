@@ -517,9 +517,15 @@ async def _serve(
         except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
             reason = fatal(proc, exc)
             proc.forced_reason = UNSET
-    if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
-        return ExitWith(reason)  # nothing to report
-    return ExitWith(reason, functools.partial(_detail, cls, message))
+    try:
+        if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
+            return ExitWith(reason)  # nothing to report
+        return ExitWith(reason, functools.partial(_detail, cls, message))
+    finally:
+        # A crash's traceback holds this frame, which would hold the crash:
+        # a cycle that keeps the dead server's state (and everything it
+        # refers to) alive until the garbage collector runs.
+        del reason
 
 
 # -- client functions ------------------------------------------------------
