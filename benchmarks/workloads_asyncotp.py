@@ -205,9 +205,12 @@ def spawn_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
         t2 = timer()
         for pid in pids:
             await stop(pid)
+        # Dropping the handles is part of stopping: the floor's handles hold
+        # its tasks and queues, which are freed here, as asyncotp's actors
+        # are freed when they end.
+        pids.clear()
         t3 = timer()
         g3 = gc_seconds()
-        pids.clear()
         # What the stops left for the collector (objects in reference cycles):
         # a cost that stop_us does not show, paid later by whichever full
         # collection finds them.

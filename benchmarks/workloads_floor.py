@@ -308,9 +308,12 @@ def spawn_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
         t2 = timer()
         for actor in actors:
             await stop(actor)
+        # Dropping the handles is part of stopping: the floor's handles hold
+        # its tasks and queues, which are freed here, as asyncotp's actors
+        # are freed when they end.
+        actors.clear()
         t3 = timer()
         g3 = gc_seconds()
-        actors.clear()
         # What the stops left for the collector (objects in reference cycles):
         # a cost that stop_us does not show, paid later by whichever full
         # collection finds them.
