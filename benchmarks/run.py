@@ -50,8 +50,10 @@ TELEMETRY_VARIANTS = {
     "cast_slow_callbacks": ("cast", "slow_callbacks"),
 }
 
-# The targets of issue 4: asyncotp's cost divided by the floor's.
-TARGETS = {"cast": 1.0, "call": 1.3, "spawn": 2.0, "memory": 1.5, "restart": 3.0}
+# The targets: asyncotp's cost divided by the floor's. Cast, call and memory
+# are issue 4's; spawn (start only) and restart (by name) are issue 14's,
+# against its minimal floor.
+TARGETS = {"cast": 1.0, "call": 1.3, "spawn": 1.3, "memory": 1.5, "restart": 2.0}
 
 # StateMachine cast events per second over GenServer casts per second, measured
 # in the same process: at least this (higher is faster).
@@ -66,7 +68,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "call": {"n": 50_000},
         "spawn": {"n": 10_000, "traced": 2_000},
         "restart": {"n": 200},
-        "scale": [{"actors": k, "casts": 200_000} for k in (1, 1_000, 100_000)],
+        "scale": [{"actors": k, "casts": 200_000} for k in (1, 1_000, 100_000)]
+        + [{"actors": 100_000, "casts": 200_000, "freeze": True}],
         "registry": {"n": 200_000, "keys": 1_000, "subscribers": 1_000, "publishes": 200},
     },
     "quick": {
@@ -77,7 +80,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "call": {"n": 5_000},
         "spawn": {"n": 2_000, "traced": 500},
         "restart": {"n": 50},
-        "scale": [{"actors": k, "casts": 20_000} for k in (1, 100, 10_000)],
+        "scale": [{"actors": k, "casts": 20_000} for k in (1, 100, 10_000)]
+        + [{"actors": 10_000, "casts": 20_000, "freeze": True}],
         "registry": {"n": 50_000, "keys": 1_000, "subscribers": 1_000, "publishes": 50},
     },
     "smoke": {
@@ -88,7 +92,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "call": {"n": 500},
         "spawn": {"n": 300, "traced": 0},
         "restart": {"n": 10},
-        "scale": [{"actors": k, "casts": 1_000} for k in (1, 10, 100)],
+        "scale": [{"actors": k, "casts": 1_000} for k in (1, 10, 100)]
+        + [{"actors": 100, "casts": 1_000, "freeze": True}],
         "registry": {"n": 1_000, "keys": 100, "subscribers": 100, "publishes": 5},
     },
 }
@@ -237,7 +242,7 @@ def measure(
         cases = sizes[workload] if workload == "scale" else [sizes[base]]
         n_rounds = rounds or (sizes["scale_rounds"] if workload == "scale" else sizes["rounds"])
         for params in cases:
-            key = f"scale/{params['actors']}" if workload == "scale" else workload
+            key = _scale_key(params) if workload == "scale" else workload
             per_side: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
             for r in range(n_rounds):
                 order = SIDES if r % 2 == 0 else SIDES[::-1]
@@ -263,6 +268,13 @@ def measure(
                         log("    " + result["error"].replace("\n", "\n    "))
             raw[key] = {side: per_side[side] for side in SIDES}
     return raw
+
+
+def _scale_key(params: dict[str, Any]) -> str:
+    """``scale/N``, or ``scale/N/frozen`` for the run that calls ``gc.freeze()``
+    once its N actors have started."""
+    key = f"scale/{params['actors']}"
+    return f"{key}/frozen" if params.get("freeze") else key
 
 
 def _ratio(cost_asyncotp: float | None, cost_floor: float | None) -> float | None:
@@ -367,8 +379,14 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             out["call"][q] = {"asyncotp": a.get(q), "floor": f.get(q)}
     if "spawn" in s:
         a, f = s["spawn"]["asyncotp"], s["spawn"]["floor"]
-        out["spawn"] = _entry(a, f, "us_per_actor")
-        out["spawn"].update(unit="µs per actor (start + stop)", details=details("spawn"))
+        # Start only (until init has returned) is the headline; start + stop
+        # is reported beside it, with its own ratio.
+        out["spawn"] = _entry(a, f, "start_us")
+        out["spawn"].update(
+            unit="µs per actor (start only)",
+            start_stop=_entry(a, f, "us_per_actor"),
+            details=details("spawn"),
+        )
         out["memory"] = _entry(a, f, "rss_bytes_per_actor")
         out["memory"].update(unit="bytes of RSS per idle actor")
         for extra in ("tracemalloc_bytes_per_actor", "gc_objects_per_actor"):
@@ -380,27 +398,30 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             unit="µs from the crashing cast to the restarted server's reply (median)",
             path="registered name",
             which_children=_entry(a, f, "which_children_us"),
+            name_mean=_entry(a, f, "name_mean_us"),
+            which_children_mean=_entry(a, f, "which_children_mean_us"),
             details=details("restart"),
         )
     scale_keys = [key for key in s if key.startswith("scale/")]
-    if scale_keys:
-        out["scale"] = {}
-        for key in scale_keys:
-            a, f = s[key]["asyncotp"], s[key]["floor"]
-            out["scale"][key.split("/")[1]] = {
-                "hot_msgs_per_s": _entry(a, f, "hot_msgs_per_s", inverse=True),
-                "fanout_msgs_per_s": _entry(a, f, "fanout_msgs_per_s", inverse=True),
-                "rss_bytes_per_actor": _entry(a, f, "rss_bytes_per_actor"),
-                "start_us_per_actor": _entry(a, f, "start_us_per_actor"),
-                "rss_mb": {"asyncotp": a.get("rss_mb"), "floor": f.get("rss_mb")},
-                "gc_share": {
-                    phase: {
-                        "asyncotp": a.get(f"{phase}_gc_share"),
-                        "floor": f.get(f"{phase}_gc_share"),
-                    }
-                    for phase in ("start", "fanout", "hot")
-                },
-            }
+    for key in scale_keys:
+        # "scale/N" goes to out["scale"]["N"]; "scale/N/frozen" (gc.freeze()
+        # once the actors have started) to out["scale_frozen"]["N"].
+        a, f = s[key]["asyncotp"], s[key]["floor"]
+        group = "scale_frozen" if key.endswith("/frozen") else "scale"
+        out.setdefault(group, {})[key.split("/")[1]] = {
+            "hot_msgs_per_s": _entry(a, f, "hot_msgs_per_s", inverse=True),
+            "fanout_msgs_per_s": _entry(a, f, "fanout_msgs_per_s", inverse=True),
+            "rss_bytes_per_actor": _entry(a, f, "rss_bytes_per_actor"),
+            "start_us_per_actor": _entry(a, f, "start_us_per_actor"),
+            "rss_mb": {"asyncotp": a.get("rss_mb"), "floor": f.get("rss_mb")},
+            "gc_share": {
+                phase: {
+                    "asyncotp": a.get(f"{phase}_gc_share"),
+                    "floor": f.get(f"{phase}_gc_share"),
+                }
+                for phase in ("start", "fanout", "hot")
+            },
+        }
     for key, target in TARGETS.items():
         if key in out:
             ratio = out[key]["ratio"]
@@ -501,11 +522,12 @@ def table(out: dict[str, Any]) -> str:
                 lines.append(f"{'':<9} {'  vs plain ' + base + ', same run':<34} {over:>11.3f}x")
     if "spawn" in out:
         d = out["spawn"]["details"]
-        row("spawn", f"µs/actor, start+stop ({sizes['spawn']['n']:,})", out["spawn"], "", "spawn")
+        row("spawn", f"µs/actor, start only ({sizes['spawn']['n']:,})", out["spawn"], "", "spawn")
+        row("", "µs/actor, start + stop", out["spawn"]["start_stop"])
         for part, label in (
-            ("start_us", "  start µs/actor"),
             ("stop_us", "  stop µs/actor"),
             ("gc_us_per_actor", "  of which in the GC, µs/actor"),
+            ("stop_garbage_per_actor", "  cyclic garbage left per stop"),
         ):
             a, f = d["asyncotp"].get(part), d["floor"].get(part)
             row("", label, {"asyncotp": a, "floor": f, "ratio": _ratio(a, f)})
@@ -521,6 +543,9 @@ def table(out: dict[str, Any]) -> str:
         r = out["restart"]
         row("restart", f"µs, new pid by name ({sizes['restart']['n']} crashes)", r, "", "restart")
         row("", "µs, new pid by which_children", r["which_children"])
+        clock = meta.get("clock", "wall")
+        row("", f"mean µs by name ({clock} clock)", r["name_mean"])
+        row("", f"mean µs by which_children ({clock})", r["which_children_mean"])
         if "unavailable" in r:
             lines.append(f"{'':<9} asyncotp: unavailable: {r['unavailable']}")
     if "registry" in out:
@@ -533,14 +558,18 @@ def table(out: dict[str, Any]) -> str:
         row("", f"µs per publish to {n:,}", r["publish_us"])
         row("", f"µs per dispatch (send) to {n:,}", r["dispatch_us"])
         row("", "µs per publish, until handled", r["delivered_us"])
-    if "scale" in out:
+    for group in ("scale", "scale_frozen"):
+        if group not in out:
+            continue
         lines.append("")
         lines.append(
             f"scale: {sizes['scale'][0]['casts']:,} casts with N live actors "
             "(hot: all to one actor; fan-out: round-robin over all N)"
+            if group == "scale"
+            else "scale with gc.freeze() once the N actors have started"
         )
-        for k, e in out["scale"].items():
-            n = f"N={int(k):,}"
+        for k, e in out[group].items():
+            n = f"N={int(k):,}" + (" frozen" if group == "scale_frozen" else "")
             row("scale", f"{n} hot messages/s", e["hot_msgs_per_s"], "M")
             row("", f"{n} fan-out messages/s", e["fanout_msgs_per_s"], "M")
             row("", f"{n} start µs/actor", e["start_us_per_actor"])

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -219,6 +221,70 @@ async def test_a_servers_crash_report_names_the_server_its_last_message_and_the_
     assert "Server" in text  # its class
     assert f"Cast({request!r})" in text  # the last message it handled
     assert repr(reason) in text
+
+
+class _CountsRepr:
+    """A request that counts how often it is formatted."""
+
+    def __init__(self) -> None:
+        self.reprs = 0
+
+    def __repr__(self) -> str:
+        self.reprs += 1
+        return "_CountsRepr()"
+
+
+@pytest.mark.parametrize("emitted", [True, False], ids=["kept", "dropped by level"])
+async def test_a_crash_report_formats_the_last_message_only_when_the_logger_keeps_it(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture, emitted: bool
+) -> None:
+    request = _CountsRepr()
+    pid = await Server.start([])
+    ended = await watch(pid)
+    logger = logging.getLogger("asyncotp")
+    old_level = logger.level
+    logger.setLevel(logging.ERROR if emitted else logging.CRITICAL + 1)
+    try:
+        cast(pid, ("stop", request))  # Stop(request): no exception note formats it
+        assert await wait(ended) is request
+    finally:
+        logger.setLevel(old_level)
+    reports = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
+    assert len(reports) == (1 if emitted else 0)
+    # Kept: the report shows the last message, the server's state (whose log
+    # holds the reason its terminate saw) and the reason.
+    assert request.reprs == (3 if emitted else 0)
+
+
+async def test_a_crashed_server_is_freed_at_once_not_left_to_the_garbage_collector(
+    node: asyncotp.Node,
+) -> None:
+    held: list[weakref.ref[GenServer]] = []
+
+    class Holder(GenServer):
+        async def init(self) -> None:
+            held.append(weakref.ref(self))
+
+        async def handle_cast(self, request: Any) -> None:
+            raise RuntimeError("crash")
+
+    logger = logging.getLogger("asyncotp")
+    old_level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)  # no crash report holding the exception
+    gc.collect()
+    gc.disable()
+    try:
+        pid = await Holder.start()
+        ended = await watch(pid)
+        cast(pid, "crash")
+        reason = await wait(ended)
+        assert isinstance(reason, RuntimeError)
+        del reason, ended  # the crash's traceback holds the server's frames: let it go
+        await asyncio.sleep(0)  # the server's task has finished its last step
+        assert held[0]() is None  # freed without a collection
+    finally:
+        gc.enable()
+        logger.setLevel(old_level)
 
 
 # -- 2. time arguments are validated before anything happens -----------------------

@@ -9,6 +9,7 @@ import gc
 import logging
 import pickle
 import time
+import weakref
 from typing import Any
 
 import anyio
@@ -709,3 +710,39 @@ async def test_an_actor_told_to_exit_before_its_first_step_ends_without_running(
 
     assert await in_actor(scenario) == "too early"
     assert not ran.is_set()
+
+
+class _Marker:
+    """Something an actor holds while it runs."""
+
+
+@pytest.mark.parametrize("crashes", [False, True], ids=["returns", "crashes"])
+async def test_an_actor_that_ended_is_freed_at_once_not_left_to_the_garbage_collector(
+    node: asyncotp.Node, crashes: bool
+) -> None:
+    held: list[weakref.ref[object]] = []
+
+    async def body() -> None:
+        marker = _Marker()
+        held.extend((weakref.ref(marker), weakref.ref(asyncio.current_task())))
+        await receive()
+        if crashes:
+            raise RuntimeError("crash")
+
+    logger = logging.getLogger("asyncotp")
+    old_level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)  # no crash report holding the exception
+    gc.collect()
+    gc.disable()
+    try:
+        pid = spawn(body)
+        ended = await watch(pid)
+        send(pid, "go")
+        reason = await wait(ended)
+        assert isinstance(reason, RuntimeError) if crashes else reason is NORMAL
+        del reason, ended  # the crash's traceback holds the actor's frame: let it go
+        await anyio.lowlevel.checkpoint()  # the actor's task has finished its last step
+        assert [ref() for ref in held] == [None, None]  # freed without a collection
+    finally:
+        gc.enable()
+        logger.setLevel(old_level)

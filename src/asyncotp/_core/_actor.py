@@ -157,7 +157,7 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
     proc_var.set(proc)
     proc.state = RUNNING
     reason: object
-    detail: str | None = None
+    detail: str | Callable[[], str] | None = None
     try:
         result = await coro
         if type(result) is ExitWith:
@@ -179,6 +179,11 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
     if proc.forced_reason is not UNSET:
         reason = proc.forced_reason
     exit_process(proc, reason, detail)
+    # No cycles left behind, so that a dead actor is freed at once rather
+    # than by the garbage collector: a crash raised through this frame has
+    # the frame in its traceback, and the task's context refers to ``proc``.
+    del reason
+    proc.task = None
 
 
 def spawn(

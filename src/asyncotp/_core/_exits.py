@@ -186,10 +186,12 @@ def fatal(proc: Process, exc: BaseException) -> object:
     return Shutdown(exc)
 
 
-def exit_process(proc: Process, reason: object, detail: str | None = None) -> None:
+def exit_process(
+    proc: Process, reason: object, detail: str | Callable[[], str] | None = None
+) -> None:
     """Everything that happens when an actor ends: names, timers, callers,
     links, monitors, exit callbacks and the crash report (``detail``: what
-    the actor was doing, for the report).
+    the actor was doing, for the report, or a function that formats it).
 
     No user object is formatted, compared or hashed here, and an exit
     callback that fails is logged and skipped: an exit always completes."""
@@ -214,18 +216,19 @@ def exit_process(proc: Process, reason: object, detail: str | None = None) -> No
     # Everybody still waiting for a reply hears of the end at once: the
     # call being handled, the calls answered later (NOREPLY), and the calls
     # still queued in the mailbox.
-    owed: list[Droppable] = []
-    if proc.current is not None:
-        owed.append(proc.current)
-        proc.current = None
-    if proc.callers:
-        owed.extend(proc.callers)
-        proc.callers = None
-    if proc.mailbox:
-        owed.extend(m for m in proc.mailbox if issubclass(type(m), Droppable))
-        proc.mailbox.clear()
-    for message in owed:
-        message.abandon(proc, reason)
+    if proc.current is not None or proc.callers or proc.mailbox:
+        owed: list[Droppable] = []
+        if proc.current is not None:
+            owed.append(proc.current)
+            proc.current = None
+        if proc.callers:
+            owed.extend(proc.callers)
+            proc.callers = None
+        if proc.mailbox:
+            owed.extend(m for m in proc.mailbox if issubclass(type(m), Droppable))
+            proc.mailbox.clear()
+        for message in owed:
+            message.abandon(proc, reason)
     linked = bool(proc.links) or bool(proc.monitored_by)
     if proc.monitors:
         for ref, target_pid in proc.monitors.items():
@@ -270,7 +273,9 @@ def exit_process(proc: Process, reason: object, detail: str | None = None) -> No
         _crash_report(proc, reason, linked, detail)
 
 
-def _crash_report(proc: Process, reason: object, linked: bool, detail: str | None) -> None:
+def _crash_report(
+    proc: Process, reason: object, linked: bool, detail: str | Callable[[], str] | None
+) -> None:
     # An actor that ended by itself (it raised, or raised Stop with a
     # reason that is not clean) is always reported, unless its supervisor
     # reports it; an actor ended by a signal only when nobody would hear
@@ -282,6 +287,10 @@ def _crash_report(proc: Process, reason: object, linked: bool, detail: str | Non
     own = proc.forced_reason is UNSET and reason is not KILLED
     if not own and linked:
         return
+    if not logger.isEnabledFor(logging.ERROR):
+        return  # nothing would be written: format nothing
+    if callable(detail):
+        detail = detail()
     # The record carries formatted text only (and the reason as an extra
     # field): a handler formatting it later cannot meet a failing repr.
     extra = {"actor_pid": proc.pid, "actor_name": proc.name, "reason": reason}

@@ -83,11 +83,13 @@ class Droppable:
 class ExitWith:
     """Returned by a behaviour's main coroutine to end with ``reason``
     (cheaper than raising ``Stop``). ``detail`` says, for the crash report,
-    what the behaviour was and what it handled last (already formatted)."""
+    what the behaviour was and what it handled last: the text, or a function
+    that formats it, called only if a crash report is written (most crashes
+    are reported by a supervisor instead, or dropped by the logger's level)."""
 
     __slots__ = ("detail", "reason")
 
-    def __init__(self, reason: object, detail: str | None = None) -> None:
+    def __init__(self, reason: object, detail: str | Callable[[], str] | None = None) -> None:
         self.reason = KILLED if reason is KILL else reason
         self.detail = detail
 

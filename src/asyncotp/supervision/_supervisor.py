@@ -439,6 +439,11 @@ class Supervisor(_SupervisorBase):
         Children are told apart by identity, not by id: the restart path
         never calls a user's ``__eq__``.
         """
+        if self.strategy is Strategy.ONE_FOR_ONE:
+            # plan_restart's answer for one_for_one, without walking every
+            # child: restarts cost the same under a supervisor of thousands.
+            failed.restarting = True
+            return (failed,)
         plan = plan_restart(
             self.strategy,
             [(c, c.pid is not None, c.spec.restart) for c in self._children],
@@ -478,9 +483,12 @@ class Supervisor(_SupervisorBase):
         group of the child that failed is restarted as a whole, as its
         strategy says (see ``_retry``).
         """
-        present = set(map(id, self._children))
+        # A group computed by _stop_group in this same callback holds only
+        # present children (the supervisor handles nothing else meanwhile); a
+        # delayed restart (token) checks, as they may have been deleted since.
+        present = None if token is None else set(map(id, self._children))
         for child in group:
-            if child.pid is not None or id(child) not in present:
+            if child.pid is not None or (present is not None and id(child) not in present):
                 continue
             if token is not None and child.pending != token:
                 continue
