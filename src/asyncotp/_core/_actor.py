@@ -22,6 +22,7 @@ from ._exits import exit_process, fatal, link_pair
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
+from ._remote import remote_of
 from ._safe import safe_repr
 from ._state import (
     DEAD,
@@ -185,6 +186,10 @@ def send(dest: Pid | str, message: object) -> None:
             wrong_thread(node, "send")
         proc = node.procs.get(dest)
         if proc is None:
+            remote = remote_of(dest)
+            if remote is not None:
+                remote.transport.send(dest, message)
+                return
             if node.closed:
                 raise NoNodeError(f"send: the node of {dest!r} has stopped; {NO_NODE_HINT}")
             if node.on_dead_letter is not None:

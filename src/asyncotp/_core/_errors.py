@@ -329,3 +329,17 @@ class DeadLetterNotFound(ActorError, LookupError):
     def __init__(self, message: str, letter_id: int | None = None) -> None:
         super().__init__(message)
         self.letter_id = letter_id
+
+
+class NodeDown(ActorError, ConnectionError):
+    """A call or stop addressed an actor on a node that is not reachable
+    (``asyncotp.distribution``): the node was declared down, or nobody
+    listens on its subject any more (NATS "no responders").
+
+    ``node`` is the node's name and ``pid`` the remote pid asked for.
+    """
+
+    def __init__(self, message: str, node: str, pid: Pid | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.pid = pid

@@ -19,6 +19,7 @@ from typing import Any, Final, Protocol, final
 
 from ._actor import spawn_process
 from ._context import (
+    calling_process,
     current_node,
     current_process,
     get_ident,
@@ -31,6 +32,7 @@ from ._exits import exit_future, fatal, kill, label, request_stop, unlink_pair, 
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
+from ._remote import remote_of
 from ._safe import safe_repr
 from ._state import (
     BUDGET,
@@ -547,6 +549,13 @@ async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT
         if node.thread != get_ident():
             wrong_thread(node, "call")
         proc = node.procs.get(dest)
+        if proc is None:
+            remote = remote_of(dest)
+            if remote is not None:
+                me = calling_process()
+                return await remote.transport.call(
+                    dest, request, timeout, me.pid if me is not None else None
+                )
     else:
         proc = resolve(dest, "call")
         node = current_node("call")
@@ -584,6 +593,10 @@ def cast(dest: Pid | str, request: object) -> None:
             wrong_thread(node, "cast")
         proc = node.procs.get(dest)
         if proc is None:
+            remote = remote_of(dest)
+            if remote is not None:
+                remote.transport.cast(dest, request)
+                return
             if node.closed:
                 current_node("cast")
             if node.on_dead_letter is not None:
@@ -636,6 +649,12 @@ async def stop(
         and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
     ):
         timeout = check_timeout(timeout, "stop")
+    if type(dest) is Pid:
+        remote = remote_of(dest)
+        if remote is not None:
+            current_node("stop")  # the thread check
+            await remote.transport.stop(dest, reason, timeout)
+            return
     proc = resolve(dest, "stop")
     if proc is None:
         raise NoProcess(f"stop: {safe_repr(dest)} is not alive", dest)
