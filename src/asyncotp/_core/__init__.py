@@ -99,7 +99,7 @@ from ._errors import JobFailed as JobFailed
 from ._errors import MailboxFull as MailboxFull
 from ._errors import MaxChildren as MaxChildren
 from ._errors import NameTaken as NameTaken
-from ._errors import NodeDown as NodeDown
+from ._errors import NodeUnreachable as NodeUnreachable
 from ._errors import NoNodeError as NoNodeError
 from ._errors import NoProcess as NoProcess
 from ._errors import NotAnActorError as NotAnActorError

@@ -331,7 +331,7 @@ class DeadLetterNotFound(ActorError, LookupError):
         self.letter_id = letter_id
 
 
-class NodeDown(ActorError, ConnectionError):
+class NodeUnreachable(ActorError, ConnectionError):
     """A call or stop addressed an actor on a node that is not reachable
     (``asyncotp.distribution``): the node was declared down, or nobody
     listens on its subject any more (NATS "no responders").

@@ -66,7 +66,16 @@ class RemoteNode:
     across nodes too.
     """
 
-    __slots__ = ("_pids", "closed", "incarnation", "name", "procs", "thread", "transport")
+    __slots__ = (
+        "__weakref__",
+        "_pids",
+        "closed",
+        "incarnation",
+        "name",
+        "procs",
+        "thread",
+        "transport",
+    )
 
     def __init__(self, name: str, incarnation: str, transport: Transport, thread: int) -> None:
         self.name = name
