@@ -358,3 +358,35 @@ async def _eventually(get: Any, check: Any, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not check(await get()):  # noqa: ASYNC110 - polls another node
             await asyncio.sleep(0.02)
+
+
+async def test_a_batch_is_handled_message_by_message_and_a_bad_item_is_dropped_alone(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    async with hosts(fast_cluster(nats_server.url, prefix), "a", "b") as (a, b):
+        echo_on_b = await b.on(start_echo)
+        echo = await a.on(lambda: whereis_remote("b", "echo"))  # b exports the pid
+        assert echo is not None
+        subject = f"{prefix}.node.b.{await b.on(_incarnation)}"
+        sender = '"n":["a","' + await a.on(_incarnation) + '"]'
+        number = echo_on_b.number
+        batch = (
+            f'[{{"k":"cast","to":{number},"m":"first",{sender}}},'
+            f'{{"k":"cast","to":{number},"m":{{"$zz":1}},{sender}}},'
+            f"7,"
+            f'{{"k":"cast","to":{number},"m":"last",{sender}}}]'
+        ).encode()
+        before = await b.on(_malformed)
+        bare = await nats.connect(nats_server.url)
+        try:
+            await bare.publish(subject, batch)
+            await bare.flush()
+        finally:
+            await bare.close()
+        await _eventually(lambda: a.on(lambda: call(echo, "seen")), lambda seen: "last" in seen)
+        assert await a.on(lambda: call(echo, "seen")) == ["first", "last"]
+        assert await b.on(_malformed) == before + 2
+
+
+async def _malformed() -> int:
+    return statistics().malformed

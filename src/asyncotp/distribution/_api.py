@@ -182,10 +182,10 @@ def statistics() -> DistributionStatistics:
     return DistributionStatistics(
         node=dist.name,
         incarnation=dist.incarnation,
-        sent=dist.sent,
+        sent=dist.outbox.sent,
         received=dist.received,
         malformed=dist.malformed,
-        undeliverable=dist.undeliverable,
+        undeliverable=dist.undeliverable + dist.outbox.lost,
         nodes_up=sum(1 for p in dist.peers.values() if p.alive and p.announced),
         nodes_lost=dist.nodes_lost,
     )

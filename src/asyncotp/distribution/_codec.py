@@ -120,13 +120,20 @@ class Codec:
 
     def loads(self, data: bytes) -> dict[str, Json]:
         """The envelope in ``data``; ``BadMessage`` if it is not a JSON object."""
-        try:
-            envelope = json.loads(data)
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            raise BadMessage(f"not JSON ({type(exc).__name__})") from None
+        envelope = _parse(data)
         if type(envelope) is not dict:
             raise BadMessage("not a JSON object")
         return envelope
+
+    def loads_batch(self, data: bytes) -> list[Json]:
+        """The envelopes in ``data``: one JSON object, or a non-empty list of
+        them (a batch; its items are checked by the caller, one by one)."""
+        parsed = _parse(data)
+        if type(parsed) is dict:
+            return [parsed]
+        if type(parsed) is not list or not parsed:
+            raise BadMessage("neither a JSON object nor a non-empty list of them")
+        return parsed
 
     # -- values ---------------------------------------------------------------
 
@@ -247,6 +254,13 @@ class Codec:
         if cls is None:
             raise BadMessage(f"type {safe_repr(name)} is not in NatsCluster(types=...)")
         return cls
+
+
+def _parse(data: bytes) -> Json:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BadMessage(f"not JSON ({type(exc).__name__})") from None
 
 
 def _list(value: Json) -> list[Json]:

@@ -25,7 +25,7 @@ import re
 import secrets
 import threading
 import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -59,6 +59,7 @@ from .._core import (
 )
 from ._codec import BadMessage, Codec, Json
 from ._config import NODE_NAME, NatsCluster
+from ._outbox import Outbox
 from ._peers import LocalTies, Peer, cut_ties
 from ._replies import expire, reply_error, same
 
@@ -106,12 +107,10 @@ class Distribution:
         self.pending: dict[str, tuple[asyncio.Future[Any], Peer]] = {}
         self.tokens = itertools.count(1)
         self.rids = itertools.count(1)
-        self.outbox: deque[tuple[str, bytes, str]] = deque()
-        self.wake = asyncio.Event()
+        self.outbox = Outbox(self._warn)
         self.tasks: list[asyncio.Task[None]] = []
         self.down_callbacks: list[Callable[[Peer], None]] = []
         self.closed = False
-        self.sent = 0
         self.received = 0
         self.malformed = 0
         self.undeliverable = 0
@@ -158,7 +157,7 @@ class Distribution:
         except BaseException:
             await nc.close()
             raise
-        self.tasks.append(self.loop.create_task(self._writer()))
+        self.tasks.append(self.loop.create_task(self.outbox.run(nc)))
         self.tasks.append(self.loop.create_task(self._heartbeats()))
 
     async def _check_name_free(self, nc: NatsClient) -> None:
@@ -183,9 +182,7 @@ class Distribution:
         self._publish(f"{self.prefix}.hb", {"k": "bye"})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_GRACE):
-                while self.outbox:
-                    self.wake.set()
-                    await asyncio.sleep(0.005)
+                await self.outbox.drain()
                 if self.nc is not None and self.nc.is_connected:
                     await self.nc.flush(timeout=1)
         for task in self.tasks:
@@ -234,11 +231,11 @@ class Distribution:
         return self._directory(name, incarnation).pid(number)
 
     def _directory(self, name: str, incarnation: str) -> RemoteNode:
-        if not NODE_NAME.fullmatch(name) or not _INCARNATION.fullmatch(incarnation):
-            raise BadMessage("not a node name and incarnation")
         key = (name, incarnation)
         directory = self.directories.get(key)
         if directory is None:
+            if not NODE_NAME.fullmatch(name) or not _INCARNATION.fullmatch(incarnation):
+                raise BadMessage("not a node name and incarnation")
             directory = RemoteNode(name, incarnation, self, self.thread)
             self.directories[key] = directory
         return directory
@@ -261,8 +258,12 @@ class Distribution:
         name, incarnation = sender
         if type(name) is not str or type(incarnation) is not str:
             raise BadMessage("no sender")
-        directory = self._directory(name, incarnation)
         key = (name, incarnation)
+        known = self.peers.get(key)
+        if known is not None and known.announced:  # the common case
+            known.last_seen = self.loop.time()
+            return known
+        directory = self._directory(name, incarnation)
         self.dead.pop(key, None)
         peer = self.peer_of(directory)
         assert peer is not None
@@ -281,27 +282,10 @@ class Distribution:
 
     def _publish(self, subject: str, envelope: dict[str, Json], reply: str = "") -> None:
         envelope["n"] = self.me
-        self.outbox.append((subject, self.codec.dumps(envelope), reply))
-        self.wake.set()
+        self.outbox.put(subject, envelope, reply)
 
     def post(self, peer: Peer, envelope: dict[str, Json], reply: str = "") -> None:
         self._publish(f"{self.prefix}.node.{peer.name}.{peer.incarnation}", envelope, reply)
-
-    async def _writer(self) -> None:
-        nc = self.nc
-        assert nc is not None
-        outbox = self.outbox
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            while outbox:
-                subject, data, reply = outbox.popleft()
-                try:
-                    await nc.publish(subject, data, reply=reply)
-                    self.sent += 1
-                except nats.errors.Error as exc:
-                    self.undeliverable += 1
-                    self._warn("a message to %s was lost: %s", subject, type(exc).__name__)
 
     async def _heartbeats(self) -> None:
         interval = self.cluster.heartbeat_interval
@@ -577,23 +561,37 @@ class Distribution:
     # -- receiving ------------------------------------------------------------
 
     async def _on_message(self, msg: Msg) -> None:
-        self.received += 1
         if self.closed:
+            self.received += 1
             self.undeliverable += 1
             return
         try:
-            envelope = self.codec.loads(msg.data)
+            envelopes = self.codec.loads_batch(msg.data)
+        except BadMessage as exc:
+            self.received += 1
+            self._dropped_malformed(msg.subject, exc)
+            return
+        self.received += len(envelopes)
+        reply = msg.reply if len(envelopes) == 1 else ""
+        for envelope in envelopes:
+            # The subscription's task runs in the node's context (it was
+            # made inside connect()), so the runtime's functions find it.
+            self._handle(msg.subject, envelope, reply)
+
+    def _handle(self, subject: str, envelope: Json, reply: str) -> None:
+        try:
+            if type(envelope) is not dict:
+                raise BadMessage("not a JSON object")
             peer = self._heard(envelope.get("n"))
             handler = self.handlers.get(envelope.get("k"))  # type: ignore[arg-type]
             if handler is None:
                 raise BadMessage(f"unknown kind {safe_repr(envelope.get('k'))}")
-            with using_node(self.node):
-                handler(self, peer, envelope, msg.reply)
+            handler(self, peer, envelope, reply)
         except BadMessage as exc:
-            self._dropped_malformed(msg.subject, exc)
+            self._dropped_malformed(subject, exc)
         except Exception:
             self.undeliverable += 1
-            logger.exception("a message on %s could not be handled; dropped", msg.subject)
+            logger.exception("a message on %s could not be handled; dropped", subject)
 
     def _dropped_malformed(self, subject: str, exc: BaseException) -> None:
         self.malformed += 1
