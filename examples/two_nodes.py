@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,28 +74,38 @@ async def front(worker_process: subprocess.Popen[bytes]) -> None:
     print(f"front: whereis_global('counter') -> {await whereis_global('counter')}")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.contextmanager
 def nats_server() -> Iterator[str]:
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port, monitor_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as store:
         server = subprocess.Popen(
-            [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", store],
+            [
+                *(binary, "-a", "127.0.0.1", "-p", str(port)),
+                *("-m", str(monitor_port), "-js", "-sd", store),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
+            # Ready once its health check, JetStream included, answers 200.
+            health = f"http://127.0.0.1:{monitor_port}/healthz"
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    socket.create_connection(("127.0.0.1", port)).close()
-                    break
+                    with urllib.request.urlopen(health, timeout=1) as answer:
+                        if answer.status == 200:
+                            break
                 except OSError:
                     if time.monotonic() > deadline:
                         raise
-                    time.sleep(0.02)
+                time.sleep(0.02)
             yield f"nats://127.0.0.1:{port}"
         finally:
             server.kill()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +42,7 @@ class NatsServer:
         self.binary = binary
         self.store = store
         self.port = free_port()
+        self.monitor_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,14 +51,22 @@ class NatsServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            [
+                *(self.binary, "-a", "127.0.0.1", "-p", str(self.port)),
+                *("-m", str(self.monitor_port), "-js", "-sd", str(self.store)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # Ready when its health check (JetStream included) says so: clients
+        # that connect while JetStream is still starting can see interest
+        # they registered vanish.
+        health = f"http://127.0.0.1:{self.monitor_port}/healthz"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
+            with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=1) as answer:
+                if answer.status == 200:
+                    return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
             time.sleep(0.02)

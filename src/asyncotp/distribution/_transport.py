@@ -625,7 +625,8 @@ class Distribution:
                     peer.name,
                 )
             )
-            self._peer_down(peer, "nobody listens on its subject any more")
+            # Not declared down for that: after a NATS server restart a live
+            # node may not have subscribed again yet. Heartbeats decide.
             return
         try:
             answer = self.codec.loads(msg.data)
