@@ -17,6 +17,7 @@ from asyncotp import Down, Exited, Pid, call, cast, receive
 from asyncotp.distribution import (
     NOCONNECTION,
     NodeDown,
+    NodeUnreachable,
     monitor_node,
     register_global,
     whereis_global,
@@ -126,3 +127,26 @@ async def test_the_global_name_of_a_killed_node_is_reaped_and_can_be_taken_over(
 
 async def _idle() -> None:
     await receive()
+
+
+async def test_a_call_to_a_killed_node_fails_at_once_with_no_responders(
+    nats_server: NatsServer, prefix: str, peer_process: NodeProcess
+) -> None:
+    # A long window: the node is not declared lost yet when the call goes;
+    # NATS answers "no responders" because nobody listens on its subject.
+    cluster = fast_cluster(nats_server.url, prefix, heartbeat_interval=5.0, heartbeat_window=30.0)
+    async with hosts(cluster, "near") as (near,):
+
+        async def client() -> float:
+            echo = await whereis_remote("far", "echo")
+            assert echo is not None
+            assert await call(echo, "ping") == ("echo", "ping")
+            peer_process.signal(signal.SIGKILL)
+            await asyncio.to_thread(peer_process.proc.wait, 10)
+            await asyncio.sleep(0.2)  # the server notices the closed socket
+            started = time.monotonic()
+            with pytest.raises(NodeUnreachable, match="no responders"):
+                await call(echo, "ping", timeout=20)
+            return time.monotonic() - started
+
+        assert await near.on(client) < 1.0

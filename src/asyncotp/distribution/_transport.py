@@ -71,6 +71,7 @@ Handler = Callable[["Distribution", Peer, dict[str, Json], str], None]
 _INCARNATION: Final = re.compile(r"[0-9a-f]{1,32}")
 _DEAD_REMEMBERED: Final = 4096
 """How many lost incarnations a node remembers, to refuse them at once."""
+_BYE: Final = "it left the cluster"
 _CLOSE_GRACE: Final = 1.0
 """Seconds a leaving node gives its last messages (and its goodbye) to go out."""
 
@@ -546,7 +547,11 @@ class Distribution:
             self.dead.popitem(last=False)
         if peer.announced:
             self.nodes_lost += 1
-            logger.warning("node %s (incarnation %s) is down: %s", peer.name, peer.incarnation, why)
+            # A node lost to silence is news; an orderly goodbye is not.
+            level = logging.INFO if self.closed or why == _BYE else logging.WARNING
+            logger.log(
+                level, "node %s (incarnation %s) is down: %s", peer.name, peer.incarnation, why
+            )
         with using_node(self.node):
             cut_ties(peer, self.ties, self.monitors, self.rid_of, why)
             for callback in self.down_callbacks:
@@ -647,7 +652,7 @@ class Distribution:
                 if type(sender) is list and len(sender) == 2:
                     peer = self.peers.get((str(sender[0]), str(sender[1])))
                     if peer is not None:
-                        self._peer_down(peer, "it left the cluster")
+                        self._peer_down(peer, _BYE)
                 return
             self._heard(sender)
         except BadMessage as exc:
