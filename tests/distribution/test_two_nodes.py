@@ -30,6 +30,9 @@ from asyncotp.distribution import (
     NOCONNECTION,
     NodeUnreachable,
     RemoteError,
+    group_members,
+    join_group,
+    leave_group,
     monitor_node,
     nodes,
     register_global,
@@ -37,6 +40,7 @@ from asyncotp.distribution import (
     statistics,
     whereis_global,
     whereis_remote,
+    which_groups,
 )
 from tests.distribution.helpers import NatsServer, fast_cluster, hosts
 
@@ -390,3 +394,32 @@ async def test_a_batch_is_handled_message_by_message_and_a_bad_item_is_dropped_a
 
 async def _malformed() -> int:
     return statistics().malformed
+
+
+async def test_process_groups_span_nodes_and_lose_the_members_that_exit_or_whose_node_goes(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    cluster = fast_cluster(nats_server.url, prefix)
+    async with hosts(cluster, "a") as (a,):
+        on_a = [await a.on(start_echo_unnamed) for _ in range(2)]
+        await a.on(lambda: join_group("workers", on_a[0]))
+        await a.on(lambda: join_group("workers", on_a[1]))
+        await a.on(lambda: join_group("workers", on_a[0]))  # already a member
+        async with hosts(cluster, "b") as (b,):
+            on_b = await b.on(start_echo_unnamed)
+            await b.on(lambda: join_group("workers", on_b))
+            await b.on(lambda: join_group("others", on_b))
+            seen_by_a = await a.on(lambda: group_members("workers"))
+            assert len(seen_by_a) == 3
+            assert set(on_a) <= set(seen_by_a)
+            (remote,) = set(seen_by_a) - set(on_a)
+            assert remote.number == on_b.number
+            assert await a.on(which_groups) == ["others", "workers"]
+            # a member that exits leaves
+            await a.on(lambda: asyncotp.stop(on_a[1]))
+            await _eventually(lambda: a.on(lambda: group_members("workers")), lambda m: len(m) == 2)
+            assert await a.on(lambda: leave_group("workers", on_a[0]))
+            assert not await a.on(lambda: leave_group("workers", on_a[0]))
+        # b left: its members are gone for a at once, and reaped from the store
+        assert await a.on(lambda: group_members("workers")) == []
+        await _eventually(lambda: a.on(which_groups), lambda groups: groups == [])

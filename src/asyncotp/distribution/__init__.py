@@ -21,7 +21,10 @@ from .._core import NOCONNECTION as NOCONNECTION
 from .._core import NodeUnreachable as NodeUnreachable
 from ._api import connect as connect
 from ._api import demonitor_node as demonitor_node
+from ._api import group_members as group_members
 from ._api import incarnation as incarnation
+from ._api import join_group as join_group
+from ._api import leave_group as leave_group
 from ._api import monitor_node as monitor_node
 from ._api import node_name as node_name
 from ._api import node_of_pid as node_of_pid
@@ -33,6 +36,7 @@ from ._api import statistics as statistics
 from ._api import unregister_global as unregister_global
 from ._api import whereis_global as whereis_global
 from ._api import whereis_remote as whereis_remote
+from ._api import which_groups as which_groups
 from ._codec import BadMessage as BadMessage
 from ._codec import RemoteError as RemoteError
 from ._config import NatsCluster as NatsCluster
@@ -49,7 +53,10 @@ __all__ = (
     "RemoteError",
     "connect",
     "demonitor_node",
+    "group_members",
     "incarnation",
+    "join_group",
+    "leave_group",
     "monitor_node",
     "node_name",
     "node_of_pid",
@@ -61,4 +68,5 @@ __all__ = (
     "unregister_global",
     "whereis_global",
     "whereis_remote",
+    "which_groups",
 )

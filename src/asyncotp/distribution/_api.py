@@ -27,13 +27,14 @@ from .._core import (
 )
 from ._config import NatsCluster, check_node_name
 from ._global import GlobalRegistry
+from ._groups import ProcessGroups
 from ._handlers import HANDLERS
 from ._peers import DistributionStatistics, NodeDown
 from ._transport import Distribution
 
 T = TypeVar("T")
 
-_running: dict[Node, tuple[Distribution, GlobalRegistry]] = {}
+_running: dict[Node, tuple[Distribution, GlobalRegistry, ProcessGroups]] = {}
 
 _HINT: Final = (
     "start it with `async with asyncotp.distribution.connect(name, NatsCluster(...))` "
@@ -41,7 +42,7 @@ _HINT: Final = (
 )
 
 
-def _current(operation: str) -> tuple[Distribution, GlobalRegistry]:
+def _current(operation: str) -> tuple[Distribution, GlobalRegistry, ProcessGroups]:
     node = current_node(operation)
     found = _running.get(node)
     if found is None:
@@ -78,13 +79,15 @@ async def connect(name: str, cluster: NatsCluster | None = None) -> AsyncIterato
     dist = Distribution(node, name, cluster, HANDLERS)
     await dist.start()
     registry = GlobalRegistry(dist)
-    _running[node] = (dist, registry)
+    groups = ProcessGroups(dist)
+    _running[node] = (dist, registry, groups)
     try:
         yield name
     finally:
         with anyio.CancelScope(shield=True):
             del _running[node]
             await registry.close()
+            await groups.close()
             await dist.close()
 
 
@@ -198,7 +201,7 @@ async def register_global(name: str, pid: Pid | None = None) -> bool:
     Atomic: of nodes racing for a name, exactly one wins. The name is freed
     when the actor exits, and reaped by the other nodes when its node is
     lost; a name held by a lost node is taken over. Needs JetStream."""
-    dist, registry = _current("register_global")
+    dist, registry, _groups = _current("register_global")
     if not isinstance(name, str) or not name:
         raise TypeError(f"register_global: the name must be a non-empty str, not {name!r}")
     if pid is None:
@@ -224,3 +227,48 @@ async def unregister_global(name: str) -> bool:
 async def registered_global() -> list[str]:
     """Every global name, sorted."""
     return await _current("registered_global")[1].names()
+
+
+def _own_pid(pid: Pid | None, dist: Distribution, operation: str) -> Pid:
+    if pid is None:
+        return self_pid()
+    if type(pid) is not Pid or remote_of(pid) is not None or node_of(pid) is not dist.node:
+        raise ValueError(
+            f"{operation}: {pid!r} is not an actor of this node; an actor joins and leaves "
+            "groups from its own node"
+        )
+    return pid
+
+
+def _group_name(group: object, operation: str) -> str:
+    if not isinstance(group, str) or not group:
+        raise TypeError(f"{operation}: the group must be a non-empty str, not {group!r}")
+    return group
+
+
+async def join_group(group: str, pid: Pid | None = None) -> None:
+    """Make ``pid`` (the calling actor by default) a member of ``group``
+    across the cluster (Erlang's ``pg:join``); a member already is one.
+
+    It leaves when it exits; the members of a lost node are removed by the
+    others. Needs JetStream."""
+    dist, _registry, groups = _current("join_group")
+    await groups.join(_group_name(group, "join_group"), _own_pid(pid, dist, "join_group"))
+
+
+async def leave_group(group: str, pid: Pid | None = None) -> bool:
+    """Take ``pid`` (the calling actor by default) out of ``group``; return
+    whether it was a member."""
+    dist, _registry, groups = _current("leave_group")
+    return await groups.leave(_group_name(group, "leave_group"), _own_pid(pid, dist, "leave_group"))
+
+
+async def group_members(group: str) -> list[Pid]:
+    """The live members of ``group`` on every node up (local and remote pids)."""
+    groups = _current("group_members")[2]
+    return await groups.members(_group_name(group, "group_members"))
+
+
+async def which_groups() -> list[str]:
+    """Every group that has members, sorted."""
+    return await _current("which_groups")[2].groups()

@@ -40,6 +40,23 @@ def name_of_key(key: str) -> str:
     return base64.urlsafe_b64decode(key + "=" * (-len(key) % 4)).decode()
 
 
+async def open_bucket(dist: Distribution, bucket: str, what: str) -> KeyValue:
+    """The JetStream key-value bucket ``bucket``, made if missing."""
+    nc = dist.nc
+    assert nc is not None
+    js = nc.jetstream()
+    try:
+        try:
+            return await js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            return await js.create_key_value(bucket=bucket, history=1)
+    except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+        raise RuntimeError(
+            f"{what} needs JetStream, which this NATS server does not offer; start it with "
+            "`nats-server -js` (or enable jetstream in its configuration)"
+        ) from None
+
+
 class GlobalRegistry:
     """The global names, as one node sees them."""
 
@@ -56,20 +73,7 @@ class GlobalRegistry:
             return self._kv
         async with self._opening:
             if self._kv is None:
-                nc = self.dist.nc
-                assert nc is not None
-                js = nc.jetstream()
-                try:
-                    try:
-                        self._kv = await js.key_value(self.bucket)
-                    except nats.js.errors.BucketNotFoundError:
-                        self._kv = await js.create_key_value(bucket=self.bucket, history=1)
-                except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
-                    raise RuntimeError(
-                        "the global registry needs JetStream, which this NATS server does not "
-                        "offer; start it with `nats-server -js` (or enable jetstream in its "
-                        "configuration)"
-                    ) from None
+                self._kv = await open_bucket(self.dist, self.bucket, "the global registry")
         return self._kv
 
     def _holder(self, value: bytes | None) -> Pid | None:

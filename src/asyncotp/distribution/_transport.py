@@ -92,7 +92,7 @@ class Distribution:
         self.subject = f"{prefix}.node.{name}.{self.incarnation}"
         self.reply_prefix = f"{prefix}.reply.{name}.{self.incarnation}"
         self.me: Final = [name, self.incarnation]
-        self.codec = Codec(cluster.types, self._pid_out, self._pid_in)
+        self.codec = Codec(cluster.types, self._pid_out, self.pid_in)
         self.loop = asyncio.get_running_loop()
         self.thread = threading.get_ident()
         self.nc: NatsClient | None = None
@@ -213,7 +213,7 @@ class Distribution:
         self.exported.setdefault(pid.number, pid)
         return [self.name, self.incarnation, pid.number]
 
-    def _pid_in(self, body: Json) -> Pid:
+    def pid_in(self, body: Json) -> Pid:
         if type(body) is not list or len(body) != 3:
             raise BadMessage("a pid is [node, incarnation, number]")
         name, incarnation, number = body
