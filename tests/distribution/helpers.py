@@ -114,7 +114,12 @@ class Host:
     async def __aenter__(self) -> Host:
         self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.get_running_loop().create_task(self._main())
-        await self._ready
+        try:
+            await self._ready
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                await self._task  # retrieve its error too: it is the same one
+            raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -42,7 +42,7 @@ from asyncotp.distribution import (
     whereis_remote,
     which_groups,
 )
-from tests.distribution.helpers import NatsServer, fast_cluster, hosts
+from tests.distribution.helpers import NatsServer, fast_cluster, free_port, hosts
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -423,3 +423,24 @@ async def test_process_groups_span_nodes_and_lose_the_members_that_exit_or_whose
         # b left: its members are gone for a at once, and reaped from the store
         assert await a.on(lambda: group_members("workers")) == []
         await _eventually(lambda: a.on(which_groups), lambda groups: groups == [])
+
+
+async def test_a_second_node_with_a_taken_name_is_refused(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    cluster = fast_cluster(nats_server.url, prefix)
+    async with hosts(cluster, "a"):
+        with pytest.raises(asyncotp.NameTaken, match="already used by a running node"):
+            async with hosts(cluster, "a"):
+                pass
+
+
+async def test_connecting_without_a_nats_server_fails_at_once_saying_what_to_do(
+    prefix: str,
+) -> None:
+    cluster = fast_cluster(f"nats://127.0.0.1:{free_port()}", prefix, connect_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="start nats-server"):
+        async with hosts(cluster, "lonely"):
+            pass
+    assert time.monotonic() - started < 3.0

@@ -144,8 +144,8 @@ class Distribution:
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             raise ConnectionError(
                 f"node {self.name!r}: cannot connect to NATS at {', '.join(cluster.servers)} "
-                f"({type(exc).__name__}: {exc}); start nats-server (`nats-server -js`) or fix "
-                "NatsCluster(servers=...)"
+                f"({type(exc).__name__}: {exc or 'no answer'}); start nats-server "
+                "(`nats-server -js`) or fix NatsCluster(servers=...)"
             ) from exc
         nc = self.nc
         try:
