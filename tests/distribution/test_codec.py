@@ -174,3 +174,9 @@ def test_a_bad_cluster_configuration_is_refused_naming_the_field(
 
 def test_the_cluster_repr_hides_secrets() -> None:
     assert "hunter2" not in repr(NatsCluster(user="u", password="hunter2", token="hunter2"))
+
+
+def test_the_servers_may_be_given_by_position_and_the_rest_by_keyword() -> None:
+    cluster = NatsCluster("nats://127.0.0.1:4333", prefix="p")
+    assert cluster.servers == ("nats://127.0.0.1:4333",)
+    assert NatsCluster().servers == ("nats://127.0.0.1:4222",)

@@ -58,7 +58,7 @@ def _types(value: object) -> tuple[type, ...]:
     return tuple(value)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class NatsCluster:
     """How a node joins its cluster: the NATS servers, the heartbeat window,
     the message types the nodes exchange and the credentials.
@@ -87,17 +87,17 @@ class NatsCluster:
     """
 
     servers: tuple[str, ...] = attrs.field(default=("nats://127.0.0.1:4222",), converter=_servers)
-    prefix: str = attrs.field(default="asyncotp", validator=_prefix)
-    heartbeat_interval: float = attrs.field(default=1.0)
-    heartbeat_window: float = attrs.field(default=5.0)
-    types: tuple[type, ...] = attrs.field(default=(), converter=_types)
-    connect_timeout: float = attrs.field(default=2.0)
-    user: str | None = None
-    password: str | None = attrs.field(default=None, repr=False)
-    token: str | None = attrs.field(default=None, repr=False)
-    nkeys_seed: str | None = None
-    user_credentials: str | None = None
-    tls: ssl.SSLContext | None = None
+    prefix: str = attrs.field(default="asyncotp", validator=_prefix, kw_only=True)
+    heartbeat_interval: float = attrs.field(default=1.0, kw_only=True)
+    heartbeat_window: float = attrs.field(default=5.0, kw_only=True)
+    types: tuple[type, ...] = attrs.field(default=(), converter=_types, kw_only=True)
+    connect_timeout: float = attrs.field(default=2.0, kw_only=True)
+    user: str | None = attrs.field(default=None, kw_only=True)
+    password: str | None = attrs.field(default=None, repr=False, kw_only=True)
+    token: str | None = attrs.field(default=None, repr=False, kw_only=True)
+    nkeys_seed: str | None = attrs.field(default=None, kw_only=True)
+    user_credentials: str | None = attrs.field(default=None, kw_only=True)
+    tls: ssl.SSLContext | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         interval = validate.duration(
