@@ -40,6 +40,10 @@ from ._api import which_groups as which_groups
 from ._codec import BadMessage as BadMessage
 from ._codec import RemoteError as RemoteError
 from ._config import NatsCluster as NatsCluster
+from ._nodesup import NodePort as NodePort
+from ._nodesup import NodeProcessExited as NodeProcessExited
+from ._nodesup import node_child_spec as node_child_spec
+from ._nodesup import start_nodes as start_nodes
 from ._peers import DistributionStatistics as DistributionStatistics
 from ._peers import NodeDown as NodeDown
 
@@ -49,6 +53,8 @@ __all__ = (
     "DistributionStatistics",
     "NatsCluster",
     "NodeDown",
+    "NodePort",
+    "NodeProcessExited",
     "NodeUnreachable",
     "RemoteError",
     "connect",
@@ -58,12 +64,14 @@ __all__ = (
     "join_group",
     "leave_group",
     "monitor_node",
+    "node_child_spec",
     "node_name",
     "node_of_pid",
     "nodes",
     "register_global",
     "registered_global",
     "run",
+    "start_nodes",
     "statistics",
     "unregister_global",
     "whereis_global",
