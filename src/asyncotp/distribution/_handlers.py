@@ -37,8 +37,20 @@ from ._peers import Peer
 from ._transport import Distribution, Handler
 
 
+def _local(dist: Distribution, number: Json) -> Pid | None:
+    """The local actor a message is for (None: never sent out, or gone)."""
+    if type(number) is not int:
+        raise BadMessage("'to' is not an actor number")
+    return dist.exported.get(number)
+
+
+def _respond(dist: Distribution, reply: str, answer: dict[str, Json]) -> None:
+    if reply:
+        dist.publish(reply, answer)
+
+
 def _on_send(dist: Distribution, _peer: Peer, env: dict[str, Json], _reply: str) -> None:
-    pid = dist.local(env.get("to"))
+    pid = _local(dist, env.get("to"))
     message = dist.codec.decode(env.get("m"))
     if pid is None or not is_alive(pid):
         dist.undeliverable += 1
@@ -53,7 +65,7 @@ def _on_send(dist: Distribution, _peer: Peer, env: dict[str, Json], _reply: str)
 
 
 def _on_call(dist: Distribution, _peer: Peer, env: dict[str, Json], reply: str) -> None:
-    pid = dist.local(env.get("to"))
+    pid = _local(dist, env.get("to"))
     request = dist.codec.decode(env.get("m"))
     timeout = env.get("t")
     if timeout is not None and (type(timeout) not in (int, float) or not 0 <= timeout < 1e9):
@@ -63,15 +75,15 @@ def _on_call(dist: Distribution, _peer: Peer, env: dict[str, Json], reply: str) 
     if caller_pid is not None and type(caller_pid) is not Pid:
         raise BadMessage("bad caller")
     if pid is None:
-        dist.respond(reply, {"err": {"kind": "noproc"}})
+        _respond(dist, reply, {"err": {"kind": "noproc"}})
         return
     try:
         fut = begin_call(pid, request, None if timeout is None else float(timeout), caller_pid)
     except NoProcess:
-        dist.respond(reply, {"err": {"kind": "noproc"}})
+        _respond(dist, reply, {"err": {"kind": "noproc"}})
         return
     except MailboxFull as exc:
-        dist.respond(reply, {"err": {"kind": "full", "text": str(exc)}})
+        _respond(dist, reply, {"err": {"kind": "full", "text": str(exc)}})
         return
     fut.add_done_callback(lambda done: _answer(dist, reply, done))
 
@@ -82,9 +94,9 @@ def _answer(dist: Distribution, reply: str, fut: asyncio.Future[Any]) -> None:
     error = fut.exception()
     if error is None:
         try:
-            dist.respond(reply, {"ok": dist.codec.encode(fut.result())})
+            _respond(dist, reply, {"ok": dist.codec.encode(fut.result())})
         except TypeError as exc:
-            dist.respond(reply, {"err": {"kind": "encode", "text": str(exc)}})
+            _respond(dist, reply, {"err": {"kind": "encode", "text": str(exc)}})
         return
     if isinstance(error, ServerExited):
         answer = {"kind": "exited", "reason": dist.encode_reason(error.reason)}
@@ -99,14 +111,14 @@ def _answer(dist: Distribution, reply: str, fut: asyncio.Future[Any]) -> None:
             else RemoteError(type_name(type(error)), str(error))
         )
         answer = {"kind": "failed", "reason": dist.encode_reason(failure)}
-    dist.respond(reply, {"err": answer})
+    _respond(dist, reply, {"err": answer})
 
 
 def _on_stop(dist: Distribution, _peer: Peer, env: dict[str, Json], reply: str) -> None:
-    pid = dist.local(env.get("to"))
+    pid = _local(dist, env.get("to"))
     reason = dist.codec.decode(env.get("r"))
     if pid is None or not is_alive(pid):
-        dist.respond(reply, {"err": {"kind": "noproc"}})
+        _respond(dist, reply, {"err": {"kind": "noproc"}})
         return
     ended = exit_future(pid)
     if reason is KILL:
@@ -114,7 +126,7 @@ def _on_stop(dist: Distribution, _peer: Peer, env: dict[str, Json], reply: str) 
     else:
         request_stop(pid, reason)
     ended.add_done_callback(
-        lambda done: dist.respond(reply, {"ok": dist.encode_reason(done.result())})
+        lambda done: _respond(dist, reply, {"ok": dist.encode_reason(done.result())})
     )
 
 
@@ -127,7 +139,7 @@ def _remote_pid(dist: Distribution, data: Json) -> Pid:
 
 def _on_link(dist: Distribution, peer: Peer, env: dict[str, Json], _reply: str) -> None:
     remote = _remote_pid(dist, env.get("f"))
-    local = dist.local(env.get("to"))
+    local = _local(dist, env.get("to"))
     if env["k"] == "unlink":
         if local is not None:
             drop_remote_link(local, remote)
@@ -154,7 +166,7 @@ def _on_link(dist: Distribution, peer: Peer, env: dict[str, Json], _reply: str) 
 
 
 def _on_exit(dist: Distribution, peer: Peer, env: dict[str, Json], _reply: str) -> None:
-    local = dist.local(env.get("to"))
+    local = _local(dist, env.get("to"))
     reason = dist.codec.decode(env.get("r"))
     source = env.get("f")
     sender = _remote_pid(dist, source) if source is not None else None
@@ -176,7 +188,7 @@ def _on_monitor(dist: Distribution, peer: Peer, env: dict[str, Json], _reply: st
     rid = env.get("id")
     if type(rid) is not int:
         raise BadMessage("bad monitor id")
-    local = dist.local(env.get("to"))
+    local = _local(dist, env.get("to"))
     if env["k"] == "demon":
         if local is not None:
             ties = dist.ties.get(local)

@@ -76,7 +76,7 @@ class Outbox:
         try:
             await nc.publish(subject, data, reply=reply)
             self.sent += len(envelopes)
-        except nats.errors.Error as exc:
+        except (nats.errors.Error, OSError) as exc:  # never stop the writer: count, warn
             self.lost += len(envelopes)
             self._warn("%d message(s) to %s were lost: %s", len(envelopes), subject, repr(exc))
 

@@ -12,7 +12,7 @@ Subjects (``P`` is ``NatsCluster.prefix``):
   A call to an incarnation nobody listens to any more gets the server's
   "no responders" status at once, and fails with ``NodeUnreachable``.
 * ``P.hb``: heartbeats and goodbyes of every node.
-* ``P.name.<name>``: answers "is this node name taken?" at start.
+* ``P.name.<name>``: "is this name taken?" at start; ``whereis_remote``.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class Distribution:
         if self.closed:
             return
         self.closed = True
-        self._publish(f"{self.prefix}.hb", {"k": "bye"})
+        self.publish(f"{self.prefix}.hb", {"k": "bye"})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_GRACE):
                 await self.outbox.drain()
@@ -281,23 +281,26 @@ class Distribution:
 
     # -- sending --------------------------------------------------------------
 
-    def _publish(self, subject: str, envelope: dict[str, Json], reply: str = "") -> None:
+    def publish(self, subject: str, envelope: dict[str, Json], reply: str = "") -> None:
         envelope["n"] = self.me
         self.outbox.put(subject, envelope, reply)
 
     def post(self, peer: Peer, envelope: dict[str, Json], reply: str = "") -> None:
-        self._publish(f"{self.prefix}.node.{peer.name}.{peer.incarnation}", envelope, reply)
+        self.publish(f"{self.prefix}.node.{peer.name}.{peer.incarnation}", envelope, reply)
 
     async def _heartbeats(self) -> None:
         interval = self.cluster.heartbeat_interval
         window = self.cluster.heartbeat_window
         while True:
-            self._publish(f"{self.prefix}.hb", {"k": "hb"})
+            self.publish(f"{self.prefix}.hb", {"k": "hb"})
             await asyncio.sleep(interval)
             now = self.loop.time()
             for peer in list(self.peers.values()):
                 if peer.alive and now - peer.last_seen > window:
-                    self._peer_down(peer, f"not heard from for {window:g} s")
+                    try:
+                        self._peer_down(peer, f"not heard from for {window:g} s")
+                    except Exception:  # never stop the heartbeats: this node would look lost
+                        logger.exception("declaring node %s lost failed", peer.name)
 
     def encode_reason(self, reason: object) -> Json:
         try:
@@ -687,14 +690,3 @@ class Distribution:
 
     async def _on_reconnected(self) -> None:
         logger.info("node %s reconnected to NATS", self.name)
-
-    # -- what the handlers share ---------------------------------------------
-
-    def local(self, number: Json) -> Pid | None:
-        if type(number) is not int:
-            raise BadMessage("'to' is not an actor number")
-        return self.exported.get(number)
-
-    def respond(self, reply: str, answer: dict[str, Json]) -> None:
-        if reply:
-            self._publish(reply, answer)
