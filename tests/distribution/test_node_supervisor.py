@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -89,3 +90,48 @@ async def _as_actor(fn: Callable[[], Awaitable[None]]) -> None:
 
     asyncotp.spawn(actor)
     await asyncio.wait_for(done, 25)
+
+
+def test_the_command_line_runs_the_nodes_restarts_a_killed_one_and_stops_on_sigterm() -> None:
+    node_code = (
+        "import os, sys, time; print('up', sys.argv[1], os.getpid(), flush=True); time.sleep(60)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "asyncotp.distribution.nodes",
+            "--count",
+            "2",
+            "--min-uptime",
+            "0.1",
+            "--",
+            sys.executable,
+            "-c",
+            node_code,
+            "{node}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert cli.stdout is not None
+        ups = [cli.stdout.readline().split() for _ in range(2)]
+        assert sorted(up[1] for up in ups) == ["node-1", "node-2"]
+        os.kill(int(ups[0][2]), signal.SIGKILL)
+        again = cli.stdout.readline().split()
+        assert again[1] == ups[0][1]
+        assert again[2] != ups[0][2]
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(timeout=20) == 0
+        assert gone(int(again[2]))
+        assert gone(int(ups[1][2]))
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        if cli.stdout is not None:
+            cli.stdout.close()
