@@ -19,6 +19,7 @@ This package imports nats-py: import it only where a node joins a cluster
 
 from .._core import NOCONNECTION as NOCONNECTION
 from .._core import NodeUnreachable as NodeUnreachable
+from .._core import publish as _publish
 from ._api import connect as connect
 from ._api import demonitor_node as demonitor_node
 from ._api import group_members as group_members
@@ -78,3 +79,5 @@ __all__ = (
     "whereis_remote",
     "which_groups",
 )
+
+_publish((value for name, value in list(globals().items()) if name[:1] != "_"), __name__)
