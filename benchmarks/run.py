@@ -28,7 +28,27 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SIDES = ("asyncotp", "floor")
-WORKLOADS = ("cast", "statem", "call", "spawn", "restart", "scale")
+WORKLOADS = (
+    "cast",
+    "statem",
+    "call",
+    "spawn",
+    "restart",
+    "scale",
+    "registry",
+    "cast_telemetry",
+    "call_telemetry",
+    "cast_slow_callbacks",
+)
+
+# Variants of a workload run with telemetry handlers attached on the asyncotp
+# side (the floor runs the plain workload): the workload they vary, and what
+# is attached (see ``attach_telemetry``).
+TELEMETRY_VARIANTS = {
+    "cast_telemetry": ("cast", "counting"),
+    "call_telemetry": ("call", "counting"),
+    "cast_slow_callbacks": ("cast", "slow_callbacks"),
+}
 
 # The targets of issue 4: asyncotp's cost divided by the floor's.
 TARGETS = {"cast": 1.0, "call": 1.3, "spawn": 2.0, "memory": 1.5, "restart": 3.0}
@@ -47,6 +67,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "spawn": {"n": 10_000, "traced": 2_000},
         "restart": {"n": 200},
         "scale": [{"actors": k, "casts": 200_000} for k in (1, 1_000, 100_000)],
+        "registry": {"n": 200_000, "keys": 1_000, "subscribers": 1_000, "publishes": 200},
     },
     "quick": {
         "rounds": 3,
@@ -57,6 +78,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "spawn": {"n": 2_000, "traced": 500},
         "restart": {"n": 50},
         "scale": [{"actors": k, "casts": 20_000} for k in (1, 100, 10_000)],
+        "registry": {"n": 50_000, "keys": 1_000, "subscribers": 1_000, "publishes": 50},
     },
     "smoke": {
         "rounds": 1,
@@ -67,6 +89,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "spawn": {"n": 300, "traced": 0},
         "restart": {"n": 10},
         "scale": [{"actors": k, "casts": 1_000} for k in (1, 10, 100)],
+        "registry": {"n": 1_000, "keys": 100, "subscribers": 100, "publishes": 5},
     },
 }
 
@@ -74,6 +97,7 @@ SIZES: dict[str, dict[str, Any]] = {
 def warmup_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
     """The same workload, smaller: enough to load and specialise every code
     path, too small to leave memory behind that the measured run would reuse."""
+    workload = TELEMETRY_VARIANTS.get(workload, (workload, None))[0]
     if workload == "cast":
         return {"n": min(params["n"], 20_000)}
     if workload == "statem":
@@ -84,10 +108,34 @@ def warmup_params(workload: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"n": min(params["n"], 200), "traced": 0}
     if workload == "restart":
         return {"n": min(params["n"], 20)}
+    if workload == "registry":
+        return {"n": min(params["n"], 20_000), "keys": 100, "subscribers": 100, "publishes": 5}
     return {"actors": min(params["actors"], 100), "casts": min(params["casts"], 2_000)}
 
 
 # -- the worker: one workload, one side, in this fresh process -------------------
+
+
+def attach_telemetry(mode: str) -> dict[str, int]:
+    """Attach one counting handler, as a metrics exporter would: to every
+    runtime event but the slow-callback one (``counting``), or to the
+    slow-callback event only (``slow_callbacks``: servers then time every
+    callback). Returns the counts, by event name."""
+    from asyncotp import telemetry
+
+    counts: dict[str, int] = {}
+
+    def count(event: Any, measurements: Any, metadata: Any, config: dict[str, int]) -> None:
+        key = ".".join(event)
+        config[key] = config.get(key, 0) + 1
+
+    slow = ("asyncotp", "callback", "slow")
+    if mode == "slow_callbacks":
+        events = [slow]
+    else:
+        events = [e for e in telemetry.RUNTIME_EVENTS if e != slow]
+    telemetry.attach_many("benchmark-counter", events, count, config=counts)
+    return counts
 
 
 def worker(side: str, workload: str, params: dict[str, Any], uvloop: bool, clock: str) -> None:
@@ -96,11 +144,17 @@ def worker(side: str, workload: str, params: dict[str, Any], uvloop: bool, clock
 
     quiet_logging()
     set_clock(clock)
+    counts: dict[str, int] | None = None
+    base, mode = TELEMETRY_VARIANTS.get(workload, (workload, None))
     try:
         if side == "asyncotp":
             import workloads_asyncotp as module
+
+            if mode is not None:
+                counts = attach_telemetry(mode)
         else:
             import workloads_floor as module
+        workload = base
         fn = module.WORKLOADS[workload]
         fn(warmup_params(workload, params), uvloop)
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -109,6 +163,8 @@ def worker(side: str, workload: str, params: dict[str, Any], uvloop: bool, clock
         # How much of the measured run this process spent on a CPU: well
         # below 1.0 means the machine was busy with something else.
         result["cpu_share"] = cpu / wall
+        if counts is not None:
+            result["telemetry_events"] = sum(counts.values())
     except Unavailable as exc:
         result = {"unavailable": str(exc)}
     print(json.dumps(result))
@@ -177,7 +233,8 @@ def measure(
     sizes = SIZES[size]
     raw: dict[str, Any] = {}
     for workload in workloads:
-        cases = sizes[workload] if workload == "scale" else [sizes[workload]]
+        base = TELEMETRY_VARIANTS.get(workload, (workload, None))[0]
+        cases = sizes[workload] if workload == "scale" else [sizes[base]]
         n_rounds = rounds or (sizes["scale_rounds"] if workload == "scale" else sizes["rounds"])
         for params in cases:
             key = f"scale/{params['actors']}" if workload == "scale" else workload
@@ -270,6 +327,38 @@ def report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         out["cast"].update(unit="messages/s", cost="1/throughput", details=details("cast"))
     if "statem" in s:
         out["statem"] = _statem_entry(s["statem"]["asyncotp"])
+    for variant, (base, mode) in TELEMETRY_VARIANTS.items():
+        if variant in s:
+            field = "msgs_per_s" if base == "cast" else "mean_us"
+            a, f = s[variant]["asyncotp"], s[variant]["floor"]
+            entry = _entry(a, f, field, inverse=base == "cast")
+            plain = s.get(base, {}).get("asyncotp", {}).get(field)
+            with_it = a.get(field)
+            # The price of the handler: asyncotp's cost with it over without
+            # it, both from this run (> 1.0 is slower).
+            overhead = None
+            if plain and with_it:
+                overhead = plain / with_it if base == "cast" else with_it / plain
+            entry.update(
+                unit=out.get(base, {}).get("unit", field),
+                attached=mode,
+                overhead_vs_plain=overhead,
+                telemetry_events=a.get("telemetry_events"),
+                details=details(variant),
+            )
+            out[variant] = entry
+    if "registry" in s:
+        a, f = s["registry"]["asyncotp"], s["registry"]["floor"]
+        out["registry"] = _entry(a, f, "lookup_ns")
+        out["registry"].update(
+            unit="ns per Registry.lookup (floor: dict.get)", details=details("registry")
+        )
+        for q in ("publish_us", "dispatch_us", "delivered_us"):
+            out["registry"][q] = {
+                "asyncotp": a.get(q),
+                "floor": f.get(q),
+                "ratio": _ratio(a.get(q), f.get(q)),
+            }
     if "call" in s:
         a, f = s["call"]["asyncotp"], s["call"]["floor"]
         out["call"] = _entry(a, f, "mean_us")
@@ -402,6 +491,14 @@ def table(out: dict[str, Any]) -> str:
         row("call", f"mean µs ({sizes['call']['n']:,} calls)", c, "", "call")
         row("", "p50 µs", {**c["p50_us"], "ratio": _ratio(*c["p50_us"].values())})
         row("", "p99 µs", {**c["p99_us"], "ratio": _ratio(*c["p99_us"].values())})
+    for variant, (base, mode) in TELEMETRY_VARIANTS.items():
+        if variant in out:
+            e = out[variant]
+            what = f"{base}, handler on: {mode}"
+            row(variant.split("_")[0] + "+tel", what, e, "M" if base == "cast" else "")
+            over = e.get("overhead_vs_plain")
+            if over is not None:
+                lines.append(f"{'':<9} {'  vs plain ' + base + ', same run':<34} {over:>11.3f}x")
     if "spawn" in out:
         d = out["spawn"]["details"]
         row("spawn", f"µs/actor, start+stop ({sizes['spawn']['n']:,})", out["spawn"], "", "spawn")
@@ -426,6 +523,16 @@ def table(out: dict[str, Any]) -> str:
         row("", "µs, new pid by which_children", r["which_children"])
         if "unavailable" in r:
             lines.append(f"{'':<9} asyncotp: unavailable: {r['unavailable']}")
+    if "registry" in out:
+        r = out["registry"]
+        n = sizes["registry"]["subscribers"]
+        row("registry", "ns per lookup (floor: dict.get)", r, "")
+        d = r["details"]["asyncotp"]
+        for part, label in (("lookup_by_pid_ns", "  by pid"), ("whereis_via_ns", "  whereis(via)")):
+            row("", label, {"asyncotp": d.get(part), "floor": None, "ratio": None})
+        row("", f"µs per publish to {n:,}", r["publish_us"])
+        row("", f"µs per dispatch (send) to {n:,}", r["dispatch_us"])
+        row("", "µs per publish, until handled", r["delivered_us"])
     if "scale" in out:
         lines.append("")
         lines.append(
@@ -542,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         "clock": args.clock,
         "size": size,
         "rounds": f"{rounds} rounds (scale: {args.rounds or sizes['scale_rounds']})",
-        "sizes": {w: sizes[w] for w in WORKLOADS},
+        "sizes": {w: sizes[w] for w in WORKLOADS if w in sizes},
         "git": _git_state(),
     }
     log(f"asyncotp benchmarks ({size}, {meta['loop']}): {', '.join(workloads)}")

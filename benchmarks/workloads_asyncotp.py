@@ -1,7 +1,7 @@
 """The workloads on asyncotp, written the way a user would write them:
 ``asyncotp.run(main)``, ``GenServer.start``, ``StateMachine.start``,
-``cast``, ``call``, ``stop``, ``Supervisor.start``, ``whereis`` and
-``which_children``.
+``cast``, ``call``, ``stop``, ``Supervisor.start``, ``whereis``,
+``which_children`` and ``Registry`` (lookups and a publish to many subscribers).
 
 Every workload function takes its parameters and ``uvloop`` and returns a
 dict of measurements; ``run.py`` calls it in a fresh process.
@@ -24,6 +24,7 @@ from asyncotp import (
     EventType,
     GenServer,
     KeepState,
+    Registry,
     Reply,
     StateMachine,
     Transition,
@@ -33,6 +34,7 @@ from asyncotp import (
     self_pid,
     send,
     stop,
+    via,
     whereis,
 )
 
@@ -349,6 +351,95 @@ def scale_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
     return _run(main, uvloop=uvloop)  # type: ignore[no-any-return]
 
 
+class Subscriber(GenServer):
+    """Registers under ``key`` in ``registry`` at init; counts the messages it
+    gets and tells ``report`` at ``quota``."""
+
+    async def init(
+        self, registry: str, key: str, quota: int = 0, report: asyncotp.Pid | None = None
+    ) -> None:
+        Registry.register(registry, key)
+        self.count = 0
+        self.quota = quota
+        self.report = report
+
+    async def handle_info(self, message: Any) -> None:
+        self.count += 1
+        if self.count == self.quota:
+            send(self.report, DONE)  # type: ignore[arg-type]
+
+
+def registry_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
+    """``Registry.lookup`` of a unique key (by the registry's name and by its
+    pid) and ``whereis(via(...))``, ns per look-up over ``keys`` owners; then
+    ``publishes`` messages to ``subscribers`` actors of one topic: the µs of
+    one ``Registry.publish`` (the sends), of one ``dispatch`` that sends, and
+    per publish until every subscriber has handled every message."""
+    n, keys, subs, publishes = (
+        params["n"],
+        params["keys"],
+        params["subscribers"],
+        params["publishes"],
+    )
+
+    async def main() -> dict[str, Any]:
+        me = self_pid()
+        names = await Registry.start("unique", name="names")
+        owners = [await Subscriber.start("names", f"k{i}") for i in range(keys)]
+        wanted = [f"k{i}" for i in range(keys)]
+        lookup = Registry.lookup
+        t0 = timer()
+        for i in range(n):
+            lookup("names", wanted[i % keys])
+        by_name = (timer() - t0) / n * 1e9
+        t0 = timer()
+        for i in range(n):
+            lookup(names, wanted[i % keys])
+        by_pid = (timer() - t0) / n * 1e9
+        vias = [via(names, key) for key in wanted]
+        t0 = timer()
+        for i in range(n):
+            whereis(vias[i % keys])
+        via_ns = (timer() - t0) / n * 1e9
+        for pid in owners:
+            await stop(pid)
+
+        await Registry.start("duplicate", name="topics")
+        total = publishes * 2  # publish, then dispatch
+        members = [await Subscriber.start("topics", "news", total, me) for _ in range(subs)]
+        message = ("news", 1)
+        t_all = timer()
+        t0 = timer()
+        for _ in range(publishes):
+            Registry.publish("topics", "news", message)
+        publish_us = (timer() - t0) / publishes * 1e6
+
+        def fan_out(entries: list[tuple[asyncotp.Pid, Any]]) -> None:
+            for pid, _value in entries:
+                send(pid, message)
+
+        t0 = timer()
+        for _ in range(publishes):
+            Registry.dispatch("topics", "news", fan_out)
+        dispatch_us = (timer() - t0) / publishes * 1e6
+        for _ in range(subs):
+            await receive(lambda m: m == DONE, timeout=60)
+        delivered_us = (timer() - t_all) / total * 1e6
+        for pid in members:
+            await stop(pid)
+        return {
+            "lookup_ns": by_name,
+            "lookup_by_pid_ns": by_pid,
+            "whereis_via_ns": via_ns,
+            "publish_us": publish_us,
+            "dispatch_us": dispatch_us,
+            "delivered_us": delivered_us,
+            "subscribers": subs,
+        }
+
+    return _run(main, uvloop=uvloop)  # type: ignore[no-any-return]
+
+
 WORKLOADS = {
     "cast": cast_workload,
     "statem": statem_workload,
@@ -356,4 +447,5 @@ WORKLOADS = {
     "spawn": spawn_workload,
     "restart": restart_workload,
     "scale": scale_workload,
+    "registry": registry_workload,
 }

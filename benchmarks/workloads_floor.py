@@ -449,6 +449,63 @@ def statem_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
     )
 
 
+def registry_workload(params: dict[str, Any], uvloop: bool) -> dict[str, Any]:
+    """A dict as the registry: ``key -> (actor, value)`` look-ups, and a
+    topic as a list of subscriber actors, each message put in every queue."""
+    n, keys, subs, publishes = (
+        params["n"],
+        params["keys"],
+        params["subscribers"],
+        params["publishes"],
+    )
+
+    async def main() -> dict[str, Any]:
+        table: dict[str, tuple[Actor, object]] = {}
+        owners = [await start(idle) for _ in range(keys)]
+        for i, actor in enumerate(owners):
+            table[f"k{i}"] = (actor, None)
+        wanted = [f"k{i}" for i in range(keys)]
+        get = table.get
+        t0 = timer()
+        for i in range(n):
+            get(wanted[i % keys])
+        by_name = (timer() - t0) / n * 1e9
+        for actor in owners:
+            await stop(actor)
+
+        report: asyncio.Queue[Any] = asyncio.Queue()
+        total = publishes * 2
+        topics: dict[str, list[Actor]] = {
+            "news": [await start(counter, total, report) for _ in range(subs)]
+        }
+        message = (CAST, ("news", 1))
+        t_all = timer()
+        t0 = timer()
+        for _ in range(publishes):
+            for actor in topics["news"]:
+                actor.queue.put_nowait(message)
+        publish_us = (timer() - t0) / publishes * 1e6
+        t0 = timer()
+        for _ in range(publishes):
+            for actor in list(topics["news"]):
+                actor.queue.put_nowait(message)
+        dispatch_us = (timer() - t0) / publishes * 1e6
+        for _ in range(subs):
+            await report.get()
+        delivered_us = (timer() - t_all) / total * 1e6
+        for actor in topics["news"]:
+            await stop(actor)
+        return {
+            "lookup_ns": by_name,
+            "publish_us": publish_us,
+            "dispatch_us": dispatch_us,
+            "delivered_us": delivered_us,
+            "subscribers": subs,
+        }
+
+    return run_floor(main, uvloop=uvloop)  # type: ignore[no-any-return]
+
+
 WORKLOADS = {
     "cast": cast_workload,
     "statem": statem_workload,
@@ -456,4 +513,5 @@ WORKLOADS = {
     "spawn": spawn_workload,
     "restart": restart_workload,
     "scale": scale_workload,
+    "registry": registry_workload,
 }

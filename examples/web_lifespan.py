@@ -15,12 +15,13 @@ shuts the web server down and ends.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 import httpx
-import uvicorn
 
 import asyncotp
 from asyncotp import (
@@ -33,6 +34,7 @@ from asyncotp import (
     call,
     cast,
     retry,
+    serve_asgi,
 )
 
 Scope = MutableMapping[str, Any]
@@ -115,22 +117,22 @@ class App:
 
 
 async def main() -> None:
-    config = uvicorn.Config(App(), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no "started" event
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        for _ in range(2):
+    # serve_asgi binds the socket and runs the lifespan startup before it
+    # reports the port; cancelling it drains the requests, then runs the
+    # lifespan shutdown (here: the node's).
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(
+            functools.partial(serve_asgi, App(), "127.0.0.1", 0, access_log=False)
+        )
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(2):
+                response = await client.get("/hit")
+                say("client", f"GET /hit   -> {response.status_code} {response.json()}")
+            response = await client.get("/crash")
+            say("client", f"GET /crash -> {response.status_code} {response.json()}")
             response = await client.get("/hit")
             say("client", f"GET /hit   -> {response.status_code} {response.json()}")
-        response = await client.get("/crash")
-        say("client", f"GET /crash -> {response.status_code} {response.json()}")
-        response = await client.get("/hit")
-        say("client", f"GET /hit   -> {response.status_code} {response.json()}")
-    server.should_exit = True
-    await serving
+        tg.cancel_scope.cancel()
     say("client", "done: the web server and the node have stopped")
 
 

@@ -2,9 +2,9 @@
 higher one, nothing above the core reaches into the core's private modules,
 there is no import cycle, and no import hides inside a function.
 
-Layers, bottom up: ``_core`` <- ``actors`` <- ``supervision`` <- ``health``
-<- ``observer`` <- ``resilience`` <- ``distribution`` <- ``testing`` (see
-docs/architecture.md).
+Layers, bottom up: ``_core`` <- ``actors`` <- ``supervision`` <- ``web`` <- ``health``
+<- ``observer`` <- ``resilience`` <- ``metrics`` <- ``distribution`` <- ``testing``
+(see docs/architecture.md).
 The top-level ``asyncotp/__init__.py`` (and ``asyncotp/__main__.py``, the
 command line) re-exports the public namespaces and sits above all but
 ``testing``, which users import on demand.
@@ -24,9 +24,11 @@ LAYERS = (
     "_core",
     "actors",
     "supervision",
+    "web",
     "health",
     "observer",
     "resilience",
+    "metrics",
     "distribution",
     "asyncotp",
     "testing",
@@ -49,7 +51,7 @@ def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(SRC.rglob("*.py"))}
 
 
-TOP_LEVEL_MODULES = {"from_thread", "__main__"}
+TOP_LEVEL_MODULES = {"from_thread", "__main__", "telemetry"}
 """Public modules of the top-level package itself (``asyncotp.from_thread``):
 they sit in the ``asyncotp`` layer."""
 

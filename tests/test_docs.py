@@ -1,5 +1,6 @@
 """The user guides' examples are real programs: run every python block of
-docs/actors.md, docs/genserver.md and docs/supervision.md on its own.
+docs/actors.md, docs/genserver.md, docs/supervision.md, docs/web.md,
+docs/telemetry.md and docs/registry.md on its own.
 
 Each block runs in a fresh interpreter against this checkout's ``src`` (put
 first on ``PYTHONPATH``), so a guide is checked against the code beside it,
@@ -18,7 +19,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-GUIDES = ("actors.md", "genserver.md", "supervision.md")
+GUIDES = (
+    "actors.md",
+    "genserver.md",
+    "supervision.md",
+    "web.md",
+    "telemetry.md",
+    "registry.md",
+)
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 
 Block = tuple[str, int, str]

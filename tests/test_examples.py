@@ -206,3 +206,34 @@ def test_dashboard_example_serves_the_live_tree_then_stops_by_itself() -> None:
         process.wait()
     assert process.returncode == 0, err
     assert out.rstrip().endswith("done: the dashboard and the tree have stopped")
+
+
+@pytest.mark.timeout(90)
+def test_metrics_example_scrapes_restarts_latency_and_drops() -> None:
+    pytest.importorskip("prometheus_client", reason="the prometheus extra is not installed")
+    pytest.importorskip("uvicorn", reason="the asgi extra is not installed")
+    result = run_example("metrics.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("[telemetry] child_restarted: child 'prices' of 'shop'") == 2
+    assert "restarts of prices: 2" in out
+    assert "calls to prices: 300," in out
+    assert "messages dropped by inbox: 15" in out
+    assert "inbox depth: 10" in out
+    assert "event-loop lag histogram exported: yes" in out
+    assert out.rstrip().endswith("done: the tree has stopped and the handlers are detached")
+
+
+def test_pubsub_example_fans_out_queries_reaches_by_name_and_forgets_the_crashed() -> None:
+    result = run_example("pubsub.py")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "#python: ['alice', 'bob', 'carol']; #elixir: ['carol']" in out
+    assert "bob sees in #python: <alice> has anyone tried" in out
+    assert "carol sees in #python: <alice> has anyone tried" in out
+    assert "alice sees in" not in out  # the sender is left out of its own post
+    assert "#python members whose nick starts with c: ['carol']" in out
+    assert "carol got a direct message from bob: see you in #elixir" in out
+    assert "#python: ['alice', 'carol']; whereis bob: None" in out
+    assert "refused: Via(Registry('presence'), 'alice') is held by" in out
+    assert out.rstrip().endswith("done")

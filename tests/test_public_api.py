@@ -12,7 +12,7 @@ import pytest
 
 import asyncotp
 
-NAMESPACES = ("actors", "supervision", "health", "observer", "resilience")
+NAMESPACES = ("actors", "supervision", "web", "health", "observer", "resilience")
 
 
 def namespace(name: str) -> types.ModuleType:

@@ -1,9 +1,10 @@
 """asyncotp: Erlang/OTP's actors and supervision trees on asyncio.
 
 The public API lives in thin namespaces, all re-exported here:
-``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task),
+``asyncotp.actors`` (processes, GenServer, StateMachine, Agent, Task, Registry),
 ``asyncotp.supervision`` (child specs, supervisors, applications, task
-supervisors), ``asyncotp.health`` (health and readiness, ASGI endpoints),
+supervisors), ``asyncotp.web`` (ASGI servers as supervised children),
+``asyncotp.health`` (health and readiness, ASGI endpoints),
 ``asyncotp.observer`` (snapshots of the live node, a web dashboard,
 ``python -m asyncotp top``) and ``asyncotp.resilience`` (retries, circuit
 breakers, load shedding, idempotency, dead letters). ``asyncotp.from_thread``
@@ -12,7 +13,7 @@ thread). ``asyncotp.testing`` (the kit to property-test crash recovery) is
 imported on demand.
 
 Layers, bottom up (each imports only the ones below it): ``_core`` (the
-runtime) <- ``actors`` <- ``supervision`` <- ``health`` <- ``observer`` <-
+runtime) <- ``actors`` <- ``supervision`` <- ``web`` <- ``health`` <- ``observer`` <-
 ``resilience`` <- ``testing``. ``docs/architecture.md`` maps them.
 """
 
@@ -22,6 +23,8 @@ from . import health as health
 from . import observer as observer
 from . import resilience as resilience
 from . import supervision as supervision
+from . import telemetry as telemetry
+from . import web as web
 from ._core import publish as _publish
 from .actors import KILL as KILL
 from .actors import KILLED as KILLED
@@ -32,6 +35,7 @@ from .actors import SHUTDOWN as SHUTDOWN
 from .actors import Action as Action
 from .actors import ActorError as ActorError
 from .actors import Agent as Agent
+from .actors import AgentRequest as AgentRequest
 from .actors import CallbackMode as CallbackMode
 from .actors import Caller as Caller
 from .actors import CallEvent as CallEvent
@@ -47,19 +51,27 @@ from .actors import GenericTimeout as GenericTimeout
 from .actors import GenericTimeoutEvent as GenericTimeoutEvent
 from .actors import GenServer as GenServer
 from .actors import KeepState as KeepState
+from .actors import Keys as Keys
 from .actors import MailboxFull as MailboxFull
 from .actors import MonitorRef as MonitorRef
+from .actors import Name as Name
+from .actors import NameRegistry as NameRegistry
 from .actors import NameTaken as NameTaken
 from .actors import NextEvent as NextEvent
 from .actors import Node as Node
 from .actors import NoNodeError as NoNodeError
 from .actors import NoProcess as NoProcess
+from .actors import NoReply as NoReply
 from .actors import NotAnActorError as NotAnActorError
 from .actors import Overflow as Overflow
 from .actors import Pid as Pid
 from .actors import Postpone as Postpone
 from .actors import ProcessInfo as ProcessInfo
 from .actors import ReceiveTimeout as ReceiveTimeout
+from .actors import Registry as Registry
+from .actors import RegistryEntry as RegistryEntry
+from .actors import RegistryEvent as RegistryEvent
+from .actors import RegistryRef as RegistryRef
 from .actors import RepeatState as RepeatState
 from .actors import Reply as Reply
 from .actors import ServerExited as ServerExited
@@ -74,6 +86,7 @@ from .actors import TaskReply as TaskReply
 from .actors import TaskTimeout as TaskTimeout
 from .actors import TimerRef as TimerRef
 from .actors import Transition as Transition
+from .actors import Via as Via
 from .actors import WrongThreadError as WrongThreadError
 from .actors import call as call
 from .actors import cancel_timer as cancel_timer
@@ -100,6 +113,7 @@ from .actors import spawn as spawn
 from .actors import stop as stop
 from .actors import unlink as unlink
 from .actors import unregister as unregister
+from .actors import via as via
 from .actors import whereis as whereis
 from .health import TREE_CHECK as TREE_CHECK
 from .health import CheckResult as CheckResult
@@ -156,6 +170,7 @@ from .supervision import BRUTAL_KILL as BRUTAL_KILL
 from .supervision import GAVE_UP as GAVE_UP
 from .supervision import INFINITY as INFINITY
 from .supervision import Application as Application
+from .supervision import AutoShutdown as AutoShutdown
 from .supervision import Backoff as Backoff
 from .supervision import ChildCounts as ChildCounts
 from .supervision import ChildInfo as ChildInfo
@@ -177,6 +192,9 @@ from .supervision import start_child as start_child
 from .supervision import supervisor_health as supervisor_health
 from .supervision import terminate_child as terminate_child
 from .supervision import which_children as which_children
+from .web import AsgiServer as AsgiServer
+from .web import AsgiStats as AsgiStats
+from .web import serve_asgi as serve_asgi
 
 __version__ = "0.1.0"
 

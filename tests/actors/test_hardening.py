@@ -230,7 +230,7 @@ async def test_start_refuses_a_bad_timeout_before_it_starts_anything(
 ) -> None:
     before = processes()
     with pytest.raises(ValueError) as info:
-        await Server.start([], name="never", timeout=bad)  # type: ignore[arg-type]
+        await Server.start([], name="never", timeout=bad)  # type: ignore[call-overload]
     assert "timeout" in str(info.value)
     assert safe_repr(bad) in str(info.value)
     assert whereis("never") is None
@@ -239,7 +239,7 @@ async def test_start_refuses_a_bad_timeout_before_it_starts_anything(
 
 @pytest.mark.parametrize("no_limit", [None, math.inf])
 async def test_start_takes_none_or_inf_as_no_limit(node: asyncotp.Node, no_limit: object) -> None:
-    pid = await Server.start([], timeout=no_limit)  # type: ignore[arg-type]
+    pid = await Server.start([], timeout=no_limit)  # type: ignore[call-overload]
     assert await call(pid, "ping") == "pong"
 
 

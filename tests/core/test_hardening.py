@@ -243,7 +243,7 @@ async def test_call_refuses_a_bad_timeout_before_it_delivers_the_request(
 ) -> None:
     pid = spawn(idle)
     with pytest.raises(ValueError) as info:
-        await call(pid, "request", timeout=bad)  # type: ignore[arg-type]
+        await call(pid, "request", timeout=bad)  # type: ignore[call-overload]
     assert_names(info.value, "call: timeout", bad)
     info_now = process_info(pid)
     assert info_now is not None

@@ -50,7 +50,7 @@ async def test_a_call_and_a_cast_reach_a_node_in_another_process(
             assert await call(echo, ("hi", 1)) == ("echo", ("hi", 1))
             cast(echo, "one")
             cast(echo, "two")
-            return await call(echo, "seen")  # type: ignore[no-any-return]
+            return await call(echo, "seen")
 
         assert await near.on(client) == ["one", "two"]
 

@@ -117,7 +117,7 @@ async def test_messages_between_two_actors_keep_their_order(
                 cast(echo, i)
                 if i % 100 == 0:
                     assert await call(echo, "ping") == ("echo", "ping")
-            return await call(echo, "seen")  # type: ignore[no-any-return]
+            return await call(echo, "seen")
 
         assert await a.on(client) == list(range(500))
 

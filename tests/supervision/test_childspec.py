@@ -199,7 +199,7 @@ def test_genserver_child_spec_validates_like_child_spec() -> None:
     with pytest.raises(ValueError, match="shutdown"):
         Worker.child_spec(shutdown=-1)
     with pytest.raises(TypeError, match="restart"):
-        Worker.child_spec(restart="transient")  # type: ignore[arg-type]
+        Worker.child_spec(restart="transient")  # an init that takes anything: unchecked
 
 
 def test_agent_child_spec_defaults_to_id_agent_and_passes_initial() -> None:

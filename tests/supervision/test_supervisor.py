@@ -964,18 +964,18 @@ async def test_a_give_up_is_reported_with_supervisor_child_reason_and_restart_co
     assert record.restart_count == 1  # type: ignore[attr-defined]
 
 
-async def test_a_clean_end_of_a_transient_child_is_reported_at_info_not_as_a_crash(
+async def test_a_clean_end_of_a_transient_child_is_reported_at_debug_not_as_a_crash(
     node: asyncotp.Node, caplog: pytest.LogCaptureFixture
 ) -> None:
     log: Log = []
-    caplog.set_level(logging.INFO, logger="asyncotp")
+    caplog.set_level(logging.DEBUG, logger="asyncotp")
     sup = await Supervisor.start([worker(log, "t", restart=Restart.TRANSIENT)])
 
     await end_with(sup, "t", SHUTDOWN)
     await which_children(sup)
 
     [record] = reports(caplog, "child_terminated")
-    assert record.levelno == logging.INFO
+    assert record.levelno == logging.DEBUG
     assert record.reason is SHUTDOWN  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

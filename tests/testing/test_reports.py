@@ -101,10 +101,10 @@ def test_capturing_lowers_the_log_level_and_restores_it() -> None:
     log.setLevel(logging.WARNING)
     try:
         with capture_reports() as outer:
-            assert log.level == logging.INFO
+            assert log.level == logging.DEBUG
             with capture_reports():
-                assert log.level == logging.INFO
-            assert log.level == logging.INFO
+                assert log.level == logging.DEBUG
+            assert log.level == logging.DEBUG
             record = log.makeRecord("asyncotp", logging.INFO, __file__, 1, "m", (), None)
             record.event = "child_restarted"
             record.supervisor = None

@@ -19,7 +19,9 @@ this package, never from its private modules. The modules, bottom up:
 * ``_context``: the node and actor of the calling task; name resolution.
 * ``_actor``: ``spawn``, the actor's task, ``send``, ``process_info``.
 * ``_signals``: ``link``, ``monitor``, ``send_exit`` and friends.
-* ``_registry`` and ``_timers``: local names, ``send_after``.
+* ``_via``: ``Via`` names and the ``NameRegistry`` protocol behind them
+  (OTP's ``{via, Module, Name}``).
+* ``_registry`` and ``_timers``: names (local and ``Via``), ``send_after``.
 * ``_deadlines``: call deadlines sharing one loop timer.
 * ``_server``: the GenServer loop, ``call``, ``cast``, ``stop`` and the
   start handshake (the ``GenServer`` class itself is ``asyncotp.actors``').
@@ -37,6 +39,10 @@ this package, never from its private modules. The modules, bottom up:
   below).
 * ``_introspect``: read-only facts about live actors for ``asyncotp.observer``
   (``describe``, ``describe_all``, ``supervisor_pids``).
+* ``_telemetry`` (``telemetry`` below): the event bus, public as
+  ``asyncotp.telemetry``; every layer emits through ``telemetry.execute``,
+  behind its cheap guards (``telemetry.ANY``, ``CALLS``, ``ACTORS``,
+  ``SLOW``). ``_lag``: the event-loop lag sampler (an actor).
 
 Two rules hold everywhere (``_context``): only an actor's own task is that
 actor (a task it starts is a plain task), and the functions run on the
@@ -50,6 +56,7 @@ gets ``Exited``) and ``Down`` to each monitor.
 """
 
 # -- the public runtime, re-exported by asyncotp.actors and asyncotp ----------
+from . import _telemetry as telemetry  # noqa: F401 - the event bus, one namespace for every layer
 from . import _validate as validate  # noqa: F401 - the validators, one namespace for the layers above
 from ._actions import Action as Action
 from ._actions import CallbackMode as CallbackMode
@@ -82,9 +89,9 @@ from ._childspec import Restart as Restart
 from ._childspec import ShutdownMode as ShutdownMode
 from ._childspec import ShutdownSetting as ShutdownSetting
 from ._childspec import Strategy as Strategy
-from ._clock import now as now
 
 # -- the internal API for the layers above: functions on pids and nodes -------
+from ._clock import now as now
 from ._context import current_node as current_node
 from ._context import node_of as node_of
 from ._errors import ActorError as ActorError
@@ -94,6 +101,7 @@ from ._errors import ChildNotFound as ChildNotFound
 from ._errors import CircuitOpen as CircuitOpen
 from ._errors import DeadLetterNotFound as DeadLetterNotFound
 from ._errors import DuplicateChild as DuplicateChild
+from ._errors import HandlerExists as HandlerExists
 from ._errors import IdempotencyKeyReused as IdempotencyKeyReused
 from ._errors import JobFailed as JobFailed
 from ._errors import MailboxFull as MailboxFull
@@ -120,6 +128,8 @@ from ._introspect import ProcessFacts as ProcessFacts
 from ._introspect import describe as describe
 from ._introspect import describe_all as describe_all
 from ._introspect import supervisor_pids as supervisor_pids
+from ._lag import lag_sampler_spec as lag_sampler_spec
+from ._lag import start_lag_sampler as start_lag_sampler
 from ._mailbox import receive as receive
 from ._node import node as node
 from ._node import run as run
@@ -134,6 +144,7 @@ from ._ops import is_exiting as is_exiting
 from ._ops import is_supervisor as is_supervisor
 from ._ops import is_waiting as is_waiting
 from ._ops import kill as kill
+from ._ops import link_pids as link_pids
 from ._ops import live_pids as live_pids
 from ._ops import lookup as lookup
 from ._ops import loop_of as loop_of
@@ -146,10 +157,14 @@ from ._ops import request_stop as request_stop
 from ._ops import running_node as running_node
 from ._ops import set_dead_letter_hook as set_dead_letter_hook
 from ._ops import set_interceptor as set_interceptor
+from ._ops import start_child_process as start_child_process
+from ._ops import unlink_pids as unlink_pids
 from ._ops import using_node as using_node
 from ._ops import wait_exit as wait_exit
 from ._ops import whereis_on as whereis_on
 from ._pid import Pid as Pid
+from ._pid import Rep as Rep
+from ._pid import Req as Req
 from ._publish import publish as publish
 from ._reasons import KILL as KILL
 from ._reasons import KILLED as KILLED
@@ -181,6 +196,7 @@ from ._safe import safe_str as safe_str
 from ._server import NOREPLY as NOREPLY
 from ._server import Caller as Caller
 from ._server import Cast as Cast
+from ._server import NoReply as NoReply
 from ._server import call as call
 from ._server import cast as cast
 from ._server import start_server as start_server
@@ -212,3 +228,6 @@ from ._validate import check_seconds as check_seconds
 from ._validate import check_timeout as check_timeout
 from ._validate import fn_name as fn_name
 from ._validate import is_async_callable as is_async_callable
+from ._via import Name as Name
+from ._via import NameRegistry as NameRegistry
+from ._via import Via as Via

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import attrs
 
+from . import _telemetry
 from ._context import current_node, current_process, get_ident, process_of, resolve, wrong_thread
 from ._errors import NameTaken, NoNodeError
-from ._exits import exit_process, fatal, link_pair
+from ._exits import add_on_exit, exit_process, fatal, link_pair
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
@@ -36,7 +37,10 @@ from ._state import (
     Process,
     proc_var,
 )
-from ._validate import check_mailbox, check_name, fn_name, is_async_callable
+from ._validate import async_entry, check_mailbox, check_name, fn_name, is_async_callable
+from ._via import Name, Via, claim_via, holder_of, release_via
+
+Ts = TypeVarTuple("Ts")
 
 
 @attrs.frozen
@@ -66,17 +70,23 @@ def spawn_process(
     node: Node,
     coro: Coroutine[Any, Any, Any],
     *,
-    name: str | None,
+    name: Name | None,
     link_to: Process | None,
     trap_exits: bool,
     mailbox_size: int | None,
     overflow: Overflow,
 ) -> Process:
-    """Make the process record and the task that runs ``coro`` as an actor."""
+    """Make the process record and the task that runs ``coro`` as an actor.
+
+    A ``Via`` name is claimed from its registry once the pid exists and
+    before anything else (links, the task): a refusal undoes the record."""
     if node.closed:
         coro.close()
         raise NoNodeError(f"the node has stopped; cannot start more actors; {NO_NODE_HINT}")
+    if type(name) is Via:
+        return _spawn_via(node, coro, name, link_to, trap_exits, mailbox_size, overflow)
     if name is not None:
+        assert type(name) is str
         holder = node.names.get(name)
         if holder is not None:
             coro.close()
@@ -93,6 +103,47 @@ def spawn_process(
     if name is not None:
         node.names[name] = pid
         proc.name = name
+    if link_to is not None:
+        link_pair(proc, link_to)
+        proc.parent = link_to.pid
+    proc.task = node.loop.create_task(_run_process(proc, coro))
+    if _telemetry.ACTORS:
+        _telemetry.actor_spawned(proc)
+    return proc
+
+
+def _spawn_via(
+    node: Node,
+    coro: Coroutine[Any, Any, Any],
+    name: Via,
+    link_to: Process | None,
+    trap_exits: bool,
+    mailbox_size: int | None,
+    overflow: Overflow,
+) -> Process:
+    """``spawn_process`` for a ``Via`` name: the registry records the new
+    pid before its task exists, and forgets it when the actor ends."""
+    node.counter += 1
+    pid = Pid(node.counter, node)
+    proc = Process(pid, node, mailbox_size, overflow, trap_exits)
+    node.procs[pid] = proc
+    try:
+        claimed = claim_via(name, pid)
+    except BaseException:
+        del node.procs[pid]
+        coro.close()
+        raise
+    if not claimed:
+        del node.procs[pid]
+        coro.close()
+        holder = holder_of(name)
+        raise NameTaken(
+            f"the name {safe_repr(name)} is already registered to {holder!r}; choose another "
+            "key, or stop that actor first",
+            name,
+            holder,
+        )
+    add_on_exit(proc, lambda _reason: release_via(name, pid))
     if link_to is not None:
         link_pair(proc, link_to)
         proc.parent = link_to.pid
@@ -132,9 +183,9 @@ async def _run_process(proc: Process, coro: Coroutine[Any, Any, Any]) -> None:
 
 
 def spawn(
-    fn: Callable[..., Awaitable[Any]],
-    *args: Any,
-    name: str | None = None,
+    fn: Callable[[*Ts], Awaitable[object]],
+    *args: *Ts,
+    name: Name | None = None,
     link: bool = False,
     trap_exits: bool = False,
     mailbox_size: int | None = None,
@@ -142,17 +193,21 @@ def spawn(
 ) -> Pid:
     """Start ``async def fn(*args)`` as a new actor and return its pid at once.
 
-    ``link=True`` links it to the calling actor; ``name`` registers it;
+    ``link=True`` links it to the calling actor; ``name`` registers it (a
+    local ``str`` name, or a ``Via`` name held by a registry);
     ``mailbox_size`` bounds its mailbox and ``overflow`` says what a full one
     does. ``fn`` must be an async function (or an object with an async
-    ``__call__``, or a ``functools.partial`` of one).
+    ``__call__``, or a ``functools.partial`` of one); anything else (a
+    class, a sync function, a coroutine object ``fn(x)`` instead of ``fn,
+    x``) raises ``TypeError`` saying what to pass instead.
+
+    Typed: mypy checks ``args`` against ``fn``'s parameters (positional
+    ones, as ``fn(*args)`` passes them), so ``spawn(worker, "x")`` for an
+    ``async def worker(n: int)`` fails the type check, not the actor.
     """
     node = current_node("spawn")
     if not is_async_callable(fn):
-        raise TypeError(
-            f"spawn: {fn_name(fn)} is not an async function; an actor runs "
-            "`async def fn(*args)`; define it with `async def`"
-        )
+        async_entry(fn, "fn", where="spawn", usage="an async function")
     if name is not None:
         check_name(name, "spawn")
     check_mailbox(mailbox_size, overflow, "spawn")
@@ -172,8 +227,9 @@ def spawn(
     return proc.pid
 
 
-def send(dest: Pid | str, message: object) -> None:
-    """Put ``message`` in the mailbox of ``dest`` (a pid or a registered name).
+def send(dest: Pid | Name, message: object) -> None:
+    """Put ``message`` in the mailbox of ``dest`` (a pid, a registered name or
+    a ``Via`` name).
 
     Never waits. A dead pid drops the message; an unknown name raises
     ``NoProcess``; a full bounded mailbox applies its overflow policy
@@ -194,6 +250,8 @@ def send(dest: Pid | str, message: object) -> None:
                 raise NoNodeError(f"send: the node of {dest!r} has stopped; {NO_NODE_HINT}")
             if node.on_dead_letter is not None:
                 node.on_dead_letter(dest, message)
+            if _telemetry.ANY:
+                _telemetry.dead_letter(dest, message)
             return
     else:
         proc = resolve(dest, "send")

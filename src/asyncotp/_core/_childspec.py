@@ -7,6 +7,7 @@ can build one without the actor side importing the supervision side.
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final, TypeAlias
@@ -15,7 +16,7 @@ import attrs
 
 from ._pid import Pid
 from ._safe import safe_repr
-from ._validate import MAX_SECONDS, check_seconds
+from ._validate import MAX_SECONDS, async_entry, check_seconds
 
 
 class Restart(enum.Enum):
@@ -72,7 +73,9 @@ BRUTAL_KILL: Final = ShutdownMode.BRUTAL_KILL
 INFINITY: Final = ShutdownMode.INFINITY
 
 ShutdownSetting: TypeAlias = "float | ShutdownMode"
-StartFn: TypeAlias = "Callable[[], Awaitable[Pid | None]]"
+StartFn: TypeAlias = "Callable[[], Awaitable[Pid | tuple[Pid, Any] | None]]"
+"""A child's start function: returns its pid, a ``(pid, info)`` pair (OTP's
+``{ok, Pid, Info}``), or None (``ignore``)."""
 
 
 def _number(value: object) -> bool:
@@ -173,12 +176,20 @@ def _check_id(_inst: Any, _attr: Any, value: Any) -> None:
         raise TypeError("ChildSpec.id must be a hashable value (a str, usually), not None")
 
 
+START_USAGE: Final = "an async callable returning a Pid (for example partial(MyServer.start, arg))"
+"""What a child's start function must be, as error messages say it."""
+
+
 def _check_start(_inst: Any, _attr: Any, value: Any) -> None:
-    if not callable(value):
-        raise TypeError(
-            f"ChildSpec.start must be an async callable returning a Pid "
-            f"(for example partial(MyServer.start, arg)), not {safe_repr(value)}"
-        )
+    # A sync callable is accepted (``lambda: MyServer.start(arg)`` returns
+    # an awaitable); ``_ops.start_child_process`` checks what it returns.
+    if (
+        inspect.iscoroutine(value)
+        or isinstance(value, type)
+        or not callable(value)
+        or inspect.isasyncgenfunction(value)
+    ):
+        async_entry(value, "ChildSpec.start", usage=START_USAGE)
 
 
 def _check_enum(kind: type[enum.Enum], field: str) -> Callable[[object, object, object], None]:
@@ -196,17 +207,26 @@ def _check_backoff(_inst: Any, _attr: Any, value: Any) -> None:
         raise TypeError(f"ChildSpec.backoff must be None or a Backoff, not {safe_repr(value)}")
 
 
+def _check_significant(_inst: Any, _attr: Any, value: Any) -> None:
+    if type(value) is not bool:
+        raise TypeError(f"ChildSpec.significant must be True or False, not {safe_repr(value)}")
+
+
 @attrs.frozen
 class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
 
-    ``start`` is an async callable returning a ``Pid``; the supervisor links
-    to that pid and becomes its parent. ``shutdown`` is a number of seconds
+    ``start`` is an async callable returning a ``Pid`` (or a ``(pid, info)``
+    pair, or None to be ignored); the supervisor links to that pid and
+    becomes its parent. ``shutdown`` is a number of seconds
     (>= 0) to wait after ``SHUTDOWN`` before ``KILL`` (0, as in OTP: send
     ``SHUTDOWN``, then ``KILL`` at once; ``math.inf`` waits as ``INFINITY``
     does), or ``BRUTAL_KILL``, or ``INFINITY`` (the default for
     ``ChildType.SUPERVISOR``; 5.0 for workers).
     ``backoff`` optionally delays restarts of this child (see ``Backoff``).
+    ``significant`` (OTP 24) marks a transient or temporary child whose own
+    end, when it is not restarted, may shut its supervisor down (see the
+    supervisor's ``auto_shutdown``); a permanent child cannot be significant.
     """
 
     id: Hashable = attrs.field(validator=_check_id)
@@ -219,8 +239,15 @@ class ChildSpec:
         default=ChildType.WORKER, validator=_check_enum(ChildType, "type")
     )
     backoff: Backoff | None = attrs.field(default=None, validator=_check_backoff, kw_only=True)
+    significant: bool = attrs.field(default=False, validator=_check_significant, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        if self.significant and self.restart is Restart.PERMANENT:
+            raise ValueError(
+                f"ChildSpec {safe_repr(self.id)}: significant=True needs restart=Restart.TRANSIENT "
+                "or Restart.TEMPORARY; a permanent child is always restarted, so its end can "
+                "never shut its supervisor down (OTP refuses this combination too)"
+            )
         shutdown: object = self.shutdown
         if shutdown is _DEFAULT:
             shutdown = INFINITY if self.type is ChildType.SUPERVISOR else 5.0

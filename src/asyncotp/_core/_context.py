@@ -34,6 +34,7 @@ from ._errors import NoNodeError, NoProcess, NotAnActorError, WrongThreadError
 from ._pid import Pid
 from ._safe import safe_repr
 from ._state import DEAD, NO_NODE_HINT, Node, Process, node_var, proc_var
+from ._via import Name, Via, whereis_via
 
 _loop_nodes: dict[asyncio.AbstractEventLoop, list[Node]] = {}
 
@@ -169,9 +170,9 @@ def calling_process() -> Process | None:
     return proc
 
 
-def resolve(dest: Pid | str, operation: str) -> Process | None:
+def resolve(dest: Pid | Name, operation: str) -> Process | None:
     """The live process behind ``dest``; None for a dead pid; ``NoProcess``
-    for an unknown name."""
+    for an unknown name (local or ``Via``)."""
     if type(dest) is Pid:
         node: Node = dest._node  # type: ignore[assignment]  # a pid's directory is its node
         if node.thread != get_ident():
@@ -190,8 +191,19 @@ def resolve(dest: Pid | str, operation: str) -> Process | None:
                 dest,
             )
         return node.procs.get(pid)
+    if type(dest) is Via:
+        node = current_node(operation)
+        pid = whereis_via(dest)
+        if pid is None:
+            raise NoProcess(
+                f"{operation}: no actor is registered as {safe_repr(dest)}; check the key, or "
+                "that the actor has started",
+                dest,
+            )
+        return node.procs.get(pid)
     raise TypeError(
-        f"{operation}: the destination must be a Pid or a registered name, not {safe_repr(dest)}"
+        f"{operation}: the destination must be a Pid, a registered name or a via(registry, "
+        f"key) name, not {safe_repr(dest)}"
     )
 
 

@@ -12,6 +12,7 @@ what to do where there is something to do.
 from __future__ import annotations
 
 from ._pid import Pid
+from ._via import Via
 
 
 class ActorError(Exception):
@@ -85,10 +86,13 @@ class MailboxFull(ActorError):
 class NameTaken(ActorError, ValueError):
     """The name is already registered to another actor.
 
-    ``name`` is the name and ``holder`` the pid that holds it.
+    ``name`` is the name (a ``str``, or a ``Via`` name) and ``holder`` the
+    pid that holds it.
     """
 
-    def __init__(self, message: str, name: str | None = None, holder: Pid | None = None) -> None:
+    def __init__(
+        self, message: str, name: str | Via | None = None, holder: Pid | None = None
+    ) -> None:
         super().__init__(message)
         self.name = name
         self.holder = holder
@@ -329,6 +333,17 @@ class DeadLetterNotFound(ActorError, LookupError):
     def __init__(self, message: str, letter_id: int | None = None) -> None:
         super().__init__(message)
         self.letter_id = letter_id
+
+
+class HandlerExists(ActorError, ValueError):
+    """``telemetry.attach``: a handler with that id is attached already.
+
+    ``handler_id`` is the id asked for; detach it first, or choose another.
+    """
+
+    def __init__(self, message: str, handler_id: str | None = None) -> None:
+        super().__init__(message)
+        self.handler_id = handler_id
 
 
 class NodeUnreachable(ActorError, ConnectionError):

@@ -18,6 +18,7 @@ from typing import cast
 
 import anyio
 
+from . import _telemetry
 from ._mailbox import deliver_system, wake
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NOPROC, NORMAL, Down, Exited, Shutdown, is_clean_exit
@@ -263,6 +264,8 @@ def exit_process(proc: Process, reason: object, detail: str | None = None) -> No
                     label(proc),
                     extra={"actor_pid": pid, "actor_name": proc.name},
                 )
+    if _telemetry.ACTORS:
+        _telemetry.actor_exited(proc, reason)
     if not proc.reported and not is_clean_exit(reason):
         _crash_report(proc, reason, linked, detail)
 

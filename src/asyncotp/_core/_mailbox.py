@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
+from . import _telemetry
 from ._context import calling_process, current_process, task_on
 from ._errors import MailboxFull, ReceiveTimeout
 from ._state import BUDGET, EXITING, Droppable, Node, Overflow, Process, proc_var
@@ -79,6 +80,8 @@ def wake(proc: Process) -> None:
 def _overflow(proc: Process, message: object) -> bool:
     """Apply the overflow policy of a full mailbox; return whether to append
     ``message``."""
+    if _telemetry.ANY:
+        _telemetry.mailbox_overflow(proc)
     policy = proc.overflow
     if policy is Overflow.REJECT:
         proc.rejected += 1

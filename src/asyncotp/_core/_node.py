@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 import anyio
 
@@ -27,11 +27,12 @@ from ._reasons import KILLED, NORMAL, SHUTDOWN
 from ._safe import safe_repr
 from ._state import DEAD, Node, Process, node_var
 from ._timers import cancel_node_timers
-from ._validate import check_seconds, fn_name, is_async_callable
+from ._validate import async_entry, check_seconds, is_async_callable
 
 logger = logging.getLogger("asyncotp")
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 def order_shutdown(proc: Process, reason: object) -> None:
@@ -146,8 +147,8 @@ async def node(*, shutdown_timeout: float = 5.0) -> AsyncIterator[Node]:
 
 
 def run(
-    main: Callable[..., Awaitable[T]],
-    *args: Any,
+    main: Callable[[*Ts], Awaitable[T]],
+    *args: *Ts,
     backend: str = "asyncio",
     backend_options: dict[str, Any] | None = None,
 ) -> T:
@@ -164,9 +165,7 @@ def run(
             f"backend_options={{'use_uvloop': True}}), not {backend!r}"
         )
     if not is_async_callable(main):
-        raise TypeError(
-            f"run: {fn_name(main)} is not an async function; define it with `async def`"
-        )
+        async_entry(main, "main", where="run", usage="an async function")
 
     fatal: list[BaseException] = []
 

@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._childspec import START_USAGE, ChildSpec
 from ._context import calling_process, current_process, node_of, process_of, resolve
 from ._exits import add_on_exit
 from ._exits import exit_future as _exit_future
 from ._exits import kill as _kill
+from ._exits import link_pair as _link_pair
 from ._exits import request_stop as _request_stop
+from ._exits import unlink_pair as _unlink_pair
 from ._exits import wait_exit as _wait_exit
 from ._mailbox import deliver as _deliver
 from ._mailbox import deliver_system as _deliver_system
 from ._mailbox import drop_messages as _drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC
+from ._safe import safe_repr
 from ._state import DEAD, EXITING, UNSET, Node, node_var
-from ._validate import check_timeout
+from ._validate import check_timeout, not_async_hint
+from ._via import Name
 
 
 def exit_future(pid: Pid) -> asyncio.Future[object]:
@@ -45,6 +51,28 @@ def on_exit(pid: Pid, callback: Callable[[object], None]) -> bool:
         return False
     add_on_exit(proc, callback)
     return True
+
+
+def link_pids(a: Pid, b: Pid) -> bool:
+    """Link two live actors both ways (neither need be the caller: a
+    registry linking an actor it names). True if this made a new link;
+    False if they were linked already (by anyone), are the same actor, or
+    either has ended or is on its way out, so that a caller undoes only the
+    links it made."""
+    first, second = process_of(a), process_of(b)
+    if first is None or second is None or first.state >= EXITING or second.state >= EXITING:
+        return False
+    if first is second or (first.links is not None and b in first.links):
+        return False
+    _link_pair(first, second)
+    return True
+
+
+def unlink_pids(a: Pid, b: Pid) -> None:
+    """Remove the link between two actors, if any (either may be gone)."""
+    first = process_of(a)
+    if first is not None:
+        _unlink_pair(first, b)
 
 
 async def wait_exit(pid: Pid, timeout: float | None) -> bool:
@@ -70,6 +98,30 @@ def kill(pid: Pid) -> None:
     proc = process_of(pid)
     if proc is not None:
         _kill(proc)
+
+
+async def start_child_process(spec: ChildSpec, start: Callable[[], object] | None = None) -> object:
+    """Run ``spec.start()`` (or ``start()``, the same function with a
+    dynamic supervisor's extra arguments): what a supervisor awaits to start
+    the child. Returns what the start function returned: a pid, ``(pid,
+    info)`` or None (``ignore``).
+
+    A start function that is not async (its result cannot be awaited)
+    raises a ``TypeError`` naming the child and saying what to do, instead
+    of Python's "object Pid can't be used in 'await' expression"; an actor
+    it started anyway (a sync ``lambda: spawn(worker)``) is killed, so that
+    nothing is left running outside the tree."""
+    started: object = spec.start() if start is None else start()
+    if not inspect.isawaitable(started):
+        if type(started) is Pid:
+            kill(started)
+        what, todo = not_async_hint(spec.start)
+        raise TypeError(
+            f"the start function of child {safe_repr(spec.id)} must be {START_USAGE}, "
+            f"not {what}: it returned {safe_repr(started)} instead of an awaitable; {todo} "
+            "(`async def start(): return spawn(worker)`)"
+        )
+    return await started
 
 
 def deliver(pid: Pid, message: object) -> bool:
@@ -129,7 +181,7 @@ def calling_pid() -> Pid | None:
     return None if proc is None else proc.pid
 
 
-def lookup(dest: Pid | str, operation: str) -> Pid | None:
+def lookup(dest: Pid | Name, operation: str) -> Pid | None:
     """The live pid behind ``dest`` (a pid or a name), or None if it is dead;
     ``NoProcess`` for a name nobody holds."""
     proc = resolve(dest, operation)

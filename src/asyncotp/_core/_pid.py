@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, final
+from typing import TYPE_CHECKING, Any, Generic, Protocol, final
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+else:
+    try:
+        # PEP 696 defaults (typing's own from Python 3.13), so that ``Pid`` is
+        # ``Pid[Any, Any]`` and ``Pid[Req]`` works at run time too.
+        # typing_extensions comes with anyio below Python 3.15.
+        from typing_extensions import TypeVar
+    except ImportError:  # pragma: no cover - a Python whose typing has defaults
+        from typing import TypeVar
+
+Req = TypeVar("Req", default=Any)
+"""What the actor behind a ``Pid`` accepts by ``call`` (``Any`` by default)."""
+Rep = TypeVar("Rep", default=Any)
+"""What it replies (``Any`` by default)."""
 
 
 class Directory(Protocol):
@@ -12,7 +28,7 @@ class Directory(Protocol):
 
 
 @final
-class Pid:
+class Pid(Generic[Req, Rep]):
     """An opaque, hashable, immutable reference to one actor.
 
     Pids are made by the node only, one per actor, and never reused within a
@@ -23,6 +39,13 @@ class Pid:
     referenced. ``repr`` shows the pid's number and, while the actor holds
     one, its registered name: ``<Pid 7 'cache'>`` (a remote pid shows its
     node: ``<Pid 7 'on orders'>``).
+
+    For the type checker a pid is generic in the requests its actor accepts
+    by ``call`` and the replies it gives: ``GenServer[Req, Rep].start``
+    returns a ``Pid[Req, Rep]``, and ``call(pid, request)`` then checks
+    ``request`` against ``Req`` and returns a ``Rep``. A plain ``Pid`` is
+    ``Pid[Any, Any]``: anything goes, as before. The parameters exist for
+    the checker only; at run time every pid is the same ``Pid``.
     """
 
     __slots__ = ("__weakref__", "_node", "_number")

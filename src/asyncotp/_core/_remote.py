@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Awaitable
 from typing import Any, Final, Protocol, final
 
+from ._context import calling_process, current_node
 from ._pid import Pid
 from ._reasons import MonitorRef
 
@@ -105,3 +106,15 @@ def remote_of(pid: Pid) -> RemoteNode | None:
     """The remote directory of ``pid``, or None for a local pid."""
     directory: object = pid._node
     return directory if type(directory) is RemoteNode else None
+
+
+async def remote_call(remote: RemoteNode, pid: Pid, request: object, timeout: float | None) -> Any:
+    """``call`` for a remote pid: the transport's, with the calling actor's pid."""
+    me = calling_process()
+    return await remote.transport.call(pid, request, timeout, me.pid if me is not None else None)
+
+
+async def remote_stop(remote: RemoteNode, pid: Pid, reason: object, timeout: float | None) -> None:
+    """``stop`` for a remote pid, from the node's thread only."""
+    current_node("stop")  # WrongThreadError elsewhere
+    await remote.transport.stop(pid, reason, timeout)

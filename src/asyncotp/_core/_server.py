@@ -15,11 +15,11 @@ import asyncio
 import contextlib
 import enum
 from collections.abc import Callable, Coroutine
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypeVar, final, overload
 
+from . import _telemetry
 from ._actor import spawn_process
 from ._context import (
-    calling_process,
     current_node,
     current_process,
     get_ident,
@@ -32,7 +32,7 @@ from ._exits import exit_future, fatal, kill, label, request_stop, unlink_pair, 
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
-from ._remote import remote_of
+from ._remote import remote_call, remote_of, remote_stop
 from ._safe import safe_repr
 from ._state import (
     BUDGET,
@@ -46,6 +46,7 @@ from ._state import (
     proc_var,
 )
 from ._validate import MAX_SECONDS, check_mailbox, check_name, check_seconds, check_timeout
+from ._via import Name, Via, release_via
 
 
 class _NoReplyMarker(enum.Enum):
@@ -57,6 +58,12 @@ class _NoReplyMarker(enum.Enum):
 
 NOREPLY: Final = _NoReplyMarker.NOREPLY
 """Return it from ``handle_call`` to answer later with ``caller.reply(value)``."""
+
+NoReply: TypeAlias = Literal[_NoReplyMarker.NOREPLY]
+"""The type of ``NOREPLY``, for annotations: ``-> int | NoReply``."""
+
+_CallReq = TypeVar("_CallReq")
+_CallRep = TypeVar("_CallRep")
 
 
 @final
@@ -259,7 +266,7 @@ class Callbacks(Protocol):
     async def terminate(self, reason: Any) -> None: ...
 
 
-def _abort_start(proc: Process, starter: Process | None) -> None:
+def _abort_start(proc: Process, starter: Process | None, name: Name | None) -> None:
     """Undo a start that will not complete: the server is killed at once
     (without a crash report) and its name freed now, so that a retry can
     take it; the starter, if linked, is unlinked first so that it survives."""
@@ -270,6 +277,8 @@ def _abort_start(proc: Process, starter: Process | None) -> None:
     node = proc.node
     if proc.name is not None and node.names.get(proc.name) is proc.pid:
         del node.names[proc.name]
+    if type(name) is Via:
+        release_via(name, proc.pid)
 
 
 async def start_server(
@@ -277,7 +286,7 @@ async def start_server(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
-    name: str | None,
+    name: Name | None,
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,
@@ -301,7 +310,7 @@ async def start_behaviour(
     what: str,
     body: Callable[[asyncio.Future[None]], Coroutine[Any, Any, Any]],
     *,
-    name: str | None,
+    name: Name | None,
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,
@@ -344,11 +353,11 @@ async def start_behaviour(
         if not isinstance(exc, Exception):  # cancelled (or worse): undo, then let it through
             if not started.done():
                 started.cancel()
-            _abort_start(proc, starter)
+            _abort_start(proc, starter, name)
             raise
-        who = f"<Pid {proc.pid.number} {name!r}>" if name else repr(proc.pid)
+        who = f"<Pid {proc.pid.number} {safe_repr(name)}>" if name else repr(proc.pid)
         if exc is wait.error:  # our deadline, not a TimeoutError raised by init
-            _abort_start(proc, starter)
+            _abort_start(proc, starter, name)
             await wait_exit(proc, None)
             raise StartError(
                 f"{what} did not finish init within {timeout} s "
@@ -435,6 +444,10 @@ async def _serve(
     handle_call = cls.handle_call
     handle_cast = cls.handle_cast
     handle_info = cls.handle_info
+    if _telemetry.SLOW:  # time the callbacks of a server started while someone listens
+        handle_call, handle_cast, handle_info = _telemetry.timed_callbacks(
+            proc, cls, handle_call, handle_cast, handle_info
+        )
     mailbox = proc.mailbox
     loop = proc.node.loop
     budget = 0
@@ -528,8 +541,19 @@ DEFAULT_TIMEOUT: Final = 5.0
 the hot path: the default needs no validation)."""
 
 
-async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+@overload
+async def call(
+    dest: Pid[_CallReq, _CallRep], request: _CallReq, timeout: float | None = ...
+) -> _CallRep: ...
+@overload
+async def call(dest: Name, request: object, timeout: float | None = ...) -> Any: ...
+async def call(dest: Pid | Name, request: object, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
+
+    Typed: with ``dest`` a ``Pid[Req, Rep]`` (what ``GenServer[Req,
+    Rep].start`` returns), mypy checks ``request`` against ``Req`` and the
+    result is a ``Rep``; with a plain ``Pid`` or a name, the result is
+    ``Any``.
 
     ``timeout=None`` (or ``math.inf``) waits without limit. Raises
     ``CallTimeout`` past ``timeout``, ``NoProcess`` if ``dest`` is dead or an
@@ -549,13 +573,8 @@ async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT
         if node.thread != get_ident():
             wrong_thread(node, "call")
         proc = node.procs.get(dest)
-        if proc is None:
-            remote = remote_of(dest)
-            if remote is not None:
-                me = calling_process()
-                return await remote.transport.call(
-                    dest, request, timeout, me.pid if me is not None else None
-                )
+        if proc is None and (remote := remote_of(dest)) is not None:
+            return await remote_call(remote, dest, request, timeout)
     else:
         proc = resolve(dest, "call")
         node = current_node("call")
@@ -577,10 +596,19 @@ async def call(dest: Pid | str, request: object, timeout: float | None = DEFAULT
         deliver(proc, caller)
     if timeout is not None and not fut.done():
         node.deadlines.add(caller, timeout)
+    if _telemetry.CALLS:  # timed only while a handler listens (docs/telemetry.md)
+        span = _telemetry.call_start(proc, request, timeout)
+        try:
+            reply = await fut
+        except BaseException as exc:
+            _telemetry.call_exception(span, exc)
+            raise
+        _telemetry.call_stop(span)
+        return reply
     return await fut
 
 
-def cast(dest: Pid | str, request: object) -> None:
+def cast(dest: Pid | Name, request: object) -> None:
     """Send a fire-and-forget request to a server; never waits.
 
     A dead pid drops it; an unknown name raises ``NoProcess``; a full mailbox
@@ -601,6 +629,8 @@ def cast(dest: Pid | str, request: object) -> None:
                 current_node("cast")
             if node.on_dead_letter is not None:
                 node.on_dead_letter(dest, Cast(request))
+            if _telemetry.ANY:
+                _telemetry.dead_letter(dest, Cast(request))
             return
     else:
         proc = resolve(dest, "cast")
@@ -630,7 +660,7 @@ def cast(dest: Pid | str, request: object) -> None:
 
 
 async def stop(
-    dest: Pid | str, reason: object = NORMAL, timeout: float | None = DEFAULT_TIMEOUT
+    dest: Pid | Name, reason: object = NORMAL, timeout: float | None = DEFAULT_TIMEOUT
 ) -> None:
     """Stop a server (or any actor) with ``reason`` and wait until it has
     ended and its ``terminate`` has run.
@@ -649,12 +679,9 @@ async def stop(
         and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
     ):
         timeout = check_timeout(timeout, "stop")
-    if type(dest) is Pid:
-        remote = remote_of(dest)
-        if remote is not None:
-            current_node("stop")  # the thread check
-            await remote.transport.stop(dest, reason, timeout)
-            return
+    if type(dest) is Pid and (remote := remote_of(dest)) is not None:
+        await remote_stop(remote, dest, reason, timeout)
+        return
     proc = resolve(dest, "stop")
     if proc is None:
         raise NoProcess(f"stop: {safe_repr(dest)} is not alive", dest)

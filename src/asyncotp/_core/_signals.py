@@ -15,6 +15,7 @@ from ._reasons import NOPROC, Down, Exited, MonitorRef
 from ._remote import remote_of
 from ._safe import safe_repr
 from ._state import DEAD
+from ._via import Name
 
 
 def link(pid: Pid) -> None:
@@ -84,7 +85,7 @@ def set_trap_exits(flag: bool) -> bool:
     return old
 
 
-def send_exit(pid: Pid | str, reason: object) -> None:
+def send_exit(pid: Pid | Name, reason: object) -> None:
     """Send an exit signal to ``pid``.
 
     ``KILL`` ends the target whatever it traps (reason ``KILLED``); ``NORMAL``
@@ -103,7 +104,7 @@ def send_exit(pid: Pid | str, reason: object) -> None:
     signal(target, sender, reason, from_link=False)
 
 
-def monitor(pid: Pid | str) -> MonitorRef:
+def monitor(pid: Pid | Name) -> MonitorRef:
     """Monitor ``pid``: when it ends, the caller receives ``Down(ref, pid, reason)``.
 
     A dead pid gives ``Down(ref, pid, NOPROC)`` at once.

@@ -58,6 +58,7 @@ from ._pid import Pid
 from ._reasons import KILLED, NORMAL, Stop
 from ._server import _CAST_TAG, Caller, Cast, start_behaviour
 from ._state import BUDGET, DEAD, EXITING, UNSET, ExitWith, Overflow, Process, proc_var
+from ._via import Name
 
 CAST = EventType.CAST
 INFO = EventType.INFO
@@ -409,7 +410,7 @@ async def start_statem(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     *,
-    name: str | None,
+    name: Name | None,
     link: bool,
     mailbox_size: int | None,
     overflow: Overflow,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 from ._actor import send as _send
 from ._context import get_ident
@@ -28,9 +28,12 @@ from ._safe import safe_repr
 from ._server import call as _call
 from ._server import cast as _cast
 from ._state import NO_NODE_HINT, Node, node_var, proc_var
-from ._validate import check_timeout, fn_name, is_async_callable
+from ._validate import async_entry, check_timeout, is_async_callable
+from ._via import Name
 
 T = TypeVar("T")
+_Req = TypeVar("_Req")
+Ts = TypeVarTuple("Ts")
 
 _POLL = 0.25
 """While a thread waits, how often it checks that the node's loop still runs."""
@@ -107,7 +110,7 @@ def _await_in_node(
     return _wait(node, future, operation)
 
 
-def send(node: Node, dest: Pid | str, message: object) -> None:
+def send(node: Node, dest: Pid | Name, message: object) -> None:
     """``asyncotp.send(dest, message)`` on ``node``, from another thread.
 
     Returns once the message is in the mailbox; raises what ``send`` raises
@@ -115,31 +118,35 @@ def send(node: Node, dest: Pid | str, message: object) -> None:
     _in_node(_check(node, "from_thread.send"), _send, (dest, message), "from_thread.send")
 
 
-def cast(node: Node, dest: Pid | str, request: object) -> None:
+def cast(node: Node, dest: Pid | Name, request: object) -> None:
     """``asyncotp.cast(dest, request)`` on ``node``, from another thread.
 
     Returns once the request is in the mailbox; raises what ``cast`` raises."""
     _in_node(_check(node, "from_thread.cast"), _cast, (dest, request), "from_thread.cast")
 
 
-def call(node: Node, dest: Pid | str, request: object, timeout: float | None = 5.0) -> Any:
+@overload
+def call(node: Node, dest: Pid[_Req, T], request: _Req, timeout: float | None = ...) -> T: ...
+@overload
+def call(node: Node, dest: Name, request: object, timeout: float | None = ...) -> Any: ...
+def call(node: Node, dest: Pid | Name, request: object, timeout: float | None = 5.0) -> Any:
     """``await asyncotp.call(dest, request, timeout)`` on ``node``, from
     another thread: blocks the thread until the reply, and returns it or
-    raises what ``call`` raises (``CallTimeout``, ``ServerExited``, ...)."""
+    raises what ``call`` raises (``CallTimeout``, ``ServerExited``, ...).
+    Typed as ``call``: a ``Pid[Req, Rep]`` checks the request and gives a
+    ``Rep``."""
     the_node = _check(node, "from_thread.call")
     timeout = check_timeout(timeout, "from_thread.call")
     return _await_in_node(the_node, _call, (dest, request, timeout), "from_thread.call")
 
 
-def run(node: Node, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+def run(node: Node, fn: Callable[[*Ts], Awaitable[T]], *args: *Ts) -> T:
     """Run ``await fn(*args)`` in a new task of ``node`` (a plain task, not
     an actor: it may spawn, call, cast, ...) and return its result here, or
     raise its error."""
     the_node = _check(node, "from_thread.run")
     if not is_async_callable(fn):
-        raise TypeError(
-            f"from_thread.run: {fn_name(fn)} is not an async function; define it with `async def`"
-        )
+        async_entry(fn, "fn", where="from_thread.run", usage="an async function")
     return _await_in_node(the_node, fn, args, "from_thread.run")
 
 

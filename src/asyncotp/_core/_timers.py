@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
+from . import _telemetry
 from ._context import check_thread, current_node
 from ._errors import MailboxFull
 from ._mailbox import deliver
@@ -19,31 +20,35 @@ from ._pid import Pid
 from ._safe import safe_repr
 from ._state import DEAD, Node, TimerRef
 from ._validate import check_delay
+from ._via import Name, Via, holder_of
 
 
-def _fire_timer(timer: TimerRef, node: Node, dest: Pid | str, message: object) -> None:
+def _fire_timer(timer: TimerRef, node: Node, dest: Pid | Name, message: object) -> None:
     timer._forget()
     if node.closed:
         return
     if type(dest) is Pid:
         proc = node.procs.get(dest)
     else:
-        pid = node.names.get(dest)
+        pid = node.names.get(dest) if type(dest) is str else holder_of(dest)  # type: ignore[arg-type]
         proc = node.procs.get(pid) if pid is not None else None
     if proc is None:
         if type(dest) is Pid and node.on_dead_letter is not None:
             node.on_dead_letter(dest, message)
+        if type(dest) is Pid and _telemetry.ANY:
+            _telemetry.dead_letter(dest, message)
         return
     with contextlib.suppress(MailboxFull):  # counted in `rejected`; a timer has nobody to tell
         deliver(proc, message)
 
 
-def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
+def send_after(delay: float, dest: Pid | Name, message: object) -> TimerRef:
     """Deliver ``message`` to ``dest`` after ``delay`` seconds (finite, >= 0).
 
     A timer to a pid belongs to that destination: it is cancelled when the
-    destination ends, not when the actor that set it ends. A name is looked
-    up when the timer fires; such a timer is cancelled when the node stops.
+    destination ends, not when the actor that set it ends. A name (local or
+    ``Via``) is looked up when the timer fires; such a timer is cancelled
+    when the node stops.
     """
     node = current_node("send_after")
     delay = check_delay(delay, "send_after")
@@ -54,7 +59,7 @@ def send_after(delay: float, dest: Pid | str, message: object) -> TimerRef:
         owner = node.procs.get(dest)
         if owner is not None and owner.state == DEAD:
             owner = None
-    elif isinstance(dest, str):
+    elif isinstance(dest, str) or type(dest) is Via:
         owner = None
     else:
         raise TypeError(

@@ -43,6 +43,7 @@ import attrs
 from ._pid import Pid
 from ._safe import safe_repr
 from ._state import Overflow
+from ._via import Via
 
 T = TypeVar("T")
 
@@ -178,6 +179,59 @@ def async_function(
         fail(TypeError, value, name, expected, where=where)
 
 
+def not_async_hint(fn: object) -> tuple[str, str]:
+    """Why ``fn`` is not an async function, and what to do: ``("the class
+    Counter", "start it with ...")``, for a class, a sync function, an async
+    generator function and anything else."""
+    shown = fn_name(fn)
+    if isinstance(fn, type):
+        try:
+            start = getattr(fn, "start", None)
+        except Exception:  # noqa: BLE001 - a user class whose attribute lookup fails
+            start = None
+        if start is not None and is_async_callable(start):
+            return (
+                f"the class {shown}",
+                f"start it with `await {shown}.start(...)`, or pass its start function "
+                f"({shown}.start, or functools.partial({shown}.start, ...)); under a "
+                f"supervisor use {shown}.child_spec(...)",
+            )
+        return (
+            f"the class {shown}",
+            "pass an `async def` function (or an object with an `async def __call__`)",
+        )
+    probe = fn
+    while isinstance(probe, functools.partial):
+        probe = probe.func
+    if inspect.isasyncgenfunction(probe):
+        return (
+            f"the async generator function {shown} (it contains `yield`)",
+            "an actor's function returns its result, it does not yield values",
+        )
+    if callable(fn):
+        return f"{shown}, which is not async", "define it with `async def`"
+    return safe_repr(fn), "pass an `async def` function"
+
+
+def async_entry(value: object, name: str, *, where: str = "", usage: str) -> None:
+    """A function something will run as ``await value(*args)``: an async
+    function (``is_async_callable``); ``usage`` says what is expected ("an
+    async function"). A coroutine object is closed and refused (it can be
+    awaited only once, and the arguments go apart: ``fn, x``, not ``fn(x)``);
+    a class, a sync function or an async generator function are refused with
+    what to do instead. The ``TypeError`` names ``where`` and ``name``."""
+    prefix = f"{where}: " if where else ""
+    if inspect.iscoroutine(value):
+        value.close()
+        raise TypeError(
+            f"{prefix}{name} must be {usage}, not a coroutine object: pass the function "
+            "and its arguments apart (fn, arg1, arg2), not fn(arg1, arg2)"
+        )
+    if not is_async_callable(value):
+        what, todo = not_async_hint(value)
+        raise TypeError(f"{prefix}{name} must be {usage}, not {what}; {todo}")
+
+
 def attribute(
     check: Callable[..., object], **options: Any
 ) -> Callable[[object, attrs.Attribute[Any], object], None]:
@@ -213,9 +267,15 @@ def fn_name(fn: object) -> str:
 
 
 def check_name(name: object, operation: str) -> None:
-    """A registered name is a non-empty ``str``."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{operation}: a name must be a non-empty str, not {safe_repr(name)}")
+    """A name is a non-empty ``str`` (a local name) or a ``Via`` (a name
+    held by a registry)."""
+    if isinstance(name, str) and name:
+        return
+    if type(name) is not Via:
+        raise TypeError(
+            f"{operation}: a name must be a non-empty str or a via(registry, key) name, "
+            f"not {safe_repr(name)}"
+        )
 
 
 def check_mailbox(mailbox_size: int | None, overflow: Overflow, operation: str) -> None:

@@ -1,9 +1,9 @@
-"""Actors: processes, mailboxes, links, monitors, registry, timers, GenServer,
-StateMachine, Agent, Task.
+"""Actors: processes, mailboxes, links, monitors, names, timers, GenServer,
+StateMachine, Agent, Task, Registry.
 
 The runtime itself lives in ``asyncotp._core``; this namespace re-exports its
 public half and holds the behaviours built on it (``GenServer``,
-``StateMachine``, ``Agent``, ``Task``).
+``StateMachine``, ``Agent``, ``Task``, ``Registry`` and its ``via`` names).
 """
 
 from .._core import KILL as KILL
@@ -30,11 +30,14 @@ from .._core import GenericTimeoutEvent as GenericTimeoutEvent
 from .._core import KeepState as KeepState
 from .._core import MailboxFull as MailboxFull
 from .._core import MonitorRef as MonitorRef
+from .._core import Name as Name
+from .._core import NameRegistry as NameRegistry
 from .._core import NameTaken as NameTaken
 from .._core import NextEvent as NextEvent
 from .._core import Node as Node
 from .._core import NoNodeError as NoNodeError
 from .._core import NoProcess as NoProcess
+from .._core import NoReply as NoReply
 from .._core import NotAnActorError as NotAnActorError
 from .._core import Overflow as Overflow
 from .._core import Pid as Pid
@@ -52,6 +55,7 @@ from .._core import TaskExited as TaskExited
 from .._core import TaskTimeout as TaskTimeout
 from .._core import TimerRef as TimerRef
 from .._core import Transition as Transition
+from .._core import Via as Via
 from .._core import WrongThreadError as WrongThreadError
 from .._core import call as call
 from .._core import cancel_timer as cancel_timer
@@ -80,7 +84,14 @@ from .._core import unlink as unlink
 from .._core import unregister as unregister
 from .._core import whereis as whereis
 from ._agent import Agent as Agent
+from ._agent import AgentRequest as AgentRequest
 from ._genserver import GenServer as GenServer
+from ._registry_server import Keys as Keys
+from ._registry_server import Registry as Registry
+from ._registry_server import RegistryRef as RegistryRef
+from ._registry_server import via as via
+from ._registry_table import RegistryEntry as RegistryEntry
+from ._registry_table import RegistryEvent as RegistryEvent
 from ._statemachine import StateMachine as StateMachine
 from ._task import Task as Task
 from ._task import TaskReply as TaskReply

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeAlias, TypeVar, overload
 
 from .._core import (
     Caller,
     ChildSpec,
+    Name,
     Pid,
     Restart,
     ShutdownSetting,
@@ -39,6 +40,13 @@ def _check_fn(fn: object, operation: str) -> None:
     a wrong one fails the caller, not the agent."""
     if not callable(fn):
         raise TypeError(f"{operation}: fn must be a callable taking the state, not {safe_repr(fn)}")
+
+
+AgentRequest: TypeAlias = tuple[_Op, Callable[[S], Any]]
+"""What an agent holding an ``S`` is called with, for the type checker:
+``Agent.start(lambda: 0)`` returns a ``Pid[AgentRequest[int]]``, and
+``Agent.get``, ``update``, ``get_and_update`` and ``cast`` then type their
+function's argument as ``int``. A plain ``Pid`` or a name: ``Any``."""
 
 
 class Agent(GenServer):
@@ -86,14 +94,27 @@ class Agent(GenServer):
     async def handle_cast(self, request: Any) -> None:
         self.state = request(self.state)
 
+    @overload  # type: ignore[override]  # an agent starts from its initial function
     @classmethod
-    async def start(  # type: ignore[override]
-        cls, initial: Callable[[], Any], name: str | None = None, **opts: Any
-    ) -> Pid:
+    async def start(
+        cls, initial: Callable[[], Awaitable[S]], name: Name | None = None, **opts: Any
+    ) -> Pid[AgentRequest[S]]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls, initial: Callable[[], S], name: Name | None = None, **opts: Any
+    ) -> Pid[AgentRequest[S]]: ...
+    @classmethod
+    async def start(
+        cls, initial: Callable[[], Any], name: Name | None = None, **opts: Any
+    ) -> Pid[AgentRequest[Any]]:
         """Start an agent whose first state is ``initial()``.
 
         ``opts`` are ``GenServer.start``'s: ``link``, ``mailbox_size``,
-        ``overflow``, ``timeout``.
+        ``overflow``, ``timeout``. Typed: the pid is a
+        ``Pid[AgentRequest[S]]``, ``S`` being what ``initial`` returns (or
+        what it awaits to), so the functions given to ``get``, ``update``,
+        ... are checked against the state's type.
         """
         if not callable(initial):
             raise TypeError(
@@ -114,9 +135,19 @@ class Agent(GenServer):
         """A child spec for supervisors; ``id`` defaults to ``"Agent"``."""
         return super().child_spec(initial, id=id, restart=restart, shutdown=shutdown, **opts)
 
+    @overload
     @staticmethod
     async def get(
-        agent: Pid | str, fn: Callable[[Any], R] = _identity, timeout: float | None = 5.0
+        agent: Pid[AgentRequest[S]], fn: Callable[[S], R] = ..., timeout: float | None = ...
+    ) -> R: ...
+    @overload
+    @staticmethod
+    async def get(agent: Name, fn: Callable[[Any], R] = ..., timeout: float | None = ...) -> R: ...
+    @staticmethod
+    async def get(
+        agent: Pid[AgentRequest[Any]] | Name,
+        fn: Callable[[Any], R] = _identity,
+        timeout: float | None = 5.0,
     ) -> R:
         """``fn(state)``, run inside the agent. ``timeout`` as ``call``'s."""
         _check_fn(fn, "Agent.get")
@@ -124,18 +155,40 @@ class Agent(GenServer):
         result: R = await call(agent, (_Op.GET, fn), timeout)
         return result
 
+    @overload
     @staticmethod
     async def update(
-        agent: Pid | str, fn: Callable[[Any], Any], timeout: float | None = 5.0
+        agent: Pid[AgentRequest[S]], fn: Callable[[S], S], timeout: float | None = ...
+    ) -> None: ...
+    @overload
+    @staticmethod
+    async def update(
+        agent: Name, fn: Callable[[Any], Any], timeout: float | None = ...
+    ) -> None: ...
+    @staticmethod
+    async def update(
+        agent: Pid[AgentRequest[Any]] | Name, fn: Callable[[Any], Any], timeout: float | None = 5.0
     ) -> None:
         """Replace the state with ``fn(state)``, and wait until it is done."""
         _check_fn(fn, "Agent.update")
         timeout = check_timeout(timeout, "Agent.update")
         await call(agent, (_Op.UPDATE, fn), timeout)
 
+    @overload
     @staticmethod
     async def get_and_update(
-        agent: Pid | str, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = 5.0
+        agent: Pid[AgentRequest[S]], fn: Callable[[S], tuple[R, S]], timeout: float | None = ...
+    ) -> R: ...
+    @overload
+    @staticmethod
+    async def get_and_update(
+        agent: Name, fn: Callable[[Any], tuple[R, Any]], timeout: float | None = ...
+    ) -> R: ...
+    @staticmethod
+    async def get_and_update(
+        agent: Pid[AgentRequest[Any]] | Name,
+        fn: Callable[[Any], tuple[R, Any]],
+        timeout: float | None = 5.0,
     ) -> R:
         """``fn(state)`` returns ``(result, new_state)``; return ``result``."""
         _check_fn(fn, "Agent.get_and_update")
@@ -143,8 +196,14 @@ class Agent(GenServer):
         result: R = await call(agent, (_Op.GET_AND_UPDATE, fn), timeout)
         return result
 
+    @overload
     @staticmethod
-    def cast(agent: Pid | str, fn: Callable[[Any], Any]) -> None:
+    def cast(agent: Pid[AgentRequest[S]], fn: Callable[[S], S]) -> None: ...
+    @overload
+    @staticmethod
+    def cast(agent: Name, fn: Callable[[Any], Any]) -> None: ...
+    @staticmethod
+    def cast(agent: Pid[AgentRequest[Any]] | Name, fn: Callable[[Any], Any]) -> None:
         """Replace the state with ``fn(state)``, without waiting."""
         _check_fn(fn, "Agent.cast")
         cast(agent, fn)

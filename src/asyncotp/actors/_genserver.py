@@ -9,26 +9,42 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Hashable
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, ClassVar, Generic, ParamSpec, Protocol, overload
 
 from .._core import (
+    Backoff,
     Caller,
     ChildSpec,
     ChildType,
+    Name,
+    NoReply,
     Overflow,
     Pid,
+    Rep,
+    Req,
     Restart,
     ShutdownSetting,
     calling_pid,
     safe_repr,
     start_server,
 )
+from ._callbacks import check_async_callbacks
+
+P = ParamSpec("P")
 
 logger = logging.getLogger("asyncotp")
 
 
-class GenServer:
+class _Init(Protocol[P]):
+    """What ``start`` and ``child_spec`` see of a server class: an instance
+    whose ``init`` takes ``P``. Matching ``cls`` against ``Callable[[],
+    _Init[P]]`` lets mypy read ``init``'s parameters off the class."""
+
+    def init(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[object]: ...
+
+
+class GenServer(Generic[Req, Rep]):
     """A server actor: state in ``self``, requests handled one at a time.
 
     Example::
@@ -73,6 +89,25 @@ class GenServer:
     shutdown time runs out) cuts a callback short; a callback that shields
     itself from cancellation cannot be killed.
 
+    Types: ``GenServer[Req, Rep]`` types the server by its call requests
+    and its replies (a bare ``GenServer`` is ``GenServer[Any, Any]``)::
+
+        class Counter(GenServer[CounterRequest, int]):
+            async def handle_call(self, request: CounterRequest, caller: Caller) -> int: ...
+
+    ``start`` then returns a ``Pid[CounterRequest, int]``, on which ``call``
+    checks the request and returns an ``int``; ``handle_call`` must accept
+    every ``Req`` and return a ``Rep`` (``Rep | NoReply`` if it returns
+    ``NOREPLY``). ``start(*args, **kwargs)`` and ``child_spec`` are checked
+    against ``init``'s parameters, except when one of their own options
+    (``name=``, ``link=``, ``id=``, ...) is passed: Python's typing cannot
+    add keyword-only parameters to a ``ParamSpec``, so then only the
+    options are checked (write a typed start function of your own, as in
+    docs/genserver.md, section 11). Casts are not typed by ``Req``.
+
+    A callback defined without ``async`` (``def handle_call``) is refused
+    at the ``class`` statement with a ``TypeError`` naming it.
+
     Exit signals: a server that does not trap exits stops (running
     ``terminate``) when a linked actor ends abnormally; one that calls
     ``set_trap_exits(True)`` in ``init`` gets them as ``Exited`` messages,
@@ -81,6 +116,12 @@ class GenServer:
     """
 
     _asyncotp_child_type: ClassVar[ChildType] = ChildType.WORKER
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, at the class statement, a callback that is not async: the
+        mistake would otherwise surface as a crash at the first message."""
+        super().__init_subclass__(**kwargs)
+        check_async_callbacks(cls, GenServer)
 
     async def init(self, *args: Any, **kwargs: Any) -> None:
         """Set up the server's state; the default accepts no arguments."""
@@ -91,7 +132,7 @@ class GenServer:
                 "to accept them"
             )
 
-    async def handle_call(self, request: Any, caller: Caller) -> Any:
+    async def handle_call(self, request: Req, caller: Caller) -> Rep | NoReply:
         """Answer a ``call``; the default crashes the server, as Elixir's does."""
         raise NotImplementedError(
             f"{type(self).__qualname__} received the call {safe_repr(request)} but defines no "
@@ -123,17 +164,82 @@ class GenServer:
 
     # -- client side ----------------------------------------------------------
 
+    @overload
+    @classmethod
+    async def start(
+        cls: Callable[[], _Init[P]], *args: P.args, **kwargs: P.kwargs
+    ) -> Pid[Req, Rep]: ...
+    @overload
     @classmethod
     async def start(
         cls,
         *args: Any,
-        name: str | None = None,
+        name: Name | None,
+        link: bool = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: Name | None = ...,
+        link: bool,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: Name | None = ...,
+        link: bool = ...,
+        mailbox_size: int | None,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: Name | None = ...,
+        link: bool = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @overload
+    @classmethod
+    async def start(
+        cls,
+        *args: Any,
+        name: Name | None = ...,
+        link: bool = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None,
+        **kwargs: Any,
+    ) -> Pid[Req, Rep]: ...
+    @classmethod  # type: ignore[misc]  # the implementation's cls is the class; overload 1's a factory
+    async def start(
+        cls,
+        *args: Any,
+        name: Name | None = None,
         link: bool = False,
         mailbox_size: int | None = None,
         overflow: Overflow = Overflow.REJECT,
         timeout: float | None = 5.0,
         **kwargs: Any,
-    ) -> Pid:
+    ) -> Pid[Req, Rep]:
         """Spawn the server and wait until ``init(*args, **kwargs)`` has returned.
 
         If ``init`` raises or takes longer than ``timeout`` seconds (> 0;
@@ -142,6 +248,12 @@ class GenServer:
         nothing is left running or registered; so too when the task calling
         ``start`` is cancelled (the ``CancelledError`` goes through).
         ``link=True`` links the server to the calling actor.
+
+        Typed: returns a ``Pid[Req, Rep]``. mypy checks ``args`` and
+        ``kwargs`` against ``init`` (the first overload); a call that also
+        passes one of the options above matches the other overloads, which
+        check the options but not ``init``'s arguments (PEP 612 allows no
+        parameter after ``*args: P.args``).
         """
         return await start_server(
             cls(),
@@ -155,7 +267,130 @@ class GenServer:
             has_terminate=cls.terminate is not GenServer.terminate,
         )
 
+    @overload
     @classmethod
+    def child_spec(cls: Callable[[], _Init[P]], *args: P.args, **kwargs: P.kwargs) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: Name | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: Name | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None,
+        backoff: Backoff | None = ...,
+        name: Name | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None,
+        name: Name | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: Name | None,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: Name | None = ...,
+        mailbox_size: int | None,
+        overflow: Overflow = ...,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: Name | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow,
+        timeout: float | None = ...,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @overload
+    @classmethod
+    def child_spec(
+        cls,
+        *args: Any,
+        id: Hashable | None = ...,
+        restart: Restart = ...,
+        shutdown: ShutdownSetting | None = ...,
+        backoff: Backoff | None = ...,
+        name: Name | None = ...,
+        mailbox_size: int | None = ...,
+        overflow: Overflow = ...,
+        timeout: float | None,
+        **kwargs: Any,
+    ) -> ChildSpec: ...
+    @classmethod  # type: ignore[misc]  # the implementation's cls is the class; overload 1's a factory
     def child_spec(
         cls,
         *args: Any,
@@ -168,9 +403,15 @@ class GenServer:
 
         ``id`` defaults to the class name. Other keyword arguments (``name=``,
         ``mailbox_size=``, ... and ``init``'s own) go to ``start`` at every
-        (re)start. ``backoff=`` is taken by the spec itself.
+        (re)start. ``backoff=`` and ``significant=`` are taken by the spec
+        itself.
+
+        Typed as ``start``: ``args`` and ``kwargs`` are checked against
+        ``init`` when no option (``id=``, ``restart=``, ``name=``, ...) is
+        passed; with options, only the options are.
         """
         backoff = kwargs.pop("backoff", None)
+        significant = kwargs.pop("significant", False)
         start = functools.partial(cls.start, *args, link=True, **kwargs)
         extra: dict[str, Any] = {}
         if shutdown is not None:
@@ -181,5 +422,6 @@ class GenServer:
             restart,
             type=cls._asyncotp_child_type,
             backoff=backoff,
+            significant=significant,
             **extra,
         )

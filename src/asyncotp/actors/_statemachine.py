@@ -18,6 +18,7 @@ from .._core import (
     ChildSpec,
     ChildType,
     EventKind,
+    Name,
     Overflow,
     Pid,
     Restart,
@@ -25,6 +26,7 @@ from .._core import (
     Transition,
     start_statem,
 )
+from ._callbacks import check_async_callbacks
 
 S = TypeVar("S")
 D = TypeVar("D")
@@ -183,6 +185,7 @@ class StateMachine(Generic[S, D]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        check_async_callbacks(cls, StateMachine, prefix="state_")
         if not isinstance(cls.callback_mode, CallbackMode):
             raise TypeError(
                 f"{cls.__qualname__}.callback_mode must be CallbackMode.HANDLE_EVENT or "
@@ -220,7 +223,7 @@ class StateMachine(Generic[S, D]):
     async def start(
         cls,
         *args: Any,
-        name: str | None = None,
+        name: Name | None = None,
         link: bool = False,
         mailbox_size: int | None = None,
         overflow: Overflow = Overflow.REJECT,
@@ -274,9 +277,10 @@ class StateMachine(Generic[S, D]):
 
         ``id`` defaults to the class name. Other keyword arguments (``name=``,
         ``mailbox_size=``, ... and ``init``'s own) go to ``start`` at every
-        (re)start. ``backoff=`` is taken by the spec itself.
+        (re)start. ``backoff=`` and ``significant=`` are taken by the spec itself.
         """
         backoff = kwargs.pop("backoff", None)
+        significant = kwargs.pop("significant", False)
         start = functools.partial(cls.start, *args, link=True, **kwargs)
         extra: dict[str, Any] = {}
         if shutdown is not None:
@@ -287,5 +291,6 @@ class StateMachine(Generic[S, D]):
             restart,
             type=cls._asyncotp_child_type,
             backoff=backoff,
+            significant=significant,
             **extra,
         )

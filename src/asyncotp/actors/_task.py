@@ -161,10 +161,9 @@ async def spawn_task(
 
 
 def check_fn(fn: object, where: str) -> None:
-    """``fn`` must be an async function (a coroutine object is refused with a
-    hint)."""
-    validate.function(fn, "fn", where=where, usage="the async function and its arguments")
-    validate.async_function(fn, "fn", where=where)
+    """``fn`` must be an async function (a coroutine object, a class, a sync
+    function are refused with a hint: see ``validate.async_entry``)."""
+    validate.async_entry(fn, "fn", where=where, usage="an async function")
 
 
 def check_timeout(timeout: object, where: str) -> float | None:

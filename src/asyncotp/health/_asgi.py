@@ -15,11 +15,8 @@ framework, or serve it on its own with ``serve_health`` (which needs the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import socket
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final, TypeAlias
 
 import anyio
@@ -36,6 +33,7 @@ from .._core import (
     validate,
     whereis_on,
 )
+from ..web import serve_asgi
 from ._report import _report, _watch_supervisor
 
 Scope: TypeAlias = MutableMapping[str, Any]
@@ -220,16 +218,13 @@ async def _respond(
     await send({"type": "http.response.body", "body": b"" if head else payload})
 
 
-@contextlib.contextmanager
-def _no_signal_capture() -> Iterator[None]:
-    yield
-
-
 async def serve_health(
     app: HealthApp | Pid | str,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
+    shutdown_timeout: float = 5.0,
+    access_log: bool = True,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a ``HealthApp`` (or one made for the root ``app``) with uvicorn,
@@ -246,48 +241,27 @@ async def serve_health(
 
     It can also run as an actor: ``spawn(functools.partial(serve_health,
     "shop", port=8081))``; it stops when the actor is told to (at the node's
-    shutdown, for instance). Cancelling it shuts the server down gracefully:
-    it stops accepting, lets the requests under way finish, and closes.
+    shutdown, for instance); in a supervision tree, use
+    ``AsgiServer.child_spec(HealthApp(root), port=8081)``. Cancelling it
+    shuts the server down gracefully: it stops accepting, lets the requests
+    under way finish (up to ``shutdown_timeout`` seconds), and closes. It
+    runs on ``serve_asgi``, whose docs say more; a taken port is a
+    ``StartError`` naming the host and the port.
 
     Logging and signals stay the program's: uvicorn's logging configuration
     is not applied and its signal handlers are not installed (so
     ``Application.run`` keeps its own). uvicorn logs on its own loggers as
     usual (``uvicorn.error``; every request on ``uvicorn.access``, which you
-    may want to quieten when an orchestrator probes often).
+    may want to quieten with ``access_log=False`` when an orchestrator
+    probes often).
     """
-    try:
-        import uvicorn  # noqa: PLC0415 - an optional dependency (the asgi extra)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "serve_health needs uvicorn: pip install 'asyncotp[asgi]' (or serve the HealthApp "
-            "with the ASGI server of your choice)"
-        ) from exc
     if not isinstance(app, HealthApp):
         app = HealthApp(app)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family)
-    try:
-        bound = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, lifespan="on")
-        server = uvicorn.Server(config)
-        server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
-        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    except BaseException:
-        sock.close()
-        raise
-    try:
-        task_status.started(bound)
-        await asyncio.shield(serving)
-    except BaseException:
-        if not serving.done():
-            server.should_exit = True
-            try:
-                with anyio.CancelScope(shield=True):
-                    await asyncio.shield(serving)
-            except BaseException:
-                server.force_exit = True
-                serving.cancel()
-                raise
-        raise
-    finally:
-        sock.close()
+    await serve_asgi(
+        app,
+        host,
+        port,
+        shutdown_timeout=shutdown_timeout,
+        access_log=access_log,
+        task_status=task_status,
+    )

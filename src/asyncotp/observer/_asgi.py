@@ -21,8 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
 from typing import Any, Final, TypeAlias
 
@@ -30,6 +29,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from .._core import ActorError, Node, Pid, node_of, node_running, now, running_node, validate
+from ..web import serve_asgi
 from ._reports import on_supervisor_report, waker
 from ._snapshot import snapshot
 
@@ -320,16 +320,13 @@ async def _respond_json(
     await _respond(send, status, payload, b"application/json", scope, allow=allow)
 
 
-@contextlib.contextmanager
-def _no_signal_capture() -> Iterator[None]:
-    yield
-
-
 async def serve_dashboard(
     app: DashboardApp | Pid | str | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
+    shutdown_timeout: float = 5.0,
+    access_log: bool = True,
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a ``DashboardApp`` (or one made for the root ``app``: None for
@@ -347,42 +344,19 @@ async def serve_dashboard(
     port=8765))`` stops with the node. Cancelling it ends the open event
     streams and shuts the server down gracefully. As ``serve_health``, it
     leaves logging and signals to the program (uvicorn logs each request on
-    ``uvicorn.access``).
+    ``uvicorn.access`` unless ``access_log=False``). It runs on
+    ``serve_asgi``; in a supervision tree use
+    ``AsgiServer.child_spec(DashboardApp(), port=8765,
+    on_shutdown=...)``, passing the app's ``close`` as ``on_shutdown``.
     """
-    try:
-        import uvicorn  # noqa: PLC0415 - optional dependency (the asgi extra)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "serve_dashboard needs uvicorn: pip install 'asyncotp[asgi]' (or serve the "
-            "DashboardApp with the ASGI server of your choice)"
-        ) from exc
     if not isinstance(app, DashboardApp):
         app = DashboardApp(app)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family)
-    try:
-        bound = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5)
-        server = uvicorn.Server(config)
-        server.capture_signals = _no_signal_capture  # type: ignore[method-assign]
-        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    except BaseException:
-        sock.close()
-        raise
-    try:
-        task_status.started(bound)
-        await asyncio.shield(serving)
-    except BaseException:
-        if not serving.done():
-            app.close()
-            server.should_exit = True
-            try:
-                with anyio.CancelScope(shield=True):
-                    await asyncio.shield(serving)
-            except BaseException:
-                server.force_exit = True
-                serving.cancel()
-                raise
-        raise
-    finally:
-        sock.close()
+    await serve_asgi(
+        app,
+        host,
+        port,
+        shutdown_timeout=shutdown_timeout,
+        access_log=access_log,
+        on_shutdown=app.close,
+        task_status=task_status,
+    )

@@ -10,7 +10,9 @@ The handler never changes the logger's level: it hears the records the
 logger makes. ``child_terminated`` (a crash, at ERROR) is always made, and
 a supervisor restarts the child in the same step, so a snapshot asked for
 on that report already shows the restart; ``child_restarted`` (INFO) is
-heard too when the program logs at INFO.
+heard too when the program logs at INFO. A child that ends cleanly and is
+not restarted is reported at DEBUG, usually not made: the dashboard's
+periodic refresh shows it gone.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ SUPERVISOR_EVENTS: Final = frozenset(
         "child_start_failed",
         "child_killed",
         "supervisor_gave_up",
+        "supervisor_auto_shutdown",
     }
 )
 """The report events that change what a snapshot of the tree shows."""

@@ -39,6 +39,7 @@ from .._core import (
     self_pid,
     send,
     send_after,
+    telemetry,
     validate,
 )
 from .._core import call as gen_call
@@ -637,6 +638,18 @@ class CircuitBreaker(ReadinessServer):
                 "reason": why,
             },
         )
+        if telemetry.ANY:
+            telemetry.execute(
+                ("asyncotp", "breaker", "state_change"),
+                {"failures": failures},
+                {
+                    "breaker": self._me,
+                    "name": self._name,
+                    "previous_state": previous,
+                    "state": state,
+                    "reason": why,
+                },
+            )
         notice = BreakerStateChanged(self._me, self._name, previous, state)
         for pid in list(self._subscribers):
             with contextlib.suppress(MailboxFull):  # a full subscriber misses this one

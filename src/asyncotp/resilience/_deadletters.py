@@ -41,6 +41,7 @@ from .._core import (
     now,
     safe_repr,
     self_pid,
+    telemetry,
     validate,
 )
 from ..actors import GenServer
@@ -423,6 +424,17 @@ class DeadLetterQueue(GenServer):
         )
         self._letters[letter.id] = letter
         self._buried += 1
+        if telemetry.ANY:
+            telemetry.execute(
+                ("asyncotp", "dead_letters", "buried"),
+                {"attempts": request.attempts, "letters": len(self._letters)},
+                {
+                    "queue": self_pid(),
+                    "letter_id": letter.id,
+                    "pool": request.pool,
+                    "error": request.error,
+                },
+            )
         while len(self._letters) > self.max_letters:
             oldest = next(iter(self._letters))
             dropped = self._letters.pop(oldest)

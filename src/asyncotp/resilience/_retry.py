@@ -27,6 +27,7 @@ from .._core import (
     ServerExited,
     now,
     safe_repr,
+    telemetry,
     validate,
 )
 
@@ -285,6 +286,12 @@ async def retry(
                 "error": last_error,
             },
         )
+        if telemetry.ANY:
+            telemetry.execute(
+                ("asyncotp", "retry", "retry"),
+                {"attempt": attempt, "delay": delay, "elapsed": now() - started},
+                {"operation": _name(fn), "error": last_error},
+            )
         if on_retry is not None:
             on_retry(RetryAttempt(attempt, last_error, delay, now() - started))
         await asyncio.sleep(delay)
@@ -299,6 +306,12 @@ def _earliest(a: float | None, b: float | None) -> float | None:
 
 
 def _gave_up(fn: object, attempts: int, error: BaseException | None, why: str) -> None:
+    if telemetry.ANY:
+        telemetry.execute(
+            ("asyncotp", "retry", "gave_up"),
+            {"attempts": attempts},
+            {"operation": _name(fn), "error": error, "reason": why},
+        )
     logger.info(
         "retry: giving up on %s after %d attempt(s) (%s); last error: %s",
         _name(fn),

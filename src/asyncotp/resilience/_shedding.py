@@ -49,8 +49,10 @@ from .._core import (
     call,
     deliver_system,
     now,
+    registered_name,
     safe_repr,
     self_pid,
+    telemetry,
     token_call,
     validate,
 )
@@ -411,6 +413,17 @@ class SheddingServer(GenServer):
             self._rejected += 1
         me = self_pid()
         waited = max(0.0, t - entry.sent_at)
+        if telemetry.ANY:
+            telemetry.execute(
+                ("asyncotp", "shedding", "shed"),
+                {"waited": waited, "queued": self._size},
+                {
+                    "server": me,
+                    "name": registered_name(me),
+                    "reason": reason,
+                    "priority": entry.priority,
+                },
+            )
         retry_after = self._size * self._service_time if self._service_time > 0 else None
         if reason is ShedReason.EXPIRED:
             why = f"it waited {waited:.3f} s in the queue, past its deadline"

@@ -13,6 +13,7 @@ from .._core import ShutdownMode as ShutdownMode
 from .._core import Strategy as Strategy
 from ._application import Application as Application
 from ._base import GAVE_UP as GAVE_UP
+from ._base import AutoShutdown as AutoShutdown
 from ._base import ChildCounts as ChildCounts
 from ._base import ChildInfo as ChildInfo
 from ._client import count_children as count_children

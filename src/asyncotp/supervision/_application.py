@@ -19,7 +19,6 @@ from .._core import (
     Pid,
     StartError,
     Strategy,
-    exit_future,
     is_clean_exit,
     kill,
     live_pids,
@@ -28,8 +27,8 @@ from .._core import (
     safe_repr,
     wait_exit,
 )
-from ._base import _check_settings, _check_specs, _gave_up, _seconds
-from ._supervisor import Supervisor
+from ._base import AutoShutdown, _check_settings, _check_specs, _gave_up, _seconds, _Starting
+from ._supervisor import Supervisor, _check_auto_shutdown
 
 logger = logging.getLogger("asyncotp")
 
@@ -53,6 +52,17 @@ class Application:
     when the root supervisor gave up (or failed to start, or was stopped
     before it had started, or had to be forced). ``await app.start()`` starts the
     same tree inside a running node and returns the root supervisor's pid.
+
+    ``auto_shutdown`` (see ``AutoShutdown``) lets the program end by itself
+    when its work is done: with a significant child (a batch job, say)
+    under ``AutoShutdown.ANY_SIGNIFICANT``, the root shuts down with
+    ``SHUTDOWN`` once that child ends cleanly, and ``run`` returns 0::
+
+        app = Application(
+            "import",
+            [Db.child_spec(url), ChildSpec("job", job_start, Restart.TRANSIENT, significant=True)],
+            auto_shutdown=AutoShutdown.ANY_SIGNIFICANT,
+        )
     """
 
     def __init__(
@@ -63,6 +73,8 @@ class Application:
         max_restarts: int = 3,
         max_seconds: float = 5.0,
         shutdown_timeout: float = 30.0,
+        *,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"Application: name must be a non-empty str, not {safe_repr(name)}")
@@ -74,6 +86,8 @@ class Application:
                 f"not {safe_repr(strategy)}"
             )
         _check_settings(max_restarts, max_seconds, f"Application({safe_repr(name)})")
+        _check_auto_shutdown(auto_shutdown, self.children, f"Application({safe_repr(name)})")
+        self.auto_shutdown = auto_shutdown
         seconds = _seconds(shutdown_timeout)
         if seconds is None or not seconds > 0:  # `not >` also refuses NaN
             raise ValueError(
@@ -90,13 +104,25 @@ class Application:
 
     async def start(self) -> Pid:
         """Start the root supervisor (registered under the application's name)."""
-        return await Supervisor.start(
+        pid, _ = await self._start_watched()
+        return pid
+
+    async def _start_watched(self) -> tuple[Pid, asyncio.Future[object]]:
+        """Start the root; also return a future of its exit reason, watched
+        from its init on: a root that shuts itself down at once (a finished
+        significant child) is not mistaken for one that is already gone."""
+        exited: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        pid = await Supervisor._start_with(  # noqa: SLF001 - the same package
+            _Starting(exited=exited),
             self.children,
-            strategy=self.strategy,
-            max_restarts=self.max_restarts,
-            max_seconds=self.max_seconds,
+            self.strategy,
+            self.max_restarts,
+            self.max_seconds,
             name=self.name,
+            link=False,
+            auto_shutdown=self.auto_shutdown,
         )
+        return pid, exited
 
     def run(
         self,
@@ -167,7 +193,7 @@ class Application:
     ) -> int:
         # The tree starts in a task of its own, so that a signal is heard
         # while it starts (a child's init can take long, or hang).
-        starting = asyncio.ensure_future(self.start())
+        starting = asyncio.ensure_future(self._start_watched())
         stop_wait = asyncio.ensure_future(stop_requested.wait())
         try:
             await asyncio.wait((starting, stop_wait), return_when=asyncio.FIRST_COMPLETED)
@@ -181,7 +207,7 @@ class Application:
             if code is not None:
                 return code
         try:
-            root = starting.result()
+            root, exited = starting.result()
         except StartError as exc:
             logger.error(  # noqa: TRY400 - the cause is in the message; no traceback wanted
                 "application %r failed to start: %s",
@@ -196,7 +222,6 @@ class Application:
             root,
             extra={"event": "application_started", "application": self.name},
         )
-        exited = exit_future(root)
         stop_wait = asyncio.ensure_future(stop_requested.wait())
         try:
             await asyncio.wait((exited, stop_wait), return_when=asyncio.FIRST_COMPLETED)
@@ -212,6 +237,12 @@ class Application:
                     extra={"event": "application_failed", "application": self.name},
                 )
                 return 1
+            logger.info(
+                "application %r: the root supervisor shut down by itself (%r); exiting with 0",
+                self.name,
+                reason,
+                extra={"event": "application_stopped", "application": self.name},
+            )
             return 0
         request_stop(root, SHUTDOWN)
         force_wait = asyncio.ensure_future(force_requested.wait())
@@ -246,7 +277,10 @@ class Application:
         return 1
 
     async def _stop_starting(
-        self, the_node: Node, starting: asyncio.Task[Pid], force_requested: asyncio.Event
+        self,
+        the_node: Node,
+        starting: asyncio.Task[tuple[Pid, asyncio.Future[object]]],
+        force_requested: asyncio.Event,
     ) -> int | None:
         """Told to stop while the tree starts: cancel the start, which stops
         what it started (a child cut off in its init is killed, the others

@@ -4,12 +4,13 @@ the requests the client functions send."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import math
 import random
-from collections.abc import Hashable, Sequence
-from typing import Any, ClassVar, Final
+from collections.abc import Awaitable, Hashable, Sequence
+from typing import Any, ClassVar, Final, TypeAlias
 
 import anyio
 import attrs
@@ -38,6 +39,7 @@ from .._core import (
     deliver_system,
     drop_messages,
     is_alive,
+    is_clean_exit,
     kill,
     mark_supervisor,
     now,
@@ -49,6 +51,8 @@ from .._core import (
     send_after,
     send_exit,
     set_trap_exits,
+    start_child_process,
+    telemetry,
     unlink,
     wait_exit,
 )
@@ -60,6 +64,9 @@ logger = logging.getLogger("asyncotp")
 GAVE_UP: Final = Shutdown("reached_max_restart_intensity")
 """The exit reason of a supervisor whose restart intensity was exceeded."""
 
+Started: TypeAlias = "Pid | tuple[Pid, Any] | None"
+"""What starting a child gives: None (ignored), its pid, or ``(pid, info)``."""
+
 # GenServer.start's init timeout for supervisors: their init starts every
 # child, each bounded by its own start timeout, so the supervisor adds none.
 _NO_START_LIMIT: Final = 365 * 24 * 3600.0
@@ -67,12 +74,44 @@ _NO_START_LIMIT: Final = 365 * 24 * 3600.0
 
 @attrs.frozen
 class ChildInfo:
-    """One child, as ``which_children`` reports it (``pid`` None: not running)."""
+    """One child, as ``which_children`` reports it (``pid`` None: not running).
+
+    ``restarting`` is True while the supervisor itself is bringing the child
+    back: it waits out its ``Backoff``, or retries a start that failed (OTP
+    shows ``restarting`` in place of the pid). Such a child has no pid, is
+    not ``active`` in ``count_children``, and ``restart_child`` and
+    ``delete_child`` refuse it; ``terminate_child`` ends its restarts.
+    """
 
     id: Hashable
     pid: Pid | None
     type: ChildType
     restart: Restart
+    restarting: bool = attrs.field(default=False, kw_only=True)
+
+
+class AutoShutdown(enum.Enum):
+    """When a supervisor shuts itself down because significant children
+    ended (OTP 24's ``auto_shutdown``; see ``ChildSpec.significant``).
+
+    Only an end a significant child came to by itself counts, and only when
+    it is not restarted: a transient child that ended cleanly, a temporary
+    child that ended in any way. Children the supervisor stopped (a
+    ``terminate_child``, a group restart, its own shutdown) never count.
+    The supervisor then stops its other children (reverse start order) and
+    ends with ``SHUTDOWN``: a clean end, so a transient parent does not
+    restart it, and an ``Application`` whose root it is ends with exit 0.
+    """
+
+    NEVER = "never"
+    """Never (the default); significant children are refused."""
+    ANY_SIGNIFICANT = "any_significant"
+    """As soon as any significant child has ended."""
+    ALL_SIGNIFICANT = "all_significant"
+    """When the last significant child still running (or restarting) has ended."""
+
+    def __repr__(self) -> str:
+        return f"AutoShutdown.{self.name}"
 
 
 @attrs.frozen
@@ -101,6 +140,10 @@ class _Child:
     """The pid it last ran as (a restarting child is still known by it)."""
     key: int = 0
     """Its key in a DynamicSupervisor's table."""
+
+
+_EVENTS: Final = {"supervisor_gave_up": "gave_up"}
+"""Report events whose telemetry name differs (the supervisor is in the prefix)."""
 
 
 class _Req(enum.Enum):
@@ -145,6 +188,9 @@ class _Starting:
     state: _StartState = _StartState.STARTING
     children: dict[Pid, _Child] = attrs.field(factory=dict)
     """The supervisor's running children (its own table, shared)."""
+    exited: asyncio.Future[object] | None = None
+    """Resolved with the supervisor's exit reason, watched from its init on
+    (so an end that comes before ``start`` returns is not missed)."""
 
 
 async def _abandon(starting: _Starting) -> None:
@@ -249,8 +295,15 @@ def _default_id(
     if name is None:
         return default
     check_name(name, where)
-    assert isinstance(name, str)
+    assert isinstance(name, Hashable)
     return name
+
+
+def _info(child: _Child) -> ChildInfo:
+    """``child`` as ``which_children`` shows it."""
+    spec = child.spec
+    restarting = child.pid is None and child.restarting
+    return ChildInfo(spec.id, child.pid, spec.type, spec.restart, restarting=restarting)
 
 
 def _counts(children: Sequence[_Child]) -> ChildCounts:
@@ -287,6 +340,8 @@ class _SupervisorBase(GenServer):
     child, restart intensity, backoff, and reports."""
 
     _asyncotp_child_type: ClassVar[ChildType] = ChildType.SUPERVISOR
+    _kind: ClassVar[str] = "supervisor"
+    """How reports name this kind of supervisor."""
 
     max_restarts: int
     max_seconds: float
@@ -334,7 +389,11 @@ class _SupervisorBase(GenServer):
         **more: object,
     ) -> None:
         """Log a supervisor report; ``message % args`` is only formatted when
-        the logger keeps the record (restarts are a hot path)."""
+        the logger keeps the record (restarts are a hot path). Also emits the
+        report's telemetry event (``("asyncotp", "supervisor", event)``)
+        when someone listens."""
+        if telemetry.ANY:
+            self._emit(_EVENTS.get(event, event), child, reason)
         if not logger.isEnabledFor(level):
             return
         extra: dict[str, object] = {
@@ -354,23 +413,83 @@ class _SupervisorBase(GenServer):
         # The asyncotp logger's filter makes every argument safe to format.
         logger.log(level, message, *args, exc_info=exc_info, extra=extra)
 
+    def _report_exit(
+        self, child: _Child, old_pid: Pid | None, reason: object, restarted: bool
+    ) -> None:
+        """Report that ``child`` (``old_pid``) ended with ``reason``, in the
+        same words and at the same level in both supervisors.
+
+        A child that ended cleanly (``NORMAL``, ``SHUTDOWN``, ``Shutdown(...)``)
+        and is not restarted (a transient or temporary child done with its
+        work) is routine: DEBUG, where OTP reports nothing. Every other end
+        is an ERROR report, as OTP's ``child_terminated``: an abnormal end,
+        or a permanent child that ended at all (it is restarted).
+        """
+        spec = child.spec
+        clean_and_done = not restarted and is_clean_exit(reason)
+        child.pid = old_pid
+        self._report(
+            logging.DEBUG if clean_and_done else logging.ERROR,
+            "child_terminated",
+            "%s %r: child %r (%r) ended with %r%s",
+            child,
+            reason,
+            self._kind,
+            self._pid,
+            spec.id,
+            old_pid,
+            reason,
+            "" if restarted else f"; {spec.restart!r}, not restarted",
+        )
+        child.pid = None
+
+    def _emit(self, event: str, child: _Child | None, reason: object = None) -> None:
+        """Emit ``("asyncotp", "supervisor", event)`` (docs/telemetry.md)."""
+        telemetry.execute(
+            ("asyncotp", "supervisor", event),
+            {
+                "restarts": child.restarts if child is not None else 0,
+                "restarts_in_window": self._window.count(now()),
+            },
+            {
+                "supervisor": self._pid,
+                "supervisor_name": registered_name(self._pid),
+                "child_id": child.spec.id if child is not None else None,
+                "child_pid": (child.pid or child.last_pid) if child is not None else None,
+                "reason": reason,
+            },
+        )
+
     # -- one child ---------------------------------------------------------
 
-    async def _start_one(self, child: _Child) -> Pid | None:
-        """Start ``child``; link to it and become its parent. None: ``ignore``."""
+    def _call_start(self, spec: ChildSpec) -> Awaitable[object]:
+        """Call ``spec``'s start function (a DynamicSupervisor adds its
+        ``extra_arguments``)."""
+        return start_child_process(spec)
+
+    async def _start_one(self, child: _Child) -> Started:
+        """Start ``child``; link to it and become its parent.
+
+        Returns what the start function returned: None (``ignore``), the
+        child's pid, or a ``(pid, info)`` pair (OTP's ``{ok, Pid, Info}``),
+        which ``start_child`` and ``restart_child`` hand back as they are.
+        """
         spec = child.spec
-        pid = await spec.start()
-        if pid is None:
+        result = await self._call_start(spec)
+        if result is None:
             # Ignored: not running, and no longer restarting either.
             child.pid = None
             child.restarting = False
             child.pending = None
             return None
+        pid: object = result
+        if type(result) is tuple and len(result) == 2:  # (pid, info)
+            pid = result[0]
         if type(pid) is not Pid:
             raise TypeError(
                 f"the start function of child {safe_repr(spec.id)} returned "
-                f"{safe_repr(pid)}; it must return the Pid of the started actor (or None "
-                "to ignore the child)"
+                f"{safe_repr(result)}; it must return the Pid of the started actor, a "
+                "(pid, info) pair, or None to ignore the child"
             )
         child.pid = pid
         child.last_pid = pid
@@ -380,7 +499,9 @@ class _SupervisorBase(GenServer):
         # Link to it and become its parent; one that died before we could
         # link arrives as an exit with NOPROC.
         adopt(pid)
-        return pid
+        if telemetry.ANY:
+            self._emit("child_started", child)
+        return result  # type: ignore[return-value]  # a Pid or a (Pid, info) pair, checked above
 
     async def _stop_one(self, child: _Child) -> None:
         """Stop a running child as its spec says: SHUTDOWN, wait, then KILL."""
@@ -403,6 +524,8 @@ class _SupervisorBase(GenServer):
                     self._kill_late(child, pid)
                     await wait_exit(pid, None)
         self._flush_exits(pid)
+        if telemetry.ANY:
+            self._emit("child_shutdown", child, SHUTDOWN)
 
     def _kill_late(self, child: _Child, pid: Pid) -> None:
         """Report and kill a child that outlived its shutdown time."""
@@ -429,12 +552,14 @@ class _SupervisorBase(GenServer):
         start = now()
         timed: list[tuple[float, int, _Child, Pid]] = []
         last: list[Pid] = []  # waited for without a limit, after the timed ones
+        stopped: set[Pid] = set()
         for child in children:
             pid = child.pid
             if pid is None:
                 continue
             self._by_pid.pop(pid, None)
             child.pid = None
+            stopped.add(pid)
             unlink(pid)
             shutdown: ShutdownSetting = child.spec.shutdown
             if shutdown is BRUTAL_KILL:
@@ -456,6 +581,10 @@ class _SupervisorBase(GenServer):
         for pid in last:
             await wait_exit(pid, None)
             self._flush_exits(pid)
+        if telemetry.ANY:
+            for child in children:
+                if child.last_pid is not None and child.last_pid in stopped:
+                    self._emit("child_shutdown", child, SHUTDOWN)
 
     def _flush_exits(self, pid: Pid) -> None:
         drop_messages(lambda m: type(m) is Exited and m.pid is pid)

@@ -42,9 +42,22 @@ async def count_children(sup: Pid | str) -> ChildCounts:
 async def start_child(sup: Pid | str, spec: ChildSpec) -> Pid:
     """Add ``spec`` to ``sup`` and start it (last in the start order).
 
+    Returns what the child's start function returned: its pid, as a rule.
+    A start function may also return a ``(pid, info)`` pair (OTP's
+    ``{ok, Pid, Info}``), and ``start_child`` then returns that pair as it
+    is (``which_children`` still lists just the pid). The annotation says
+    ``Pid``, the common case; for a start function that returns a pair,
+    unpack it with a cast::
+
+        pid, port = cast("tuple[Pid, int]", await start_child(sup, listener_spec))
+
+    A start function that returns None (``ignore``) makes it return None.
+
     ``DuplicateChild`` for a taken id; ``StartError`` if it fails to start;
-    ``MaxChildren`` past a dynamic supervisor's limit. A ``spec`` that is not
-    a ``ChildSpec`` raises ``TypeError`` before ``sup`` is looked up.
+    ``MaxChildren`` past a dynamic supervisor's limit; ``ValueError`` for a
+    significant child where ``auto_shutdown`` is ``NEVER`` (and in a
+    ``DynamicSupervisor``, which has none). A ``spec`` that is not a
+    ``ChildSpec`` raises ``TypeError`` before ``sup`` is looked up.
     """
     _check_spec(spec)
     result: Pid = await call(sup, (_Req.START, spec), None)
@@ -63,7 +76,8 @@ async def terminate_child(sup: Pid | str, child: Hashable) -> None:
 
 
 async def restart_child(sup: Pid | str, child_id: Hashable) -> Pid:
-    """Start again a child that is not running; return its new pid.
+    """Start again a child that is not running; return its new pid (or the
+    ``(pid, info)`` pair its start function returned, as ``start_child``).
 
     Refused with ``ActorError`` for a child that is running, or restarting
     (the supervisor brings it back itself: OTP's ``{error, restarting}``);

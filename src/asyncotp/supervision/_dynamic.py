@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from .._core import (
@@ -16,22 +16,23 @@ from .._core import (
     ChildType,
     Exited,
     MaxChildren,
+    Name,
     Pid,
     Restart,
     ShutdownSetting,
     Stop,
     Strategy,
-    is_clean_exit,
     safe_repr,
+    start_child_process,
 )
 from ._base import (
     _NO_START_LIMIT,
-    ChildInfo,
     _abandon,
     _check_settings,
     _Child,
     _counts,
     _default_id,
+    _info,
     _refuse,
     _Req,
     _RestartLater,
@@ -41,6 +42,25 @@ from ._base import (
     _SupervisorBase,
 )
 from ._rules import needs_restart
+
+
+def _check_extra_arguments(extra: object, where: str) -> tuple[object, ...]:
+    if isinstance(extra, (str, bytes)) or not isinstance(extra, Sequence):
+        raise TypeError(
+            f"{where}: extra_arguments must be a list or tuple of the arguments to put before "
+            f"every child's own start arguments, not {safe_repr(extra)}"
+        )
+    return tuple(extra)
+
+
+def _with_extra(start: Callable[..., Awaitable[object]], extra: tuple[object, ...]) -> Any:
+    """Call ``start`` with ``extra`` before its own arguments: a
+    ``functools.partial`` (what ``child_spec`` builds) is called as
+    ``func(*extra, *partial_args, **partial_keywords)``; any other callable
+    as ``start(*extra)``."""
+    if isinstance(start, functools.partial):
+        return start.func(*extra, *start.args, **start.keywords)
+    return start(*extra)
 
 
 def _check_max_children(max_children: object, where: str) -> None:
@@ -72,9 +92,25 @@ class DynamicSupervisor(_SupervisorBase):
     shutdown time, counted from that moment, runs out: stopping many slow
     children takes the longest shutdown time among them, not their sum (as
     in OTP and Elixir).
+
+    ``extra_arguments`` (Elixir's ``:extra_arguments``) go before every
+    child's own start arguments, at each start and restart: what the pool's
+    children share is given once, to the pool::
+
+        pool = await DynamicSupervisor.start(extra_arguments=[store])
+        await start_child(pool, Session.child_spec(user))  # Session.init(store, user)
+
+    A start function built by ``child_spec`` (a ``functools.partial``) is
+    called as ``func(*extra_arguments, *its_args, **its_keywords)``; any
+    other start function as ``start(*extra_arguments)``. A DynamicSupervisor
+    has no ``auto_shutdown`` (as in OTP and Elixir): ``start_child`` refuses
+    a significant child with ``ValueError``.
     """
 
+    _kind = "dynamic supervisor"
+
     max_children: int | None
+    extra_arguments: tuple[object, ...]
     _dyn: dict[int, _Child]
     _next_key: int
     _restarting: dict[Pid, _Child]
@@ -86,9 +122,11 @@ class DynamicSupervisor(_SupervisorBase):
         max_restarts: int,
         max_seconds: float,
         starting: _Starting | None = None,
+        extra_arguments: tuple[object, ...] = (),
     ) -> None:
         self._setup(max_restarts, max_seconds)
         self.max_children = max_children
+        self.extra_arguments = extra_arguments
         self._dyn = {}
         self._next_key = 0
         self._restarting = {}
@@ -105,18 +143,33 @@ class DynamicSupervisor(_SupervisorBase):
         max_children: int | None = None,
         max_restarts: int = 3,
         max_seconds: float = 5.0,
-        name: str | None = None,
+        name: Name | None = None,
         link: bool = False,
+        *,
+        extra_arguments: Sequence[object] = (),
         **opts: Any,
     ) -> Pid:
-        """Start an empty dynamic supervisor."""
+        """Start an empty dynamic supervisor.
+
+        ``extra_arguments`` (Elixir's ``:extra_arguments``) go before the
+        arguments of every child's start function, at each start and
+        restart: see the class docs.
+        """
         _check_max_children(max_children, "DynamicSupervisor.start")
         _check_settings(max_restarts, max_seconds, "DynamicSupervisor.start")
+        extra = _check_extra_arguments(extra_arguments, "DynamicSupervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
         starting = _Starting()
         try:
             return await super().start(
-                max_children, max_restarts, max_seconds, starting, name=name, link=link, **opts
+                max_children,
+                max_restarts,
+                max_seconds,
+                starting,
+                extra,
+                name=name,
+                link=link,
+                **opts,
             )
         except asyncio.CancelledError:
             # The caller was cancelled, maybe once we had started: leave
@@ -143,7 +196,9 @@ class DynamicSupervisor(_SupervisorBase):
         where = "DynamicSupervisor.child_spec"
         _check_max_children(opts.get("max_children"), where)
         _check_settings(opts.get("max_restarts", 3), opts.get("max_seconds", 5.0), where)
+        _check_extra_arguments(opts.get("extra_arguments", ()), where)
         backoff = opts.pop("backoff", None)
+        significant = opts.pop("significant", False)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(
             _default_id(id, opts, "DynamicSupervisor.child_spec", "DynamicSupervisor"),
@@ -151,8 +206,15 @@ class DynamicSupervisor(_SupervisorBase):
             restart,
             type=ChildType.SUPERVISOR,
             backoff=backoff,
+            significant=significant,
             **extra,
         )
+
+    def _call_start(self, spec: ChildSpec) -> Awaitable[object]:
+        extra = self.extra_arguments
+        if not extra:
+            return start_child_process(spec)
+        return start_child_process(spec, lambda: _with_extra(spec.start, extra))
 
     def _children_list(self) -> list[_Child]:
         return list(self._dyn.values())
@@ -188,19 +250,7 @@ class DynamicSupervisor(_SupervisorBase):
         old_pid = child.pid
         restart = needs_restart(spec.restart, reason)
         within_intensity = self._count_restart() if restart else True
-        self._report(
-            logging.ERROR if not is_clean_exit(reason) else logging.INFO,
-            "child_terminated",
-            "dynamic supervisor %r: child %r (%r) ended with %r%s",
-            child,
-            reason,
-            self.pid,
-            old_pid,
-            spec.id,
-            reason,
-            "" if restart else f"; {spec.restart!r}, not restarted",
-        )
-        child.pid = None
+        self._report_exit(child, old_pid, reason, restarted=restart)
         if not restart:
             del self._dyn[child.key]
             return
@@ -219,7 +269,7 @@ class DynamicSupervisor(_SupervisorBase):
     async def _restart_dyn(self, child: _Child, reason: object = None) -> None:
         last_pid = child.last_pid
         try:
-            pid = await self._start_one(child)
+            started = await self._start_one(child)
         except Exception as exc:  # noqa: BLE001 - reported and retried
             self._report(
                 logging.ERROR,
@@ -236,7 +286,8 @@ class DynamicSupervisor(_SupervisorBase):
             return
         if last_pid is not None:
             self._restarting.pop(last_pid, None)
-        if pid is None:
+        pid = child.pid
+        if started is None or pid is None:
             del self._dyn[child.key]
             return
         self._report(
@@ -261,7 +312,7 @@ class DynamicSupervisor(_SupervisorBase):
         op = request[0]
         children = self._children_list()
         if op is _Req.WHICH:
-            return [ChildInfo(c.spec.id, c.pid, c.spec.type, c.spec.restart) for c in children]
+            return [_info(c) for c in children]
         if op is _Req.COUNT:
             return _counts(children)
         if op is _Req.HEALTH:
@@ -271,6 +322,16 @@ class DynamicSupervisor(_SupervisorBase):
             if not isinstance(spec, ChildSpec):
                 return _refuse(
                     caller, TypeError(f"start_child: expected a ChildSpec, not {safe_repr(spec)}")
+                )
+            if spec.significant:
+                return _refuse(
+                    caller,
+                    ValueError(
+                        f"dynamic supervisor {self.pid!r}: start_child: child "
+                        f"{safe_repr(spec.id)} is significant, but a DynamicSupervisor has no "
+                        "auto_shutdown (as in OTP and Elixir); drop significant=True, or put "
+                        "the child under a Supervisor with auto_shutdown"
+                    ),
                 )
             if self.max_children is not None and len(self._dyn) >= self.max_children:
                 return _refuse(
@@ -284,12 +345,14 @@ class DynamicSupervisor(_SupervisorBase):
             try:
                 pid = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - returned to the caller as StartError
-                return _refuse(
-                    caller,
-                    _start_error(
-                        f"dynamic supervisor {self.pid!r}: child {safe_repr(spec.id)}", exc
-                    ),
-                )
+                who = f"dynamic supervisor {self.pid!r}: child {safe_repr(spec.id)}"
+                if self.extra_arguments and isinstance(exc, TypeError):
+                    # Most likely the start function does not take them.
+                    who += (
+                        f" (its start function is called with the supervisor's "
+                        f"{len(self.extra_arguments)} extra_arguments before its own)"
+                    )
+                return _refuse(caller, _start_error(who, exc))
             if pid is not None:
                 self._next_key += 1
                 child.key = self._next_key

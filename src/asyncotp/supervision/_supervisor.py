@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from .._core import (
@@ -17,27 +17,30 @@ from .._core import (
     ChildType,
     DuplicateChild,
     Exited,
+    Name,
     Pid,
     Restart,
     ShutdownSetting,
     StartError,
     Stop,
     Strategy,
-    is_clean_exit,
     kill,
+    on_exit,
     process_info,
     safe_repr,
     wait_exit,
 )
 from ._base import (
     _NO_START_LIMIT,
-    ChildInfo,
+    AutoShutdown,
+    Started,
     _abandon,
     _check_settings,
     _check_specs,
     _Child,
     _counts,
     _default_id,
+    _info,
     _refuse,
     _Req,
     _RestartLater,
@@ -47,6 +50,37 @@ from ._base import (
     _SupervisorBase,
 )
 from ._rules import needs_restart, plan_restart
+
+
+def _check_auto_shutdown(mode: object, children: Sequence[ChildSpec], where: str) -> None:
+    """``mode`` is an AutoShutdown; with NEVER no child may be significant
+    (OTP refuses that combination: such a child could never take effect)."""
+    if not isinstance(mode, AutoShutdown):
+        raise TypeError(
+            f"{where}: auto_shutdown must be an AutoShutdown member (NEVER, ANY_SIGNIFICANT or "
+            f"ALL_SIGNIFICANT), not {safe_repr(mode)}"
+        )
+    if mode is AutoShutdown.NEVER:
+        for spec in children:
+            if spec.significant:
+                raise ValueError(_never_significant(where, spec.id))
+
+
+def _never_significant(where: str, child_id: Hashable) -> str:
+    return (
+        f"{where}: child {safe_repr(child_id)} is significant, but auto_shutdown is "
+        "AutoShutdown.NEVER; pass auto_shutdown=AutoShutdown.ANY_SIGNIFICANT or "
+        "ALL_SIGNIFICANT to the supervisor, or drop significant=True (OTP refuses this "
+        "combination too)"
+    )
+
+
+def _resolve(future: asyncio.Future[object]) -> Callable[[object], None]:
+    def resolve(reason: object) -> None:
+        if not future.done():
+            future.set_result(reason)
+
+    return resolve
 
 
 def _check_strategy(strategy: object, where: str) -> None:
@@ -99,17 +133,29 @@ class Supervisor(_SupervisorBase):
     ``KILL``.
 
     A child's start function may return None: as OTP's ``ignore``, the child
-    keeps its spec but does not run (a temporary child is forgotten). Beyond
-    OTP, a child spec may carry a ``Backoff`` that delays its restarts.
+    keeps its spec but does not run (a temporary child is forgotten). It may
+    also return ``(pid, info)`` (OTP's ``{ok, Pid, Info}``): the supervisor
+    keeps the pid, and ``start_child`` / ``restart_child`` return the pair.
+    Beyond OTP, a child spec may carry a ``Backoff`` that delays its
+    restarts; meanwhile ``which_children`` shows it ``restarting``.
+
+    Significant children (OTP 24): with ``auto_shutdown`` set to
+    ``AutoShutdown.ANY_SIGNIFICANT`` or ``ALL_SIGNIFICANT``, children whose
+    spec says ``significant=True`` (transient or temporary ones) shut the
+    supervisor down, with ``SHUTDOWN``, when they end by themselves and are
+    not restarted: see ``AutoShutdown``. With the default ``NEVER`` a
+    significant child is refused.
 
     Reports go to the logger ``asyncotp`` with structured ``extra`` fields:
     ``event`` (``child_terminated``, ``child_restarted``, ``child_start_failed``,
-    ``child_killed``, ``supervisor_gave_up``), ``supervisor``,
+    ``child_killed``, ``supervisor_gave_up``, ``supervisor_auto_shutdown``),
+    ``supervisor``,
     ``supervisor_name``, ``child_id``, ``child_pid``, ``reason``,
     ``restart_count`` and ``restarts_in_window``.
     """
 
     strategy: Strategy
+    auto_shutdown: AutoShutdown
     _children: list[_Child]
 
     async def init(
@@ -119,14 +165,18 @@ class Supervisor(_SupervisorBase):
         max_restarts: int,
         max_seconds: float,
         starting: _Starting | None = None,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
     ) -> None:
         self._setup(max_restarts, max_seconds)
         self.strategy = strategy
+        self.auto_shutdown = auto_shutdown
         self._children = []
         if starting is None:
             starting = _Starting()
         starting.pid = self._pid
         starting.children = self._by_pid
+        if starting.exited is not None:
+            on_exit(self._pid, _resolve(starting.exited))
         if starting.state is _StartState.ABANDONED:  # the starter gave up before we ran
             raise Stop(SHUTDOWN)
         for spec in children:
@@ -189,8 +239,10 @@ class Supervisor(_SupervisorBase):
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int = 3,
         max_seconds: float = 5.0,
-        name: str | None = None,
+        name: Name | None = None,
         link: bool = False,
+        *,
+        auto_shutdown: AutoShutdown = AutoShutdown.NEVER,
         **opts: Any,
     ) -> Pid:
         """Start a supervisor and its children, in order.
@@ -205,14 +257,50 @@ class Supervisor(_SupervisorBase):
         others stop in reverse start order), its name is free again, and
         then the cancellation goes on; the same happens past ``timeout``.
         """
+        return await cls._start_with(
+            _Starting(),
+            children,
+            strategy,
+            max_restarts,
+            max_seconds,
+            name=name,
+            link=link,
+            auto_shutdown=auto_shutdown,
+            **opts,
+        )
+
+    @classmethod
+    async def _start_with(
+        cls,
+        starting: _Starting,
+        children: Sequence[ChildSpec],
+        strategy: Strategy,
+        max_restarts: int,
+        max_seconds: float,
+        *,
+        name: Name | None,
+        link: bool,
+        auto_shutdown: AutoShutdown,
+        **opts: Any,
+    ) -> Pid:
+        """``start``, sharing ``starting`` with the supervisor's init (an
+        ``Application`` learns its root's exit reason through it)."""
         specs = _check_specs(children, "Supervisor.start")
         _check_strategy(strategy, "Supervisor.start")
         _check_settings(max_restarts, max_seconds, "Supervisor.start")
+        _check_auto_shutdown(auto_shutdown, specs, "Supervisor.start")
         opts.setdefault("timeout", _NO_START_LIMIT)
-        starting = _Starting()
         try:
             return await super().start(
-                specs, strategy, max_restarts, max_seconds, starting, name=name, link=link, **opts
+                specs,
+                strategy,
+                max_restarts,
+                max_seconds,
+                starting,
+                auto_shutdown,
+                name=name,
+                link=link,
+                **opts,
             )
         except asyncio.CancelledError:
             # The caller was cancelled: leave nothing behind, as the start's
@@ -246,7 +334,9 @@ class Supervisor(_SupervisorBase):
         _check_specs(children, where)
         _check_strategy(opts.get("strategy", Strategy.ONE_FOR_ONE), where)
         _check_settings(opts.get("max_restarts", 3), opts.get("max_seconds", 5.0), where)
+        _check_auto_shutdown(opts.get("auto_shutdown", AutoShutdown.NEVER), children, where)
         backoff = opts.pop("backoff", None)
+        significant = opts.pop("significant", False)
         extra: dict[str, Any] = {} if shutdown is None else {"shutdown": shutdown}
         return ChildSpec(
             _default_id(id, opts, "Supervisor.child_spec", "Supervisor"),
@@ -254,6 +344,7 @@ class Supervisor(_SupervisorBase):
             restart,
             type=ChildType.SUPERVISOR,
             backoff=backoff,
+            significant=significant,
             **extra,
         )
 
@@ -310,38 +401,25 @@ class Supervisor(_SupervisorBase):
         old_pid = child.pid
         child.pid = None
         if not needs_restart(spec.restart, reason):
-            level = logging.INFO if is_clean_exit(reason) else logging.ERROR
-            child.pid = old_pid
-            self._report(
-                level,
-                "child_terminated",
-                "supervisor %r: child %r (%r) ended with %r; %r, not restarted",
-                child,
-                reason,
-                self.pid,
-                spec.id,
-                old_pid,
-                reason,
-                spec.restart,
-            )
-            child.pid = None
+            self._report_exit(child, old_pid, reason, restarted=False)
             if spec.restart is Restart.TEMPORARY:
                 self._children.remove(child)
+            if spec.significant and self._auto_shutdown_due():
+                self._report(
+                    logging.INFO,
+                    "supervisor_auto_shutdown",
+                    "supervisor %r: significant child %r ended with %r; %r, so it shuts down",
+                    child,
+                    reason,
+                    self.pid,
+                    spec.id,
+                    reason,
+                    self.auto_shutdown,
+                )
+                raise Stop(SHUTDOWN)
             return
         within_intensity = self._count_restart()
-        child.pid = old_pid
-        self._report(
-            logging.ERROR,
-            "child_terminated",
-            "supervisor %r: child %r (%r) ended with %r",
-            child,
-            reason,
-            self.pid,
-            spec.id,
-            old_pid,
-            reason,
-        )
-        child.pid = None
+        self._report_exit(child, old_pid, reason, restarted=True)
         if not within_intensity:
             await self._give_up(child, reason)
         group = await self._stop_group(child)
@@ -375,6 +453,16 @@ class Supervisor(_SupervisorBase):
             other.restarting = True
         return group
 
+    def _auto_shutdown_due(self) -> bool:
+        """Whether a significant child's own end shuts this supervisor down."""
+        if self.auto_shutdown is AutoShutdown.ANY_SIGNIFICANT:
+            return True
+        if self.auto_shutdown is AutoShutdown.ALL_SIGNIFICANT:
+            return not any(
+                c.spec.significant and (c.pid is not None or c.restarting) for c in self._children
+            )
+        return False
+
     def _has(self, child: _Child) -> bool:
         return any(c is child for c in self._children)
 
@@ -397,7 +485,7 @@ class Supervisor(_SupervisorBase):
             if token is not None and child.pending != token:
                 continue
             try:
-                pid = await self._start_one(child)
+                started = await self._start_one(child)
             except Exception as exc:  # noqa: BLE001 - any start failure is reported and retried
                 self._report(
                     logging.ERROR,
@@ -412,7 +500,7 @@ class Supervisor(_SupervisorBase):
                 child.restarts += 1
                 self._retry_later(child, exc)
                 return
-            if pid is None:
+            if started is None:
                 continue  # ignored: it keeps its spec and does not run
             self._report(
                 logging.INFO,
@@ -422,7 +510,7 @@ class Supervisor(_SupervisorBase):
                 reason,
                 self.pid,
                 child.spec.id,
-                pid,
+                child.pid,
             )
 
     def _retry_later(self, failed: _Child, exc: Exception) -> None:
@@ -465,9 +553,7 @@ class Supervisor(_SupervisorBase):
             )
         op = request[0]
         if op is _Req.WHICH:
-            return [
-                ChildInfo(c.spec.id, c.pid, c.spec.type, c.spec.restart) for c in self._children
-            ]
+            return [_info(c) for c in self._children]
         if op is _Req.COUNT:
             return _counts(self._children)
         if op is _Req.HEALTH:
@@ -516,9 +602,11 @@ class Supervisor(_SupervisorBase):
         except Exception as exc:  # noqa: BLE001 - a refused request fails the call, not us
             return _refuse(caller, exc)
 
-    async def _do_start_child(self, spec: ChildSpec) -> Pid | None:
+    async def _do_start_child(self, spec: ChildSpec) -> Started:
         if not isinstance(spec, ChildSpec):
             raise TypeError(f"start_child: expected a ChildSpec, not {safe_repr(spec)}")
+        if spec.significant and self.auto_shutdown is AutoShutdown.NEVER:
+            raise ValueError(_never_significant(f"supervisor {self.pid!r}: start_child", spec.id))
         existing = self._find(spec.id)
         if existing is not None:
             raise DuplicateChild(

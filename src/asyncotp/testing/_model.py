@@ -96,6 +96,9 @@ class TreeModel:
         self._gens = itertools.count(1)
         self.pending: dict[FailingStart, int] = {}
         """Failures still armed in each FailingStart, as the model counts them."""
+        self.starts: dict[FailingStart, int] = {}
+        """Calls that reached each FailingStart's wrapped start, as the model
+        counts them: a group restart that starts a child twice shows here."""
         self.pid_of_gen: dict[int, Pid] = {}
         self.seen_pids: set[Pid] = set()
         self.root_reason: object = None
@@ -117,6 +120,7 @@ class TreeModel:
             flaky = failing_start_of(child.pid) if child.pid is not None else None
             if flaky is not None:
                 self.pending.setdefault(flaky, flaky.remaining)
+                self.starts.setdefault(flaky, flaky.starts)
             template = _TChild(child.id, child.restart, flaky, None)
             mine = _MChild(template, inst)
             if child.supervisor is not None:
@@ -192,7 +196,11 @@ class TreeModel:
             if not self._count(sup, now):
                 self._give_up(sup, now)
                 return
-            self._start_in_order(sup, [child], now)
+            # A DynamicSupervisor retries a child that failed to start alone.
+            while self._start_each(sup, [child]) is not None:
+                if not self._count(sup, now):
+                    self._give_up(sup, now)
+                    return
             return
         if not restart:
             if child.t.restart is Restart.TEMPORARY:
@@ -201,36 +209,50 @@ class TreeModel:
         if not self._count(sup, now):
             self._give_up(sup, now)
             return
-        if sup.t.strategy is Strategy.ONE_FOR_ONE:
-            affected = [child]
-        elif sup.t.strategy is Strategy.ONE_FOR_ALL:
-            affected = list(sup.children)
-        else:
-            affected = sup.children[sup.children.index(child) :]
-        for other in reversed(affected):
-            if other is not child and other.gen is not None:
-                other.gen = None
-                other.sup = None
-        for other in affected:
-            if other is not child and other.t.restart is Restart.TEMPORARY:
-                sup.children.remove(other)
-        self._start_in_order(sup, [c for c in affected if c in sup.children], now)
+        self._restart_group(sup, child, now)
 
-    def _start_in_order(self, sup: _MSup, children: list[_MChild], now: float) -> None:
-        """Start ``children`` in order; a failed start counts as a restart and
-        is retried (until the supervisor gives up)."""
-        index = 0
-        while index < len(children):
-            child = children[index]
-            if child.gen is not None or child not in sup.children:
-                index += 1
-                continue
-            if self._try_start(child):
-                index += 1
-                continue
+    def _restart_group(self, sup: _MSup, failed: _MChild, now: float) -> None:
+        """Restart ``failed``'s group as the strategy says (the restart was
+        counted already): stop the running children of the group in reverse
+        order, forget its temporary ones, start the rest in order.
+
+        If a start fails part way, the failure counts as one more restart
+        and, within the intensity, the group *of the child that failed to
+        start* is restarted as a whole again (OTP's ``try_again``): under
+        ONE_FOR_ALL every child, those restarted already included; under
+        REST_FOR_ONE that child and those after it.
+        """
+        while True:
+            if sup.t.strategy is Strategy.ONE_FOR_ONE:
+                affected = [failed]
+            elif sup.t.strategy is Strategy.ONE_FOR_ALL:
+                affected = list(sup.children)
+            else:
+                affected = sup.children[sup.children.index(failed) :]
+            for other in reversed(affected):
+                if other is not failed and other.gen is not None:
+                    other.gen = None
+                    other.sup = None
+            for other in affected:
+                if other is not failed and other.t.restart is Restart.TEMPORARY:
+                    sup.children.remove(other)
+            broken = self._start_each(sup, [c for c in affected if c in sup.children])
+            if broken is None:
+                return
             if not self._count(sup, now):
                 self._give_up(sup, now)
                 return
+            failed = broken
+
+    def _start_each(self, sup: _MSup, children: list[_MChild]) -> _MChild | None:
+        """Start the children of ``children`` that do not run, in order;
+        return the first whose start failed (the rest are left alone)."""
+        for child in children:
+            if child.gen is not None or child not in sup.children:
+                continue
+            if not self._try_start(child):
+                return child
+        return None
 
     def _try_start(self, child: _MChild) -> bool:
         """One start of ``child`` (and, for a supervisor, of its children in
@@ -239,6 +261,8 @@ class TreeModel:
         if flaky is not None and self.pending.get(flaky, 0) > 0:
             self.pending[flaky] -= 1
             return False
+        if flaky is not None:
+            self.starts[flaky] = self.starts.get(flaky, flaky.starts) + 1
         template = child.t.sup
         if template is not None:
             inst = _MSup(template, child)
@@ -278,6 +302,12 @@ class TreeModel:
                 problems.append(
                     f"{start!r} has {start.remaining} start failure(s) still armed; it should "
                     f"have {count}"
+                )
+        for start, count in self.starts.items():
+            if start.starts != count:
+                problems.append(
+                    f"{start!r} was started {start.starts} time(s) in all; it should have been "
+                    f"started {count} time(s)"
                 )
         return problems
 

@@ -116,15 +116,17 @@ _bus_lock = threading.Lock()
 def listen(listener: Callable[[Report, logging.LogRecord], None]) -> Iterator[None]:
     """Call ``listener(report, record)`` for every report while inside.
 
-    The ``asyncotp`` logger is lowered to INFO meanwhile if it was above, so
-    that ``child_restarted`` reports are made at all.
+    The ``asyncotp`` logger is lowered to DEBUG meanwhile if it was above, so
+    that ``child_restarted`` (INFO) reports and the ``child_terminated``
+    reports of children that ended cleanly and are not restarted (DEBUG)
+    are made at all.
     """
     with _bus_lock:
         if not _bus.listeners:
             _LOGGER.addHandler(_bus)
-            if _LOGGER.getEffectiveLevel() > logging.INFO:
+            if _LOGGER.getEffectiveLevel() > logging.DEBUG:
                 _bus.saved_level = _LOGGER.level
-                _LOGGER.setLevel(logging.INFO)
+                _LOGGER.setLevel(logging.DEBUG)
         _bus.listeners.append(listener)
     try:
         yield
