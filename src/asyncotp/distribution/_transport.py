@@ -279,8 +279,6 @@ class Distribution:
         assert directory is not None
         return self.peer_of(directory)
 
-    # -- sending --------------------------------------------------------------
-
     def publish(self, subject: str, envelope: dict[str, Json], reply: str = "") -> None:
         envelope["n"] = self.me
         self.outbox.put(subject, envelope, reply)
@@ -357,8 +355,18 @@ class Distribution:
         if nc is None or self.closed:
             raise NodeUnreachable(f"whereis_remote: node {node!r} is not up{self._left()}", node)
         query = self.codec.dumps({"k": "whereis", "name": name, "n": self.me})
+        # A node just started may not be visible yet (in a NATS cluster interest
+        # spreads between servers asynchronously): ask again for up to 1 s.
+        give_up = self.loop.time() + min(timeout, 1.0)
         try:
-            msg = await nc.request(f"{self.prefix}.name.{node}", query, timeout=timeout)
+            while True:
+                try:
+                    msg = await nc.request(f"{self.prefix}.name.{node}", query, timeout=timeout)
+                    break
+                except nats.errors.NoRespondersError:
+                    if self.loop.time() >= give_up:
+                        raise
+                    await asyncio.sleep(0.05)
         except nats.errors.NoRespondersError:
             raise NodeUnreachable(
                 f"whereis_remote: node {node!r} is not up (no node of that name listens)", node
@@ -537,8 +545,6 @@ class Distribution:
                         {"k": "demon", "f": self.codec.encode(pid), "to": target.number, "id": rid},
                     )
 
-    # -- node loss ------------------------------------------------------------
-
     def _peer_down(self, peer: Peer, why: str) -> None:
         if not peer.alive:
             return
@@ -563,7 +569,7 @@ class Distribution:
                 except Exception:
                     logger.exception("a node-down callback failed; the others still ran")
 
-    def _left(self) -> str:
+    def _left(self) -> str:  # for error messages
         return " (this node has left the cluster)" if self.closed else ""
 
     # -- receiving ------------------------------------------------------------
