@@ -27,6 +27,7 @@ from ._context import (
     task_on,
     wrong_thread,
 )
+from ._deadlines import StartWait, StopWait
 from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
 from ._exits import exit_future, fatal, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
@@ -213,49 +214,6 @@ _CAST_TAG: Final = object()
 """Marks a cast in a GenServer's mailbox; a bare object() is not GC-tracked."""
 
 
-class _StartWait:
-    __slots__ = ("error", "fut", "timeout")
-
-    def __init__(self, fut: asyncio.Future[None], timeout: float) -> None:
-        self.fut = fut
-        self.timeout = timeout
-        self.error: TimeoutError | None = None  # set when the deadline fires
-
-    def done(self) -> bool:
-        return self.fut.done()
-
-    def expire(self) -> None:
-        if not self.fut.done():
-            self.error = TimeoutError(f"init did not return within {self.timeout} s")
-            self.fut.set_exception(self.error)
-
-
-class _StopWait:
-    """The deadline of one ``stop``: shares the node's call-deadline timer."""
-
-    __slots__ = ("fut", "pid", "timeout")
-
-    def __init__(self, fut: asyncio.Future[object], pid: Pid, timeout: float) -> None:
-        self.fut = fut
-        self.pid = pid
-        self.timeout = timeout
-
-    def done(self) -> bool:
-        return self.fut.done()
-
-    def expire(self) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(
-                CallTimeout(
-                    f"stop: {self.pid!r} did not end within {self.timeout} s (it is still "
-                    "running its current callback or terminate); wait longer, or "
-                    "send_exit(pid, KILL)",
-                    self.pid,
-                    self.timeout,
-                )
-            )
-
-
 class Callbacks(Protocol):
     """What the server loop calls: a GenServer's callbacks."""
 
@@ -344,7 +302,7 @@ async def start_behaviour(
         overflow=overflow,
     )
     proc.defers_exits = True
-    wait = _StartWait(started, timeout or 0.0)
+    wait = StartWait(started, timeout or 0.0)
     if timeout is not None:
         node.deadlines.add(wait, timeout)
     try:
@@ -698,7 +656,7 @@ async def stop(
         expected = reason
         request_stop(proc, reason)
     if timeout is not None and not exited.done():
-        proc.node.deadlines.add(_StopWait(exited, proc.pid, timeout), timeout)
+        proc.node.deadlines.add(StopWait(exited, proc.pid, timeout), timeout)
     ended = await exited
     if ended is not expected:
         raise ServerExited(
