@@ -3,8 +3,8 @@ higher one, nothing above the core reaches into the core's private modules,
 there is no import cycle, and no import hides inside a function.
 
 Layers, bottom up: ``_core`` <- ``actors`` <- ``supervision`` <- ``web`` <- ``health``
-<- ``observer`` <- ``resilience`` <- ``metrics`` <- ``testing`` (see
-docs/architecture.md).
+<- ``observer`` <- ``resilience`` <- ``metrics`` <- ``distribution`` <- ``testing``
+(see docs/architecture.md).
 The top-level ``asyncotp/__init__.py`` (and ``asyncotp/__main__.py``, the
 command line) re-exports the public namespaces and sits above all but
 ``testing``, which users import on demand.
@@ -29,6 +29,7 @@ LAYERS = (
     "observer",
     "resilience",
     "metrics",
+    "distribution",
     "asyncotp",
     "testing",
 )

@@ -36,6 +36,9 @@ this package, never from its private modules. The modules, bottom up:
 * ``_threads``: the bridge for other threads (``thread_send``,
   ``thread_cast``, ``thread_call``, ``thread_run``), public as
   ``asyncotp.from_thread``.
+* ``_remote`` and ``_remote_ops``: the hook for pids of other nodes (a
+  ``RemoteNode`` directory holding the distribution layer's ``Transport``)
+  and what that layer may do to local actors for remote ones.
 * ``_ops``: the internal API on pids for the layers above (listed last
   below).
 * ``_introspect``: read-only facts about live actors for ``asyncotp.observer``
@@ -108,6 +111,7 @@ from ._errors import JobFailed as JobFailed
 from ._errors import MailboxFull as MailboxFull
 from ._errors import MaxChildren as MaxChildren
 from ._errors import NameTaken as NameTaken
+from ._errors import NodeUnreachable as NodeUnreachable
 from ._errors import NoNodeError as NoNodeError
 from ._errors import NoProcess as NoProcess
 from ._errors import NotAnActorError as NotAnActorError
@@ -168,6 +172,7 @@ from ._pid import Req as Req
 from ._publish import publish as publish
 from ._reasons import KILL as KILL
 from ._reasons import KILLED as KILLED
+from ._reasons import NOCONNECTION as NOCONNECTION
 from ._reasons import NOPROC as NOPROC
 from ._reasons import NORMAL as NORMAL
 from ._reasons import SHUTDOWN as SHUTDOWN
@@ -194,6 +199,14 @@ from ._returns import TIMEOUT as TIMEOUT
 from ._returns import Continue as Continue
 from ._returns import IdleTimeout as IdleTimeout
 from ._returns import Ignore as Ignore
+from ._remote import RemoteNode as RemoteNode
+from ._remote import Transport as Transport
+from ._remote import remote_of as remote_of
+from ._remote_ops import add_remote_link as add_remote_link
+from ._remote_ops import begin_call as begin_call
+from ._remote_ops import drop_remote_link as drop_remote_link
+from ._remote_ops import remote_down as remote_down
+from ._remote_ops import remote_exit as remote_exit
 from ._safe import safe_repr as safe_repr
 from ._safe import safe_str as safe_str
 from ._server import NOREPLY as NOREPLY

@@ -23,6 +23,7 @@ from ._exits import add_on_exit, exit_process, fatal, link_pair
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
+from ._remote import remote_of
 from ._safe import safe_repr
 from ._state import (
     DEAD,
@@ -246,6 +247,10 @@ def send(dest: Pid | Name, message: object) -> None:
             wrong_thread(node, "send")
         proc = node.procs.get(dest)
         if proc is None:
+            remote = remote_of(dest)
+            if remote is not None:
+                remote.transport.send(dest, message)
+                return
             if node.closed:
                 raise NoNodeError(f"send: the node of {dest!r} has stopped; {NO_NODE_HINT}")
             if node.on_dead_letter is not None:

@@ -20,6 +20,9 @@ import math
 from collections import deque
 from typing import Protocol
 
+from ._errors import CallTimeout
+from ._pid import Pid
+
 logger = logging.getLogger("asyncotp")
 
 
@@ -89,3 +92,48 @@ class Deadlines:
             self._handle = None
         self._armed_at = math.inf
         self._queues.clear()
+
+
+class StartWait:
+    """The deadline of one start handshake: shares the node's call-deadline timer."""
+
+    __slots__ = ("error", "fut", "timeout")
+
+    def __init__(self, fut: asyncio.Future[None], timeout: float) -> None:
+        self.fut = fut
+        self.timeout = timeout
+        self.error: TimeoutError | None = None  # set when the deadline fires
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+    def expire(self) -> None:
+        if not self.fut.done():
+            self.error = TimeoutError(f"init did not return within {self.timeout} s")
+            self.fut.set_exception(self.error)
+
+
+class StopWait:
+    """The deadline of one ``stop``: shares the node's call-deadline timer."""
+
+    __slots__ = ("fut", "pid", "timeout")
+
+    def __init__(self, fut: asyncio.Future[object], pid: Pid, timeout: float) -> None:
+        self.fut = fut
+        self.pid = pid
+        self.timeout = timeout
+
+    def done(self) -> bool:
+        return self.fut.done()
+
+    def expire(self) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(
+                CallTimeout(
+                    f"stop: {self.pid!r} did not end within {self.timeout} s (it is still "
+                    "running its current callback or terminate); wait longer, or "
+                    "send_exit(pid, KILL)",
+                    self.pid,
+                    self.timeout,
+                )
+            )

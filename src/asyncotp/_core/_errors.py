@@ -344,3 +344,17 @@ class HandlerExists(ActorError, ValueError):
     def __init__(self, message: str, handler_id: str | None = None) -> None:
         super().__init__(message)
         self.handler_id = handler_id
+
+
+class NodeUnreachable(ActorError, ConnectionError):
+    """A call or stop addressed an actor on a node that is not reachable
+    (``asyncotp.distribution``): the node was declared down, or nobody
+    listens on its subject any more (NATS "no responders").
+
+    ``node`` is the node's name and ``pid`` the remote pid asked for.
+    """
+
+    def __init__(self, message: str, node: str, pid: Pid | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.pid = pid

@@ -33,8 +33,12 @@ class Pid(Generic[Req, Rep]):
 
     Pids are made by the node only, one per actor, and never reused within a
     node, so equality is identity (which keeps dictionary look-ups on the hot
-    path at C speed). ``repr`` shows the pid's number and, while the actor
-    holds one, its registered name: ``<Pid 7 'cache'>``.
+    path at C speed). A pid of an actor on another node (``asyncotp.distribution``)
+    is a ``Pid`` too, whose directory is that node's ``RemoteNode``: the
+    distribution layer makes exactly one per remote actor while it is
+    referenced. ``repr`` shows the pid's number and, while the actor holds
+    one, its registered name: ``<Pid 7 'cache'>`` (a remote pid shows its
+    node: ``<Pid 7 'on orders'>``).
 
     For the type checker a pid is generic in the requests its actor accepts
     by ``call`` and the replies it gives: ``GenServer[Req, Rep].start``
@@ -44,7 +48,7 @@ class Pid(Generic[Req, Rep]):
     the checker only; at run time every pid is the same ``Pid``.
     """
 
-    __slots__ = ("_node", "_number")
+    __slots__ = ("__weakref__", "_node", "_number")
 
     _number: int
     _node: Directory

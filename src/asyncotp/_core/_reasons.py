@@ -26,6 +26,7 @@ class ExitReason(enum.Enum):
     KILL = "kill"
     KILLED = "killed"
     NOPROC = "noproc"
+    NOCONNECTION = "noconnection"
 
     def __repr__(self) -> str:
         return self.name
@@ -43,6 +44,9 @@ KILLED: Final = ExitReason.KILLED
 """The reason of an actor that was sent ``KILL``."""
 NOPROC: Final = ExitReason.NOPROC
 """The actor was already gone (monitors, links)."""
+NOCONNECTION: Final = ExitReason.NOCONNECTION
+"""The actor's node was lost (``asyncotp.distribution``): its links and
+monitors fire with this reason, as Erlang's ``noconnection``."""
 
 
 @attrs.frozen(repr=False)

@@ -28,11 +28,13 @@ from ._context import (
     task_on,
     wrong_thread,
 )
+from ._deadlines import StartWait, StopWait
 from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
 from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
-from ._reasons import KILL, KILLED, NORMAL, Stop
+from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
+from ._remote import remote_call, remote_of, remote_stop
 from ._returns import IGNORE
 from ._safe import safe_repr
 from ._state import (
@@ -210,49 +212,6 @@ _CAST_TAG: Final = object()
 """Marks a cast in a GenServer's mailbox; a bare object() is not GC-tracked."""
 
 
-class _StartWait:
-    __slots__ = ("error", "fut", "timeout")
-
-    def __init__(self, fut: asyncio.Future[Any], timeout: float) -> None:
-        self.fut = fut
-        self.timeout = timeout
-        self.error: TimeoutError | None = None  # set when the deadline fires
-
-    def done(self) -> bool:
-        return self.fut.done()
-
-    def expire(self) -> None:
-        if not self.fut.done():
-            self.error = TimeoutError(f"init did not return within {self.timeout} s")
-            self.fut.set_exception(self.error)
-
-
-class _StopWait:
-    """The deadline of one ``stop``: shares the node's call-deadline timer."""
-
-    __slots__ = ("fut", "pid", "timeout")
-
-    def __init__(self, fut: asyncio.Future[object], pid: Pid, timeout: float) -> None:
-        self.fut = fut
-        self.pid = pid
-        self.timeout = timeout
-
-    def done(self) -> bool:
-        return self.fut.done()
-
-    def expire(self) -> None:
-        if not self.fut.done():
-            self.fut.set_exception(
-                CallTimeout(
-                    f"stop: {self.pid!r} did not end within {self.timeout} s (it is still "
-                    "running its current callback or terminate); wait longer, or "
-                    "send_exit(pid, KILL)",
-                    self.pid,
-                    self.timeout,
-                )
-            )
-
-
 class Callbacks(Protocol):
     """What the server loop calls: a GenServer's callbacks."""
 
@@ -323,7 +282,7 @@ async def start_behaviour(
         overflow=overflow,
     )
     proc.defers_exits = True
-    wait = _StartWait(started, timeout or 0.0)
+    wait = StartWait(started, timeout or 0.0)
     if timeout is not None:
         node.deadlines.add(wait, timeout)
     try:
@@ -392,6 +351,8 @@ async def call(dest: Pid | Name, request: object, timeout: float | None = DEFAUL
         if node.thread != get_ident():
             wrong_thread(node, "call")
         proc = node.procs.get(dest)
+        if proc is None and (remote := remote_of(dest)) is not None:
+            return await remote_call(remote, dest, request, timeout)
     else:
         proc = resolve(dest, "call")
         node = current_node("call")
@@ -438,6 +399,10 @@ def cast(dest: Pid | Name, request: object) -> None:
             wrong_thread(node, "cast")
         proc = node.procs.get(dest)
         if proc is None:
+            remote = remote_of(dest)
+            if remote is not None:
+                remote.transport.cast(dest, request)
+                return
             if node.closed:
                 current_node("cast")
             if node.on_dead_letter is not None:
@@ -492,6 +457,9 @@ async def stop(
         and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
     ):
         timeout = check_timeout(timeout, "stop")
+    if type(dest) is Pid and (remote := remote_of(dest)) is not None:
+        await remote_stop(remote, dest, reason, timeout)
+        return
     proc = resolve(dest, "stop")
     if proc is None:
         raise NoProcess(f"stop: {safe_repr(dest)} is not alive", dest)
@@ -508,7 +476,7 @@ async def stop(
         expected = reason
         request_stop(proc, reason)
     if timeout is not None and not exited.done():
-        proc.node.deadlines.add(_StopWait(exited, proc.pid, timeout), timeout)
+        proc.node.deadlines.add(StopWait(exited, proc.pid, timeout), timeout)
     ended = await exited
     if ended is not expected:
         raise ServerExited(

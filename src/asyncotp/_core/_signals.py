@@ -7,11 +7,12 @@ watcher receives ``Down(ref, pid, reason)``.
 
 from __future__ import annotations
 
-from ._context import calling_process, current_process, process_of, resolve
+from ._context import calling_process, current_node, current_process, process_of, resolve
 from ._exits import link_pair, signal, unlink_pair
 from ._mailbox import deliver_system, drop_messages
 from ._pid import Pid
 from ._reasons import NOPROC, Down, Exited, MonitorRef
+from ._remote import remote_of
 from ._safe import safe_repr
 from ._state import DEAD
 from ._via import Name
@@ -30,6 +31,15 @@ def link(pid: Pid) -> None:
     if pid is proc.pid:
         return
     other = proc.node.procs.get(pid)
+    if other is None and (remote := remote_of(pid)) is not None:
+        if proc.links is None:
+            proc.links = {pid}
+        elif pid in proc.links:
+            return
+        else:
+            proc.links.add(pid)
+        remote.transport.link(proc.pid, pid)
+        return
     if other is None or other.state == DEAD:
         signal(proc, pid, NOPROC, from_link=True)
         return
@@ -41,6 +51,12 @@ def unlink(pid: Pid) -> None:
     proc = current_process("unlink")
     if type(pid) is not Pid:
         raise TypeError(f"unlink: expected a Pid, not {safe_repr(pid)}")
+    remote = remote_of(pid)
+    if remote is not None:
+        if proc.links is not None and pid in proc.links:
+            proc.links.discard(pid)
+            remote.transport.unlink(proc.pid, pid)
+        return
     unlink_pair(proc, pid)
 
 
@@ -75,6 +91,11 @@ def send_exit(pid: Pid | Name, reason: object) -> None:
     ``KILL`` ends the target whatever it traps (reason ``KILLED``); ``NORMAL``
     is ignored by an actor that does not trap exits.
     """
+    if type(pid) is Pid and (remote := remote_of(pid)) is not None:
+        node = current_node("send_exit")
+        sender_proc = calling_process()
+        remote.transport.send_exit(sender_proc.pid if sender_proc else node.pid, pid, reason)
+        return
     target = resolve(pid, "send_exit")
     if target is None:
         return
@@ -93,6 +114,13 @@ def monitor(pid: Pid | Name) -> MonitorRef:
     if type(pid) is Pid:
         target = process_of(pid)
         target_pid = pid
+        if target is None and (remote := remote_of(pid)) is not None:
+            if proc.monitors is None:
+                proc.monitors = {ref: pid}
+            else:
+                proc.monitors[ref] = pid
+            remote.transport.monitor(proc.pid, ref, pid)
+            return ref
     else:
         target = resolve(pid, "monitor")
         assert target is not None
@@ -122,6 +150,9 @@ def demonitor(ref: MonitorRef, flush: bool = False) -> bool:
         target_pid = proc.monitors.pop(ref, None)
         if target_pid is not None:
             active = True
+            remote = remote_of(target_pid)
+            if remote is not None:
+                remote.transport.demonitor(proc.pid, ref, target_pid)
             target = proc.node.procs.get(target_pid)
             if target is not None and target.monitored_by is not None:
                 target.monitored_by.pop(ref, None)
