@@ -33,7 +33,7 @@ from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExit
 from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
-from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
+from ._reasons import KILL, KILLED, NORMAL, Stop
 from ._remote import remote_call, remote_of, remote_stop
 from ._returns import IGNORE
 from ._safe import safe_repr
