@@ -28,10 +28,11 @@ inline in ``_serve``; every other transition goes through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Any, Protocol, final
+from typing import Any, Final, Protocol, final
 
 from ._actions import (
     ACTION_TYPES,
@@ -53,11 +54,12 @@ from ._actions import (
     is_never,
     show,
 )
-from ._exits import unlink_pair
+from ._exits import fatal, unlink_pair
 from ._mailbox import deliver_system
 from ._pid import Pid
-from ._reasons import KILLED, NORMAL, Stop
+from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
 from ._server import _CAST_TAG, Caller, Cast, start_behaviour
+from ._serverloop import STATE_REPR, STATE_SHOWN
 from ._state import BUDGET, DEAD, EXITING, UNSET, ExitWith, Overflow, Process, proc_var
 from ._sys import MachineView, SysRequest
 from ._sys import handle as sys_handle
@@ -118,15 +120,65 @@ def _describe(event_type: EventKind, content: object) -> str:
     return f"the {event_type.value} event {show(content)}"
 
 
+def _note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, unless the exception refuses notes."""
+    with contextlib.suppress(Exception):  # a user exception that breaks add_note keeps its text
+        exc.add_note(note)
+
+
 def _crashed(
     exc: Exception, engine: _Engine, event_type: EventKind, content: object, state: object
 ) -> Exception:
     """Note on ``exc`` what the machine was doing when it crashed; return it."""
-    exc.add_note(
+    _note(
+        exc,
         f"in {engine.cls.__qualname__} {engine.proc.pid!r} handling "
-        f"{_describe(event_type, content)} in the state {show(state)}"
+        f"{_describe(event_type, content)} in the state {show(state)}",
     )
     return exc
+
+
+def _was_killed(proc: Process) -> bool:
+    # A function, so that type checkers do not narrow ``proc.killed`` for
+    # the rest of the loop (a KILL changes it during any await).
+    return proc.killed
+
+
+def _stop_reason(stop: Stop) -> object:
+    """The exit reason a ``Stop`` asks for (``Stop(KILL)`` ends with KILLED)."""
+    return KILLED if stop.reason is KILL else stop.reason
+
+
+_NO_EVENT: Final = object()
+"""No event handled yet (the crash report's last event before the first)."""
+
+
+def _status_shown(machine: MachineCallbacks, state: object, data: object) -> str:
+    """The machine's ``(state, data)`` for a crash report, through its
+    ``format_status`` (guarded: a hook that raises shows as a placeholder),
+    cut to a length."""
+    try:
+        text = STATE_REPR.repr(machine.format_status((state, data)))
+    except Exception as exc:  # noqa: BLE001 - a failing hook (or repr) must not stop a report
+        return f"<format_status or repr raised {type(exc).__qualname__}>"
+    if len(text) > STATE_SHOWN:
+        text = text[:STATE_SHOWN] + "...(cut)"
+    return text
+
+
+def _detail(machine: MachineCallbacks, state: object, data: object, event: object) -> str:
+    """For the crash report: the machine's class, its state, its last event
+    and its ``(state, data)`` as ``format_status`` shows them. Called only
+    when a report is written (a ``functools.partial`` until then)."""
+    name = type(machine).__qualname__
+    if event is _NO_EVENT:
+        last = "no event handled yet"
+    else:
+        assert type(event) is tuple
+        last = f"last event {_describe(event[0], event[1])}"
+    return (
+        f"{name} in the state {show(state)}, {last}, status {_status_shown(machine, state, data)}"
+    )
 
 
 class _Engine:
@@ -252,6 +304,8 @@ class _Engine:
                 reply = await new_fn(self.machine, ENTER, state, new_data)
             else:
                 reply = await new_fn(self.machine, ENTER, state, new_state, new_data)
+            if _was_killed(self.proc):  # it swallowed the cancellation of a KILL
+                raise Stop(KILLED)
             same, new_data, actions, enter = self.parse(reply, new_state, new_data, new_fn, "enter")
             if same is not new_state and same != new_state:
                 raise TypeError(
@@ -454,15 +508,26 @@ async def _serve(
     engine = _Engine(proc, machine, functions, enter_calls)
     try:
         result = await machine.init(*args, **kwargs)
+        if _was_killed(proc):  # init swallowed the cancellation of a KILL
+            raise asyncio.CancelledError
         state, data, actions, fn = _initial(engine, result)
     except BaseException as exc:
         # As a GenServer's: unlink from the starter first, so that a starter
-        # that used link=True survives to receive StartError.
+        # that used link=True survives to receive StartError; a KILL during
+        # init (a cancellation) must reach the starter too.
         if proc.parent is not None:
             unlink_pair(proc, proc.parent)
         proc.reported = True
+        if isinstance(exc, Exception):
+            failure: BaseException = exc
+        elif isinstance(exc, asyncio.CancelledError):
+            failure = Stop(KILLED)
+        else:  # SystemExit, KeyboardInterrupt: the node stops (see _exits.fatal)
+            failure = Stop(fatal(proc, exc))
         if not started.done():
-            started.set_exception(exc if isinstance(exc, Exception) else Stop(KILLED))
+            started.set_exception(failure)
+        if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
+            return ExitWith(failure.reason)
         raise
     if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
         raise Stop(NORMAL)
@@ -472,36 +537,63 @@ async def _serve(
 
     cls = engine.cls
     reason: object = UNSET
+    event: object = _NO_EVENT
     try:
         try:
             # Entering the initial state: init's actions, the enter call.
             state, data, fn = await engine.transition((state, data, actions), None, state, data, fn)
         except Stop as stop:
-            reason = stop.reason
+            reason = _stop_reason(stop)
         except Exception as exc:  # noqa: BLE001 - a callback's crash is the machine's reason
-            exc.add_note(f"in {cls.__qualname__} {proc.pid!r} entering the state {show(state)}")
+            _note(exc, f"in {cls.__qualname__} {proc.pid!r} entering the state {show(state)}")
             reason = exc
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
         del actions
         if reason is UNSET:
-            reason, state, data = await _events(engine, state, data, fn)
+            reason, state, data, event = await _events(engine, state, data, fn)
     finally:
         engine.cancel_timers()
     proc.state = EXITING
     if not proc.killed and has_terminate:
         try:
             await machine.terminate(reason, state, data)
+        except Stop as stop:  # terminate chose the exit reason
+            reason = _stop_reason(stop)
+            proc.forced_reason = UNSET
         except Exception as exc:  # noqa: BLE001 - terminate's crash becomes the reason
-            exc.add_note(f"raised by {cls.__qualname__}.terminate({show(reason)}, ...)")
+            _note(exc, f"raised by {cls.__qualname__}.terminate({show(reason)}, ...)")
             reason = exc
             proc.forced_reason = UNSET  # its own crash, to be reported
-    return ExitWith(reason)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
+            proc.forced_reason = UNSET
+    try:
+        if reason is NORMAL or reason is SHUTDOWN or reason is KILLED or is_clean_exit(reason):
+            return ExitWith(reason)  # nothing to report
+        return ExitWith(reason, functools.partial(_detail, machine, state, data, event))
+    finally:
+        # A crash's traceback holds this frame, which would hold the crash:
+        # a cycle that keeps the dead machine (and its data) alive until the
+        # garbage collector runs.
+        del reason
 
 
 async def _events(
     engine: _Engine, state: object, data: object, fn: Callable[..., Any]
-) -> tuple[object, object, object]:
+) -> tuple[object, object, object, object]:
     """The event loop (see the module's docstring), until the machine
-    stops: return its reason, its last state and its last data."""
+    stops: return its reason, its last state, its last data and its last
+    event (``(event_type, content)``, or ``_NO_EVENT``), for the report.
+
+    The pending exit (a stop, a shutdown, a KILL whose cancellation a
+    callback swallowed) is looked at after every callback and every wait;
+    a KILL is also looked at right after the callback that swallowed it,
+    so that the machine neither replies nor runs a state-enter call."""
     proc = engine.proc
     machine = engine.machine
     functions = engine.functions
@@ -510,7 +602,8 @@ async def _events(
     loop = proc.node.loop
     budget = 0
     handled = 0  # events before the last wait or yield (for asyncotp.sys.statistics)
-    etype: EventKind
+    etype: EventKind = CAST
+    content: object = _NO_EVENT
     caller: Caller | None
     # Whether an event timeout runs: any event cancels it. Read again after
     # every transition, the only place that sets one.
@@ -545,6 +638,7 @@ async def _events(
             if kind is tuple and len(message) == 2 and message[0] is _CAST_TAG:
                 # The hot path, inline: a cast whose callback returns
                 # (same_state, data).
+                etype = CAST
                 content = message[1]
                 if timed:
                     engine.cancel_event_timer()
@@ -554,6 +648,9 @@ async def _events(
                         result = await fn(machine, CAST, content, data)
                     else:
                         result = await fn(machine, CAST, content, state, data)
+                    if proc.killed:  # it swallowed the cancellation of a KILL
+                        reason = KILLED
+                        break
                     match result:
                         case (new_state, new_data) if type(result) is tuple and (
                             new_state is state or new_state == state
@@ -565,10 +662,15 @@ async def _events(
                     )
                     timed = engine.event_timer is not None
                 except Stop as stop:
-                    reason = stop.reason
+                    reason = _stop_reason(stop)
                     break
                 except Exception as exc:  # noqa: BLE001 - the machine's crash reason
                     reason = _crashed(exc, engine, CAST, content, state)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+                    reason = fatal(proc, exc)
                     break
                 continue
             caller = None
@@ -621,6 +723,9 @@ async def _events(
                 result = await fn(machine, etype, content, data)
             else:
                 result = await fn(machine, etype, content, state, data)
+            if proc.killed:  # it swallowed the cancellation of a KILL: no reply
+                reason = KILLED
+                break
             if (
                 type(result) is tuple
                 and len(result) == 2
@@ -641,9 +746,19 @@ async def _events(
             if stop.has_reply and caller is not None:
                 proc.current = None
                 caller.reply(stop.reply)
-            reason = stop.reason
+            reason = _stop_reason(stop)
             break
         except Exception as exc:  # noqa: BLE001 - a callback's crash is the machine's reason
             reason = _crashed(exc, engine, etype, content, state)
             break
-    return reason, state, data
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt: see fatal
+            reason = fatal(proc, exc)
+            break
+    try:
+        return reason, state, data, (_NO_EVENT if content is _NO_EVENT else (etype, content))
+    finally:
+        # The crash's traceback holds this frame: without this, a cycle
+        # would keep the dead machine alive until a garbage collection.
+        del reason
