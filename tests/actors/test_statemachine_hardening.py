@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 import weakref
 from typing import Any
 
@@ -21,6 +22,7 @@ from asyncotp import (
     KILL,
     KILLED,
     SHUTDOWN,
+    CallbackMode,
     CallEvent,
     EventKind,
     KeepState,
@@ -35,11 +37,13 @@ from asyncotp import (
     cast,
     send_exit,
     stop,
+    telemetry,
     whereis,
 )
 from asyncotp._core import exit_future
 from tests.actors.test_hardening import queued_call
 from tests.helpers import Gate, wait, watch
+from tests.telemetry.conftest import record
 
 Result = tuple[str, list[object]] | tuple[str, list[object], list[Any]] | KeepState
 
@@ -397,3 +401,54 @@ async def test_stop_kill_raised_by_a_machine_ends_it_with_killed_as_a_genservers
     cast(pid, ("stop", KILL))
     assert await wait(ended) is KILLED
     assert log == [("terminate", KILLED)]  # terminate sees KILLED, as a GenServer's does
+
+
+# -- slow-callback timing -------------------------------------------------------------
+
+
+class Sluggish(StateMachine[str, None]):
+    """Each state function blocks past the tests' threshold."""
+
+    callback_mode = CallbackMode.STATE_FUNCTIONS
+
+    async def init(self) -> tuple[str, None]:
+        return "idle", None
+
+    async def state_idle(self, event_type: EventKind, event: Any, data: None) -> tuple[str, None]:
+        time.sleep(0.002)  # noqa: ASYNC251 - blocks the loop on purpose: a slow callback
+        return "busy", data
+
+    async def state_busy(self, event_type: EventKind, event: Any, data: None) -> Any:
+        time.sleep(0.002)  # noqa: ASYNC251 - blocks the loop on purpose: a slow callback
+        assert type(event_type) is CallEvent
+        return KeepState(actions=[Reply(event_type.caller, event)])
+
+
+async def test_a_machine_started_while_someone_listens_reports_slow_state_callbacks_by_name(
+    node: asyncotp.Node,
+) -> None:
+    previous = telemetry.set_slow_callback_threshold(0.001)
+    try:
+        with record(("asyncotp", "callback", "slow")) as rec:
+            pid = await Sluggish.start(name="sluggish")
+            cast(pid, "go")
+            assert await call(pid, "sync") == "sync"
+        assert [e.metadata["callback"] for e in rec.events] == ["state_idle", "state_busy"]
+        for event in rec.events:
+            assert event.metadata["server"] == "Sluggish"
+            assert event.metadata["name"] == "sluggish"
+            assert event.measurements["duration"] >= 0.001
+    finally:
+        telemetry.set_slow_callback_threshold(previous)
+
+
+async def test_a_machine_started_while_nobody_listens_is_not_timed(node: asyncotp.Node) -> None:
+    previous = telemetry.set_slow_callback_threshold(0.001)
+    try:
+        pid = await Sluggish.start()  # nobody listens yet: its callbacks are not wrapped
+        with record(("asyncotp", "callback", "slow")) as rec:
+            cast(pid, "go")
+            assert await call(pid, "sync") == "sync"
+        assert rec.events == []
+    finally:
+        telemetry.set_slow_callback_threshold(previous)

@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Final, Protocol, final
 
+from . import _telemetry
 from ._actions import (
     ACTION_TYPES,
     UNCHANGED,
@@ -197,6 +198,7 @@ class _Engine:
         "proc",
         "queue",
         "state_timer",
+        "timed",
     )
 
     def __init__(
@@ -213,6 +215,22 @@ class _Engine:
         self.event_timer: _Timer | None = None
         self.state_timer: _Timer | None = None
         self.generic: dict[Hashable, _Timer] | None = None
+        # The state callbacks wrapped for slow-callback timing, for a machine
+        # started while someone listens (docs/telemetry.md); None: not timed.
+        self.timed: dict[Callable[..., Any], Callable[..., Any]] | None = (
+            {} if _telemetry.SLOW else None
+        )
+
+    def callback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """The state callback ``fn`` as the loop calls it: itself, or, for a
+        timed machine, wrapped to emit ``SLOW_CALLBACK`` (once per function)."""
+        timed = self.timed
+        if timed is None:
+            return fn
+        wrapped = timed.get(fn)
+        if wrapped is None:
+            wrapped = timed[fn] = _telemetry.timed_state_callback(self.proc, self.cls, fn)
+        return wrapped
 
     # -- callbacks ------------------------------------------------------------
 
@@ -242,7 +260,7 @@ class _Engine:
                 f"{self.cls.__qualname__} has no state function state_{state}; define "
                 f"`async def state_{state}(self, event_type, event, data)`"
             )
-        return found  # type: ignore[no-any-return]
+        return self.callback(found)
 
     def parse(
         self, result: object, state: object, data: object, fn: Callable[..., Any], context: str
@@ -460,7 +478,7 @@ def _initial(
             )
     if engine.functions:
         return state, data, actions, engine.function_for(state, init, "init")
-    return state, data, actions, engine.cls.handle_event
+    return state, data, actions, engine.callback(engine.cls.handle_event)
 
 
 async def start_statem(

@@ -23,6 +23,7 @@ and detach: with nothing attached, a site costs one attribute read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -427,6 +428,15 @@ def timed_callbacks(
         _timed(proc, name, "handle_cast", cast),
         _timed(proc, name, "handle_info", info),
     )
+
+
+def timed_state_callback(proc: Process, cls: type, fn: Callable[..., Any]) -> Any:
+    """A ``StateMachine``'s state callback (``handle_event`` or a
+    ``state_<state>`` function) wrapped to emit ``SLOW_CALLBACK`` past the
+    threshold, with its own name as ``callback`` (a machine started while
+    ``SLOW``). The wrapper keeps ``fn``'s name for error messages."""
+    callback = getattr(fn, "__name__", "handle_event")
+    return functools.update_wrapper(_timed(proc, cls.__qualname__, callback, fn), fn)
 
 
 def mailbox_depths(node: Any) -> tuple[int, int, list[tuple[str, int]]]:
