@@ -276,12 +276,6 @@ def _answer(
         elif op is SysOp.STATISTICS:
             req.answer(_statistics(proc, server, debug, handled, suspended=suspended))
         elif op is SysOp.TRACE or op is SysOp.TIME_CALLBACKS:
-            if type(server) is MachineView:
-                raise TypeError(
-                    f"sys.{op.value}: {label(proc)} is a StateMachine; tracing and callback "
-                    "timing are for GenServers and Agents (a StateMachine answers get_state, "
-                    "replace_state, suspend, resume and statistics)"
-                )
             debug = _switch(debug, op, req.arg is True)
             req.answer(None)
         else:

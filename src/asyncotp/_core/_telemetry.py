@@ -23,7 +23,6 @@ and detach: with nothing attached, a site costs one attribute read.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import logging
 import time
@@ -430,13 +429,11 @@ def timed_callbacks(
     )
 
 
-def timed_state_callback(proc: Process, cls: type, fn: Callable[..., Any]) -> Any:
+def timed_state_callback(proc: Process, cls: type, fn: Callable[..., Any], callback: str) -> Any:
     """A ``StateMachine``'s state callback (``handle_event`` or a
-    ``state_<state>`` function) wrapped to emit ``SLOW_CALLBACK`` past the
-    threshold, with its own name as ``callback`` (a machine started while
-    ``SLOW``). The wrapper keeps ``fn``'s name for error messages."""
-    callback = getattr(fn, "__name__", "handle_event")
-    return functools.update_wrapper(_timed(proc, cls.__qualname__, callback, fn), fn)
+    ``state_<state>`` function, named ``callback``) wrapped to emit
+    ``SLOW_CALLBACK`` past the threshold (a machine started while ``SLOW``)."""
+    return _timed(proc, cls.__qualname__, callback, fn)
 
 
 def mailbox_depths(node: Any) -> tuple[int, int, list[tuple[str, int]]]:
