@@ -308,7 +308,29 @@ async def test_a_machines_crash_report_survives_a_format_status_that_raises(
     cast(pid, ("stop", "bad"))
     assert await wait(ended) == "bad"
     [report] = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
-    assert "<format_status or repr raised RuntimeError>" in report.getMessage()
+    assert "<format_status raised RuntimeError>" in report.getMessage()
+
+
+async def test_a_machines_crash_report_shows_a_large_state_and_data_cut_short(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Big(Plain):
+        async def init(self) -> tuple[str, Any]:
+            return "x" * 100_000, dict.fromkeys(range(10_000), "y" * 1000)
+
+        async def handle_event(
+            self, event_type: EventKind, event: Any, state: str, data: Any
+        ) -> tuple[str, Any]:
+            raise RuntimeError("boom")
+
+    pid = await Big.start()
+    ended = await watch(pid)
+    cast(pid, "crash")
+    assert isinstance(await wait(ended), RuntimeError)
+    [report] = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
+    text = report.getMessage()
+    assert "the cast event 'crash'" in text
+    assert len(text) < 10_000  # not the 10 MB the data would print
 
 
 # -- a dead machine is freed at once --------------------------------------------------

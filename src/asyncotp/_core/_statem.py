@@ -76,7 +76,7 @@ def _crashed(
     _note(
         exc,
         f"in {engine.cls.__qualname__} {engine.proc.pid!r} handling "
-        f"{describe(event_type, content)} in the state {show(state)}",
+        f"{describe(event_type, content)} in the state {_cut(state)}",
     )
     return exc
 
@@ -86,17 +86,25 @@ def _stop_reason(stop: Stop) -> object:
     return KILLED if stop.reason is KILL else stop.reason
 
 
+def _cut(value: object) -> str:
+    """``value`` for a crash report: with ``reprlib``'s limits (a machine
+    holding a million entries does not build a million-entry repr as it
+    dies), cut to a length."""
+    try:
+        text = STATE_REPR.repr(value)
+    except Exception as exc:  # noqa: BLE001 - a failing repr must not stop a report
+        return f"<repr raised {type(exc).__qualname__}>"
+    return text if len(text) <= STATE_SHOWN else text[:STATE_SHOWN] + "...(cut)"
+
+
 def _status_shown(machine: MachineCallbacks, state: object, data: object) -> str:
     """The machine's ``(state, data)`` for a crash report, through its
-    ``format_status`` (guarded: a hook that raises shows as a placeholder),
-    cut to a length."""
+    ``format_status`` (guarded: a hook that raises shows as a placeholder)."""
     try:
-        text = STATE_REPR.repr(machine.format_status((state, data)))
-    except Exception as exc:  # noqa: BLE001 - a failing hook (or repr) must not stop a report
-        return f"<format_status or repr raised {type(exc).__qualname__}>"
-    if len(text) > STATE_SHOWN:
-        text = text[:STATE_SHOWN] + "...(cut)"
-    return text
+        status = machine.format_status((state, data))
+    except Exception as exc:  # noqa: BLE001 - a failing hook must not stop a report
+        return f"<format_status raised {type(exc).__qualname__}>"
+    return _cut(status)
 
 
 def _detail(machine: MachineCallbacks, state: object, data: object, event: object) -> str:
@@ -110,7 +118,7 @@ def _detail(machine: MachineCallbacks, state: object, data: object, event: objec
         assert type(event) is tuple
         last = f"last event {describe(event[0], event[1])}"
     return (
-        f"{name} in the state {show(state)}, {last}, status {_status_shown(machine, state, data)}"
+        f"{name} in the state {_cut(state)}, {last}, status {_status_shown(machine, state, data)}"
     )
 
 
@@ -196,7 +204,7 @@ async def _serve(
         except Stop as stop:
             reason = _stop_reason(stop)
         except Exception as exc:  # noqa: BLE001 - a callback's crash is the machine's reason
-            _note(exc, f"in {cls.__qualname__} {proc.pid!r} entering the state {show(state)}")
+            _note(exc, f"in {cls.__qualname__} {proc.pid!r} entering the state {_cut(state)}")
             reason = exc
         except asyncio.CancelledError:
             raise
