@@ -25,6 +25,7 @@ from asyncotp import (
     CallbackMode,
     CallEvent,
     EventKind,
+    EventType,
     KeepState,
     NoProcess,
     Reply,
@@ -40,6 +41,7 @@ from asyncotp import (
     telemetry,
     whereis,
 )
+from asyncotp import sys as otp_sys
 from asyncotp._core import exit_future
 from tests.actors.test_hardening import queued_call
 from tests.helpers import Gate, wait, watch
@@ -474,3 +476,63 @@ async def test_a_machine_started_while_nobody_listens_is_not_timed(node: asyncot
         assert rec.events == []
     finally:
         telemetry.set_slow_callback_threshold(previous)
+
+
+# -- sys.trace ------------------------------------------------------------------------
+
+
+class Follows(Plain):
+    """Moves to the state its cast names; state-enter calls on."""
+
+    state_enter = True
+
+    async def init(self) -> tuple[str, None]:
+        return "idle", None
+
+    async def handle_event(
+        self, event_type: EventKind, event: Any, state: str, data: Any
+    ) -> tuple[str, Any]:
+        if event_type is EventType.ENTER:
+            return state, data
+        return event, data
+
+
+async def test_a_traced_machine_logs_each_event_in_its_state_and_each_enter_call(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    pid = await Follows.start()
+    with caplog.at_level(logging.INFO, logger="asyncotp.sys"):
+        await otp_sys.trace(pid, True)
+        cast(pid, "on")
+        assert await otp_sys.get_state(pid) == ("on", None)  # answered after the cast
+        await otp_sys.trace(pid, False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "asyncotp.sys"]
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "the cast event 'on' in the state 'idle'",
+        "('on', None)",
+        "state enter from 'idle'",
+        "('on', None)",
+    ]
+    assert all(line.startswith("Follows ") for line in lines)
+
+
+class ReturnsJunk(StateMachine[str, None]):
+    callback_mode = CallbackMode.STATE_FUNCTIONS
+
+    async def init(self) -> tuple[str, None]:
+        return "idle", None
+
+    async def state_idle(self, event_type: EventKind, event: Any, data: None) -> Any:
+        return 42
+
+
+async def test_a_traced_machines_errors_still_name_its_state_function_not_a_wrapper(
+    node: asyncotp.Node,
+) -> None:
+    pid = await ReturnsJunk.start()
+    ended = await watch(pid)
+    await otp_sys.trace(pid, True)
+    cast(pid, "go")
+    reason = await wait(ended)
+    assert isinstance(reason, TypeError)
+    assert "ReturnsJunk.state_idle returned 42" in str(reason)
