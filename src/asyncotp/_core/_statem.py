@@ -307,15 +307,15 @@ async def _events(
                         result = await fn(machine, CAST, content, data)
                     else:
                         result = await fn(machine, CAST, content, state, data)
-                    if proc.killed:  # it swallowed the cancellation of a KILL
-                        reason = KILLED
-                        break
                     match result:
                         case (new_state, new_data) if type(result) is tuple and (
                             new_state is state or new_state == state
                         ):
                             data = new_data
-                            continue
+                            continue  # a swallowed KILL: the pending exit, at the top
+                    if proc.killed:  # it swallowed the cancellation of a KILL
+                        reason = KILLED
+                        break
                     state, data, fn = await engine.transition(
                         result, (CAST, content), state, data, fn
                     )
