@@ -44,6 +44,7 @@ from asyncotp import (
 from asyncotp import sys as otp_sys
 from asyncotp._core import exit_future
 from tests.actors.test_hardening import queued_call
+from tests.core.test_hardening import Hostile, HostileError
 from tests.helpers import Gate, wait, watch
 from tests.telemetry.conftest import record
 
@@ -536,3 +537,67 @@ async def test_a_traced_machines_errors_still_name_its_state_function_not_a_wrap
     reason = await wait(ended)
     assert isinstance(reason, TypeError)
     assert "ReturnsJunk.state_idle returned 42" in str(reason)
+
+
+# -- unformattable events, states and reasons -----------------------------------------
+
+
+class Touchy(Plain):
+    """Crashes with a ``HostileError`` on a ``Hostile`` event, in a ``Hostile``
+    state; logs its terminate."""
+
+    async def init(self, log: list[object]) -> tuple[Any, list[object]]:
+        return Hostile(), log
+
+    async def handle_event(
+        self, event_type: EventKind, event: Any, state: Any, data: list[object]
+    ) -> tuple[Any, list[object]]:
+        if isinstance(event, Hostile):
+            raise HostileError
+        return state, data
+
+    async def terminate(self, reason: Any, state: Any, data: list[object]) -> None:
+        data.append(("terminate", reason))
+
+
+async def test_a_machine_crash_that_cannot_be_formatted_runs_terminate_fails_callers_and_reports(
+    node: asyncotp.Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: list[object] = []
+    pid = await Touchy.start(log)
+    ended = await watch(pid)
+    crashing = await queued_call(pid, Hostile(), timeout=None)
+    with pytest.raises(ServerExited) as crashed:
+        await wait(crashing)
+    error = crashed.value.reason
+    assert isinstance(error, HostileError)
+    assert await wait(ended) is error
+    assert log == [("terminate", error)]
+    assert "repr raised" in error.__notes__[0]  # the event and the state, as placeholders
+    [report] = [r for r in caplog.records if getattr(r, "actor_pid", None) is pid]
+    assert "Touchy in the state <" in report.getMessage()
+
+
+async def test_cancelling_a_machines_start_kills_the_half_started_machine_and_frees_its_name(
+    node: asyncotp.Node,
+) -> None:
+    class SlowInit(Plain):
+        async def init(self, gate: Gate) -> tuple[str, None]:
+            await gate.pass_through()
+            return "idle", None
+
+    gate = Gate()
+    starting = asyncio.create_task(SlowInit.start(gate, name="slow"))
+    await gate.entered.wait()
+    half = whereis("slow")
+    assert half is not None
+    ended = exit_future(half)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert whereis("slow") is None  # freed at once: a retry can take it
+    assert await wait(ended) is KILLED
+    gate.open()
+    again = await SlowInit.start(gate, name="slow")
+    assert again is not half
+    assert whereis("slow") is again
