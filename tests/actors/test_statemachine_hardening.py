@@ -339,7 +339,7 @@ async def test_a_machines_crash_report_shows_a_large_state_and_data_cut_short(
 # -- a dead machine is freed at once --------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["crash", "crash in terminate", "stop"])
+@pytest.mark.parametrize("how", ["crash", "crash in terminate", "stop", "kill", "shutdown"])
 async def test_a_crashed_or_stopped_machine_is_freed_at_once_not_left_to_the_garbage_collector(
     node: asyncotp.Node, how: str
 ) -> None:
@@ -371,6 +371,10 @@ async def test_a_crashed_or_stopped_machine_is_freed_at_once_not_left_to_the_gar
         ended = await watch(pid)
         if how == "stop":
             await stop(pid, "asked")
+        elif how == "kill":
+            send_exit(pid, KILL)
+        elif how == "shutdown":
+            send_exit(pid, SHUTDOWN)
         else:
             cast(pid, "crash")
         reason = await wait(ended)
