@@ -367,10 +367,39 @@ async def test_a_suspended_state_machine_keeps_its_events_until_resumed(node: No
     assert (stats.behaviour, stats.messages_handled) == ("Light", 2)
 
 
-async def test_a_state_machine_refuses_tracing_with_a_clear_error(node: Node) -> None:
+async def test_a_traced_state_machine_logs_each_event_with_its_state_and_result(
+    node: Node, caplog: pytest.LogCaptureFixture
+) -> None:
     pid = await wait(Light.start())
-    with pytest.raises(TypeError, match="is a StateMachine"):
+    with caplog.at_level(logging.INFO, logger="asyncotp.sys"):
         await wait(otp_sys.trace(pid, True))
+        cast(pid, "flip")
+        assert await wait(call(pid, "flips")) == 1
+        assert (await wait(otp_sys.statistics(pid))).tracing
+        await wait(otp_sys.trace(pid, False))
+        cast(pid, "untraced")
+        assert await wait(call(pid, "flips")) == 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "asyncotp.sys"]
+    assert len(lines) == 4
+    assert lines[0].endswith("in: the cast event 'flip'")
+    assert lines[1].endswith("out: ('on', 1)")
+    assert "in: the call 'flips'" in lines[2]
+    assert "out: KeepState(" in lines[3]
+    assert not any("untraced" in line for line in lines)
+
+
+async def test_a_state_machines_callback_timing_counts_its_state_callbacks(node: Node) -> None:
+    pid = await wait(Light.start())
+    await wait(otp_sys.time_callbacks(pid, True))
+    cast(pid, "flip")
+    cast(pid, "flip")
+    assert await wait(call(pid, "flips")) == 2
+    stats = await wait(otp_sys.statistics(pid))
+    assert stats.timed_callbacks == 3
+    assert stats.callback_seconds is not None
+    assert stats.slowest_callback is not None
+    await wait(otp_sys.time_callbacks(pid, False))
+    assert (await wait(otp_sys.statistics(pid))).timed_callbacks is None
 
 
 async def test_a_crash_report_shows_a_large_state_cut_short(

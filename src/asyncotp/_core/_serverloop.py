@@ -34,7 +34,7 @@ from ._state import BUDGET, EXITING, UNSET, ExitWith, Overflow, Process, proc_va
 from ._sys import Callback, Debug, SysRequest, handle
 from ._via import Name
 
-_STATE_SHOWN: Final = 2000
+STATE_SHOWN: Final = 2000
 """How many characters of a server's state a crash report shows at most."""
 
 
@@ -46,7 +46,7 @@ def _limited_repr() -> reprlib.Repr:
     return shown
 
 
-_STATE_REPR: Final = _limited_repr()
+STATE_REPR: Final = _limited_repr()
 """A crash report shows the state with ``reprlib``'s limits: a server that
 holds a million entries does not build a million-entry repr as it dies."""
 
@@ -112,11 +112,11 @@ def _state_shown(server: Callbacks) -> str:
     """The server's state for a crash report, through its ``format_status``
     (guarded: a hook that raises shows as a placeholder), cut to a length."""
     try:
-        text = _STATE_REPR.repr(server.format_status(server.sys_get_state()))
+        text = STATE_REPR.repr(server.format_status(server.sys_get_state()))
     except Exception as exc:  # noqa: BLE001 - a failing hook (or repr) must not stop a report
         return f"<format_status or repr raised {type(exc).__qualname__}>"
-    if len(text) > _STATE_SHOWN:
-        text = text[:_STATE_SHOWN] + "...(cut)"
+    if len(text) > STATE_SHOWN:
+        text = text[:STATE_SHOWN] + "...(cut)"
     return text
 
 

@@ -276,12 +276,6 @@ def _answer(
         elif op is SysOp.STATISTICS:
             req.answer(_statistics(proc, server, debug, handled, suspended=suspended))
         elif op is SysOp.TRACE or op is SysOp.TIME_CALLBACKS:
-            if type(server) is MachineView:
-                raise TypeError(
-                    f"sys.{op.value}: {label(proc)} is a StateMachine; tracing and callback "
-                    "timing are for GenServers and Agents (a StateMachine answers get_state, "
-                    "replace_state, suspend, resume and statistics)"
-                )
             debug = _switch(debug, op, req.arg is True)
             req.answer(None)
         else:
@@ -467,8 +461,12 @@ async def trace(server: Pid | str, on: bool, timeout: float | None = DEFAULT_TIM
     Records go to the ``asyncotp.sys`` logger at INFO: ``<Class> <pid> in:
     <message>`` before the callback and ``out: <result>`` after it (for a
     call, the reply; ``NOREPLY``, ``Continue(...)`` or ``IdleTimeout(...)``
-    as returned), with messages shown through ``safe_repr``. Switch it on and
-    off at run time; off, it costs the server nothing.
+    as returned), with messages shown through ``safe_repr``. A StateMachine
+    logs each call of its state callback: ``in: the cast event 'go' in the
+    state 'idle'`` (the state is left out for state functions, whose name
+    says it; a state-enter call shows as ``state enter from <old state>``)
+    and ``out:`` what the callback returned. Switch it on and off at run
+    time; off, it costs the server nothing.
     """
     if type(on) is not bool:
         raise TypeError(f"sys.trace: on must be True or False, not {safe_repr(on)}")
@@ -481,7 +479,8 @@ async def time_callbacks(
     """Measure the time the server spends in its callbacks (see ``statistics``).
 
     Switching it on resets the sums. Off by default: it reads the loop's
-    clock twice per message.
+    clock twice per message. A StateMachine's state callbacks are timed,
+    state-enter calls included.
     """
     if type(on) is not bool:
         raise TypeError(f"sys.time_callbacks: on must be True or False, not {safe_repr(on)}")

@@ -112,8 +112,8 @@ RUNTIME_EVENTS: Final = (
 """Every event the runtime emits (docs/telemetry.md describes each)."""
 
 _slow_threshold = 0.1
-"""Seconds a GenServer callback may take before ``SLOW_CALLBACK`` fires
-(asyncio's own ``slow_callback_duration`` default)."""
+"""Seconds a GenServer or StateMachine callback may take before
+``SLOW_CALLBACK`` fires (asyncio's own ``slow_callback_duration`` default)."""
 
 _span_ids = itertools.count(1)
 
@@ -301,9 +301,9 @@ def span(
 
 
 def set_slow_callback_threshold(seconds: float) -> float:
-    """Set how long (seconds > 0) a GenServer callback may run before
-    ``("asyncotp", "callback", "slow")`` is emitted; return the previous
-    threshold. The default is 0.1 s."""
+    """Set how long (seconds > 0) a GenServer or StateMachine callback may
+    run before ``("asyncotp", "callback", "slow")`` is emitted; return the
+    previous threshold. The default is 0.1 s."""
     global _slow_threshold
     value = duration(seconds, "seconds", where="telemetry.set_slow_callback_threshold")
     previous, _slow_threshold = _slow_threshold, value
@@ -427,6 +427,13 @@ def timed_callbacks(
         _timed(proc, name, "handle_cast", cast),
         _timed(proc, name, "handle_info", info),
     )
+
+
+def timed_state_callback(proc: Process, cls: type, fn: Callable[..., Any], callback: str) -> Any:
+    """A ``StateMachine``'s state callback (``handle_event`` or a
+    ``state_<state>`` function, named ``callback``) wrapped to emit
+    ``SLOW_CALLBACK`` past the threshold (a machine started while ``SLOW``)."""
+    return _timed(proc, cls.__qualname__, callback, fn)
 
 
 def mailbox_depths(node: Any) -> tuple[int, int, list[tuple[str, int]]]:

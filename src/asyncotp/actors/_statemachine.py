@@ -93,7 +93,9 @@ class StateMachine(Generic[S, D]):
 
     * ``terminate(reason, state, data)`` runs when the machine stops (``Stop``,
       a crash in a callback, a shutdown from its supervisor, ``stop()``),
-      not after ``KILL``.
+      not after ``KILL``. Raising ``Stop(reason)`` there chooses the exit
+      reason; a crash there becomes it (and ``stop()`` raises
+      ``ServerExited`` with it).
 
     **Event types** (``event_type``): ``CallEvent(caller)``, ``EventType.CAST``,
     ``EventType.INFO``, ``EventType.INTERNAL`` (inserted with ``NextEvent``),
@@ -164,8 +166,15 @@ class StateMachine(Generic[S, D]):
     ``Exited`` info events, except from its parent.
 
     The exit reason is a GenServer's too: the exception of a crash, the
-    reason of a ``Stop``, ``SHUTDOWN`` from a supervisor; a
+    reason of a ``Stop``, ``SHUTDOWN`` from a supervisor, ``KILLED`` after
+    ``KILL`` (even if a callback swallows the cancellation); a
     ``Restart.TRANSIENT`` child is restarted unless it is a clean one.
+    ``SystemExit`` or ``KeyboardInterrupt`` in a callback stops the whole
+    node in order, as from a GenServer. A crash report names the machine,
+    its state, its last event and the reason, with the ``(state, data)``
+    pair as ``format_status`` shows it (override it to hide secrets).
+    ``asyncotp.sys`` answers ``get_state``, ``replace_state``, ``suspend``,
+    ``resume``, ``statistics``, ``trace`` and ``time_callbacks``.
 
     **When not to use it**: when what the actor accepts hardly depends on a
     state, a ``GenServer`` with an attribute is simpler. For state held and
@@ -215,9 +224,9 @@ class StateMachine(Generic[S, D]):
         )
 
     def format_status(self, state: tuple[S, D]) -> Any:
-        """The ``(state, data)`` pair as ``asyncotp.sys.get_state`` shows it;
-        override it to hide secrets in the data. The default shows it as it
-        is."""
+        """The ``(state, data)`` pair as ``asyncotp.sys.get_state`` and crash
+        reports show it; override it to hide secrets in the data. The
+        default shows it as it is."""
         return state
 
     async def terminate(self, reason: Any, state: S, data: D) -> None:
