@@ -104,7 +104,7 @@ class PrometheusMetrics:
     Use it as a context manager to do both. Two instances need two
     handler ids and two registries.
 
-    ``slow_callbacks=True`` also counts GenServer callbacks slower than
+    ``slow_callbacks=True`` also counts GenServer and StateMachine callbacks slower than
     ``telemetry.slow_callback_threshold()``. It is off by default because
     of its price: every server started while it is on times each callback
     (a wrapper coroutine and two clock reads a message, which made a cast
@@ -235,7 +235,7 @@ class PrometheusMetrics:
         )
         self.slow_callbacks = Counter(
             "slow_callbacks",
-            "GenServer callbacks slower than the slow-callback threshold",
+            "GenServer and StateMachine callbacks slower than the slow-callback threshold",
             ["server", "callback"],
             namespace=ns,
             registry=reg,
