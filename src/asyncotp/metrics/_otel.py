@@ -193,7 +193,9 @@ class OTelMetrics:
         self.slow = meter.create_counter(
             "asyncotp.callback.slow",
             unit="{callback}",
-            description="GenServer and StateMachine callbacks slower than the slow-callback threshold",
+            description=(
+                "GenServer and StateMachine callbacks slower than the slow-callback threshold"
+            ),
         )
         self.loop_lag = meter.create_histogram(
             "asyncotp.event_loop.lag",
