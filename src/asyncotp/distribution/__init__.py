@@ -41,6 +41,8 @@ from ._api import which_groups as which_groups
 from ._codec import BadMessage as BadMessage
 from ._codec import RemoteError as RemoteError
 from ._config import NatsCluster as NatsCluster
+from ._failover import GlobalStandby as GlobalStandby
+from ._failover import global_child_spec as global_child_spec
 from ._nodesup import NodePort as NodePort
 from ._nodesup import NodeProcessExited as NodeProcessExited
 from ._nodesup import node_child_spec as node_child_spec
@@ -52,6 +54,7 @@ __all__ = (
     "NOCONNECTION",
     "BadMessage",
     "DistributionStatistics",
+    "GlobalStandby",
     "NatsCluster",
     "NodeDown",
     "NodePort",
@@ -60,6 +63,7 @@ __all__ = (
     "RemoteError",
     "connect",
     "demonitor_node",
+    "global_child_spec",
     "group_members",
     "incarnation",
     "join_group",
