@@ -26,6 +26,7 @@ from ._context import (
     get_ident,
     resolve,
     task_on,
+    via_pid,
     wrong_thread,
 )
 from ._deadlines import StartWait, StopWait
@@ -406,6 +407,8 @@ async def call(dest: Pid | Name, request: object, timeout: float | None = DEFAUL
         if proc is None and (remote := remote_of(dest)) is not None:
             return await remote_call(remote, dest, request, timeout)
     else:
+        if type(dest) is Via:  # its holder may be remote: take the pid path
+            return await call(via_pid(dest, "call"), request, timeout)
         proc = resolve(dest, "call")
         node = current_node("call")
     if proc is None:
@@ -463,6 +466,9 @@ def cast(dest: Pid | Name, request: object) -> None:
                 _telemetry.dead_letter(dest, Cast(request))
             return
     else:
+        if type(dest) is Via:  # its holder may be remote: take the pid path
+            cast(via_pid(dest, "cast"), request)
+            return
         proc = resolve(dest, "cast")
         if proc is None:
             return
@@ -509,6 +515,8 @@ async def stop(
         and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
     ):
         timeout = check_timeout(timeout, "stop")
+    if type(dest) is Via:  # its holder may be remote: take the pid path
+        dest = via_pid(dest, "stop")
     if type(dest) is Pid and (remote := remote_of(dest)) is not None:
         await remote_stop(remote, dest, reason, timeout)
         return

@@ -49,11 +49,16 @@ from ._nodesup import node_child_spec as node_child_spec
 from ._nodesup import start_nodes as start_nodes
 from ._peers import DistributionStatistics as DistributionStatistics
 from ._peers import NodeDown as NodeDown
+from ._vianame import GLOBAL_NAMES as GLOBAL_NAMES
+from ._vianame import GlobalNames as GlobalNames
+from ._vianame import via_global as via_global
 
 __all__ = (
+    "GLOBAL_NAMES",
     "NOCONNECTION",
     "BadMessage",
     "DistributionStatistics",
+    "GlobalNames",
     "GlobalStandby",
     "NatsCluster",
     "NodeDown",
@@ -79,6 +84,7 @@ __all__ = (
     "start_nodes",
     "statistics",
     "unregister_global",
+    "via_global",
     "whereis_global",
     "whereis_remote",
     "which_groups",

@@ -34,6 +34,9 @@ from ._transport import Distribution
 
 T = TypeVar("T")
 
+_MIRROR_LOAD_TIMEOUT: Final = 5.0
+"""Seconds ``connect`` waits for the global names to load into the node's mirror."""
+
 _running: dict[Node, tuple[Distribution, GlobalRegistry, ProcessGroups]] = {}
 
 _HINT: Final = (
@@ -48,6 +51,18 @@ def _current(operation: str) -> tuple[Distribution, GlobalRegistry, ProcessGroup
     if found is None:
         raise NoNodeError(f"{operation}: this node is not connected to a cluster; {_HINT}")
     return found
+
+
+def current_registry(operation: str) -> GlobalRegistry:
+    """The global registry of the calling node's cluster (``NoNodeError`` if
+    the node is not connected)."""
+    return _current(operation)[1]
+
+
+def connected_registry(operation: str) -> GlobalRegistry | None:
+    """The same, or None if the node is not (or no longer) connected."""
+    found = _running.get(current_node(operation))
+    return None if found is None else found[1]
 
 
 @contextlib.asynccontextmanager
@@ -82,6 +97,7 @@ async def connect(name: str, cluster: NatsCluster | None = None) -> AsyncIterato
     groups = ProcessGroups(dist)
     _running[node] = (dist, registry, groups)
     try:
+        await registry.start_mirror(_MIRROR_LOAD_TIMEOUT)
         yield name
     finally:
         with anyio.CancelScope(shield=True):

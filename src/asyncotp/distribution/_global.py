@@ -6,6 +6,11 @@ for a name, the server accepts exactly one. A name records its pid; when
 the actor exits, its node deletes the name (compare-and-set on the
 revision it wrote, so a newer holder is never erased); when a node is lost,
 every survivor deletes the names that node held, again by compare-and-set.
+
+Each node also keeps a *mirror* of the bucket, fed by a JetStream watch,
+for ``via_global`` names: the runtime looks a via name up synchronously on
+every send, so the look-up cannot be a round trip. The mirror lags the
+bucket by one message; a node's own registrations enter it at once.
 """
 
 from __future__ import annotations
@@ -66,6 +71,9 @@ class GlobalRegistry:
         self._kv: KeyValue | None = None
         self._opening: asyncio.Lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._mirror: dict[str, tuple[Pid, int]] = {}
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self.mirror_error: str | None = "the registry's mirror has not started"
         dist.down_callbacks.append(self._reap_soon)
 
     async def kv(self) -> KeyValue:
@@ -118,6 +126,7 @@ class GlobalRegistry:
 
     def _hold(self, pid: Pid, key: str, revision: int) -> bool:
         if on_exit(pid, lambda _reason: self._release_soon(key, revision)):
+            self._mirror_put(key, pid, revision)
             return True
         self._release_soon(key, revision)  # it died while we registered
         return False
@@ -156,6 +165,68 @@ class GlobalRegistry:
         except nats.js.errors.NoKeysError:
             return []
         return sorted(name_of_key(k) for k in keys)
+
+    # -- the mirror (for via_global) ------------------------------------------
+
+    async def start_mirror(self, timeout: float) -> None:
+        """Watch the bucket and wait (at most ``timeout`` s) until the mirror
+        holds every name already registered. Without JetStream the mirror
+        stays off and ``lookup`` raises, saying why."""
+        try:
+            kv = await self.kv()
+            watcher = await kv.watchall()
+        except (RuntimeError, nats.errors.Error) as exc:
+            self.mirror_error = str(exc)
+            return
+        self._watcher = watcher
+        loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._spawn(self._follow(watcher, loaded))
+        try:
+            await asyncio.wait_for(asyncio.shield(loaded), timeout)
+        except TimeoutError:
+            logger.warning(
+                "the global names did not load within %s s; via_global look-ups may miss "
+                "names until they do",
+                timeout,
+            )
+        self.mirror_error = None
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher, loaded: asyncio.Future[None]) -> None:
+        async for entry in watcher:
+            if entry is None:  # every name there was at the start has been seen
+                if not loaded.done():
+                    loaded.set_result(None)
+                continue
+            if entry.operation is None and entry.value:
+                holder = self._holder(entry.value)
+                if holder is not None:
+                    self._mirror_put(entry.key, holder, entry.revision or 0)
+                    continue
+            known = self._mirror.get(entry.key)
+            if known is not None and known[1] <= (entry.revision or 0):
+                del self._mirror[entry.key]
+
+    def _mirror_put(self, key: str, pid: Pid, revision: int) -> None:
+        known = self._mirror.get(key)
+        if known is None or known[1] <= revision:
+            self._mirror[key] = (pid, revision)
+
+    def lookup(self, name: str) -> Pid | None:
+        """The holder of ``name`` in the mirror, if alive (no round trip)."""
+        if self.mirror_error is not None:
+            raise RuntimeError(f"via_global names need the registry's mirror: {self.mirror_error}")
+        known = self._mirror.get(key_of(name))
+        if known is None or not self._alive(known[0]):
+            return None
+        return known[0]
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` from the mirror and delete it from the bucket
+        (compare-and-set on the revision the mirror knows)."""
+        key = key_of(name)
+        known = self._mirror.pop(key, None)
+        if known is not None:
+            self._release_soon(key, known[1])
 
     # -- clean-up -------------------------------------------------------------
 
@@ -205,6 +276,9 @@ class GlobalRegistry:
                     logger.info("reaped global name %r of lost node %s", name_of_key(key), node)
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()  # type: ignore[no-untyped-call]  # nats-py is untyped here
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
