@@ -17,9 +17,10 @@ from asyncotp.distribution import (
     global_child_spec,
     node_name,
     node_of_pid,
+    via_global,
     whereis_global,
 )
-from tests.distribution.helpers import Host, NatsServer, NodeProcess, fast_cluster, hosts
+from tests.distribution.helpers import Host, NatsServer, NodeProcess, fast_cluster, hosts, until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -166,12 +167,13 @@ async def test_a_killed_holder_node_fails_over_to_the_standby_node_within_the_wi
     nats_server: NatsServer, prefix: str
 ) -> None:
     first = NodeProcess("a", nats_server.url, prefix, "failover")
-    second = NodeProcess("b", nats_server.url, prefix, "failover")
+    second: NodeProcess | None = None
     try:
         await first.ready()
         async with hosts(fast_cluster(nats_server.url, prefix), "near") as (near,):
             held = await _holder(near)
             assert await near.on(lambda: call(held, "node")) == "a"
+            second = NodeProcess("b", nats_server.url, prefix, "failover")  # started after a holds
             await second.ready()
             # b's standby found the name held: it stays with a.
             assert await near.on(lambda: call(held, "node")) == "a"
@@ -188,6 +190,8 @@ async def test_a_killed_holder_node_fails_over_to_the_standby_node_within_the_wi
                         await asyncio.sleep(0.02)
                 assert pid is not None
                 answer = await call(pid, "node")
+                await until(lambda: asyncotp.whereis(via_global("svc")) is pid)
+                assert await call(via_global("svc"), "node") == answer
                 return str(answer), time.monotonic() - killed
 
             async def in_an_actor() -> tuple[str, float]:
@@ -206,4 +210,5 @@ async def test_a_killed_holder_node_fails_over_to_the_standby_node_within_the_wi
         assert took < 3.0
     finally:
         first.close()
-        second.close()
+        if second is not None:
+            second.close()
