@@ -38,9 +38,11 @@ def free_port() -> int:
 class NatsServer:
     """One ``nats-server -js`` on loopback."""
 
-    def __init__(self, binary: str, store: Path) -> None:
+    def __init__(self, binary: str, store: Path, *extra: str, jetstream: bool = True) -> None:
         self.binary = binary
         self.store = store
+        self.extra = extra
+        self.jetstream = jetstream
         self.port = free_port()
         self.monitor_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -53,7 +55,9 @@ class NatsServer:
         self.proc = subprocess.Popen(
             [
                 *(self.binary, "-a", "127.0.0.1", "-p", str(self.port)),
-                *("-m", str(self.monitor_port), "-js", "-sd", str(self.store)),
+                *("-m", str(self.monitor_port)),
+                *(("-js", "-sd", str(self.store)) if self.jetstream else ()),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

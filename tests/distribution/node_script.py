@@ -1,10 +1,11 @@
-"""A node process for the tests: ``node_script.py NAME URL PREFIX [global] [failover]``.
+"""A node process for the tests: ``node_script.py NAME URL PREFIX [global] [failover] [window=S]``.
 
 It starts an ``echo`` server (registered locally, and globally as
 ``echo-NAME`` when ``global`` is given), prints ``ready`` and runs until
 killed or told to stop with a call ``"quit"``. With ``failover``, it also
 runs a supervisor with ``global_child_spec(Echo, "svc")``: one node of the
-cluster holds ``svc``, the others stand by.
+cluster holds ``svc``, the others stand by. ``window=S`` sets the
+heartbeat window (1 s by default; heartbeats every 0.2 s).
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ async def main(name: str, global_name: bool, failover: bool) -> None:
 
 if __name__ == "__main__":
     node, url, prefix = sys.argv[1:4]
-    cluster = NatsCluster(servers=url, prefix=prefix, heartbeat_interval=0.2, heartbeat_window=1.0)
     options = sys.argv[4:]
+    window = next((float(o[7:]) for o in options if o.startswith("window=")), 1.0)
+    cluster = NatsCluster(
+        servers=url, prefix=prefix, heartbeat_interval=0.2, heartbeat_window=window
+    )
     distribution.run(
         main, node, "global" in options, "failover" in options, node=node, cluster=cluster
     )

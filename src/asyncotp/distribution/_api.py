@@ -34,9 +34,6 @@ from ._transport import Distribution
 
 T = TypeVar("T")
 
-_MIRROR_LOAD_TIMEOUT: Final = 5.0
-"""Seconds ``connect`` waits for the global names to load into the node's mirror."""
-
 _running: dict[Node, tuple[Distribution, GlobalRegistry, ProcessGroups]] = {}
 
 _HINT: Final = (
@@ -51,6 +48,19 @@ def _current(operation: str) -> tuple[Distribution, GlobalRegistry, ProcessGroup
     if found is None:
         raise NoNodeError(f"{operation}: this node is not connected to a cluster; {_HINT}")
     return found
+
+
+_MIRROR_LOAD_TIMEOUT: Final = 5.0
+"""Seconds ``connect`` waits for the global names to load into the node's
+mirror (one round trip), when the server announces JetStream."""
+
+
+def _jetstream_announced(dist: Distribution) -> bool:
+    """Whether the server's INFO says it runs JetStream. nats-py keeps INFO in
+    a private attribute; if that ever moves, ``connect`` just does not wait
+    for the mirror (look-ups right after it may miss names for a moment)."""
+    info = getattr(dist.nc, "_server_info", None)
+    return isinstance(info, dict) and info.get("jetstream") is True
 
 
 def current_registry(operation: str) -> GlobalRegistry:
@@ -97,7 +107,9 @@ async def connect(name: str, cluster: NatsCluster | None = None) -> AsyncIterato
     groups = ProcessGroups(dist)
     _running[node] = (dist, registry, groups)
     try:
-        await registry.start_mirror(_MIRROR_LOAD_TIMEOUT)
+        registry.start_mirror()
+        if _jetstream_announced(dist):
+            await registry.mirror_ready(_MIRROR_LOAD_TIMEOUT)
         yield name
     finally:
         with anyio.CancelScope(shield=True):

@@ -73,7 +73,8 @@ class GlobalRegistry:
         self._tasks: set[asyncio.Task[None]] = set()
         self._mirror: dict[str, tuple[Pid, int]] = {}
         self._watcher: KeyValue.KeyWatcher | None = None
-        self.mirror_error: str | None = "the registry's mirror has not started"
+        self.mirror_error: str | None = None
+        self.mirror_loaded: asyncio.Future[None] | None = None
         dist.down_callbacks.append(self._reap_soon)
 
     async def kv(self) -> KeyValue:
@@ -168,28 +169,37 @@ class GlobalRegistry:
 
     # -- the mirror (for via_global) ------------------------------------------
 
-    async def start_mirror(self, timeout: float) -> None:
-        """Watch the bucket and wait (at most ``timeout`` s) until the mirror
-        holds every name already registered. Without JetStream the mirror
-        stays off and ``lookup`` raises, saying why."""
+    def start_mirror(self) -> None:
+        """Start watching the bucket, in the background: the mirror fills as
+        the names arrive (``mirror_loaded`` is set once every name already
+        registered is in). Without JetStream the mirror stays empty and
+        ``lookup`` raises, saying why. (A clustered NATS server without
+        JetStream answers the JetStream API only with a timeout, so
+        ``connect`` does not wait for this.)"""
+        loop = asyncio.get_running_loop()
+        self.mirror_loaded = loop.create_future()
+        task = loop.create_task(self._load_mirror(self.mirror_loaded))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def mirror_ready(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until the mirror holds every name
+        that was registered when it started."""
+        if self.mirror_loaded is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.mirror_loaded), timeout)
+
+    async def _load_mirror(self, loaded: asyncio.Future[None]) -> None:
         try:
             kv = await self.kv()
             watcher = await kv.watchall()
         except (RuntimeError, nats.errors.Error) as exc:
-            self.mirror_error = str(exc)
+            self.mirror_error = str(exc) if isinstance(exc, RuntimeError) else safe_repr(exc)
+            loaded.set_result(None)
             return
         self._watcher = watcher
-        loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._spawn(self._follow(watcher, loaded))
-        try:
-            await asyncio.wait_for(asyncio.shield(loaded), timeout)
-        except TimeoutError:
-            logger.warning(
-                "the global names did not load within %s s; via_global look-ups may miss "
-                "names until they do",
-                timeout,
-            )
-        self.mirror_error = None
+        await self._follow(watcher, loaded)
 
     async def _follow(self, watcher: KeyValue.KeyWatcher, loaded: asyncio.Future[None]) -> None:
         async for entry in watcher:

@@ -18,6 +18,10 @@ from typing import Final, final
 from .._core import Pid, Via, safe_repr
 from ._api import connected_registry, current_registry
 
+_MIRROR_LOAD_TIMEOUT: Final = 5.0
+"""Seconds a start by ``via_global`` waits for the node's mirror to load
+(once, after ``connect``), so that the name it gets is answered at once."""
+
 
 def _name(key: object, operation: str) -> str:
     if not isinstance(key, str) or not key:
@@ -48,7 +52,9 @@ class GlobalNames:
     async def claim_name(self, key: object, pid: Pid) -> bool:
         """Register ``pid`` as ``key`` across the cluster (atomic); whether it did."""
         name = _name(key, "via_global")
-        return await current_registry("via_global").register(name, pid)
+        registry = current_registry("via_global")
+        await registry.mirror_ready(_MIRROR_LOAD_TIMEOUT)
+        return await registry.register(name, pid)
 
     def unregister_name(self, key: object) -> None:
         """Forget ``key`` here and delete it from the cluster's registry."""
