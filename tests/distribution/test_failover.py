@@ -14,9 +14,12 @@ import pytest
 import asyncotp
 from asyncotp import Caller, GenServer, Pid, Supervisor, call, which_children
 from asyncotp.distribution import (
+    TAKEN_OVER,
     global_child_spec,
     node_name,
     node_of_pid,
+    register_global,
+    unregister_global,
     via_global,
     whereis_global,
 )
@@ -44,9 +47,9 @@ async def _holder(host: Host, name: str = "svc", timeout: float = 5.0) -> Pid:
     return await host.on(look)
 
 
-async def _start_supervisor(host: Host, name: str = "svc") -> Pid:
+async def _start_supervisor(host: Host, name: str = "svc", **options: Any) -> Pid:
     async def start() -> Pid:
-        return await Supervisor.start([global_child_spec(Where, name)])
+        return await Supervisor.start([global_child_spec(Where, name, **options)])
 
     return await host.on(start)
 
@@ -96,10 +99,10 @@ async def test_a_standby_takes_the_name_over_when_the_holders_supervisor_stops(
         await a.on(lambda: asyncotp.stop(sup_a))
 
         async def moved() -> str:
+            # (first is a's pid object; b sees its own remote pid for it)
             async with asyncio.timeout(5):
-                while (pid := await whereis_global("svc")) in (None, first):  # noqa: ASYNC110
+                while (pid := await whereis_global("svc")) is None or node_of_pid(pid) != "b":  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
-            assert pid is not None
             return str(await call(pid, "where"))
 
         assert await b.on(moved) == "b"
@@ -143,6 +146,53 @@ async def test_stopping_the_supervisor_stops_the_server_and_frees_the_name(
         await a.on(freed)
 
 
+async def test_a_holder_that_finds_its_name_taken_over_stops_its_server_and_stands_by(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    # What a healed partition looks like to the old holder: the registry
+    # says another actor holds the name (a standby that saw this node lost
+    # took it over). One server per name again: the old copy stops.
+    async with hosts(fast_cluster(nats_server.url, prefix), "a", "b") as (a, b):
+        sup_a = await _start_supervisor(a, check_interval=0.05)
+        old = await _holder(a)
+
+        async def watch_old() -> Any:
+            ref = asyncotp.monitor(old)
+            return await asyncotp.receive(
+                lambda m: isinstance(m, asyncotp.Down) and m.ref is ref, timeout=5
+            )
+
+        async def take_over() -> Pid:
+            impostor = await Where.start()
+            assert await unregister_global("svc")
+            assert await register_global("svc", impostor)
+            return impostor
+
+        watching = asyncio.ensure_future(a.on(lambda: _in_actor(watch_old)))
+        impostor = await b.on(take_over)
+        down = await asyncio.wait_for(watching, 5)
+        assert down.reason == TAKEN_OVER
+        status, holder = await _status(a, sup_a)
+        assert status == "standby"
+        assert holder is not None
+        assert await a.on(lambda: call(holder, "where")) == "b"
+        assert await b.on(lambda: whereis_global("svc")) is impostor
+
+
+async def _in_actor(fn: Any) -> Any:
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def body() -> None:
+        try:
+            done.set_result(await fn())
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+
+    asyncotp.spawn(body)
+    return await done
+
+
 def test_global_child_spec_refuses_a_name_or_link_option_and_bad_arguments() -> None:
     with pytest.raises(TypeError, match=r"\['name'\] cannot be given for Where"):
         global_child_spec(Where, "svc", name="local")
@@ -156,6 +206,8 @@ def test_global_child_spec_refuses_a_name_or_link_option_and_bad_arguments() -> 
         global_child_spec(Where, "svc", retry_delay=-1.0)
     with pytest.raises(ValueError, match="retry_delay must be > 0"):
         global_child_spec(Where, "svc", retry_delay=0.0)
+    with pytest.raises(ValueError, match="check_interval"):
+        global_child_spec(Where, "svc", check_interval=float("nan"))
     spec = global_child_spec(Where, "svc", restart=asyncotp.Restart.TRANSIENT)
     assert spec.id == "global:svc"
     assert spec.restart is asyncotp.Restart.TRANSIENT

@@ -41,6 +41,7 @@ from ._api import which_groups as which_groups
 from ._codec import BadMessage as BadMessage
 from ._codec import RemoteError as RemoteError
 from ._config import NatsCluster as NatsCluster
+from ._failover import TAKEN_OVER as TAKEN_OVER
 from ._failover import GlobalStandby as GlobalStandby
 from ._failover import global_child_spec as global_child_spec
 from ._nodesup import NodePort as NodePort
@@ -56,6 +57,7 @@ from ._vianame import via_global as via_global
 __all__ = (
     "GLOBAL_NAMES",
     "NOCONNECTION",
+    "TAKEN_OVER",
     "BadMessage",
     "DistributionStatistics",
     "GlobalNames",

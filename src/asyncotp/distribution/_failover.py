@@ -43,6 +43,7 @@ from .._core import (
     MonitorRef,
     Pid,
     Restart,
+    Shutdown,
     Stop,
     check_delay,
     check_timeout,
@@ -54,23 +55,31 @@ from .._core import (
     set_trap_exits,
     stop,
     unlink,
+    whereis,
 )
 from ..actors import GenServer
 from ._api import register_global, whereis_global
+from ._vianame import via_global
 
 logger = logging.getLogger("asyncotp.distribution")
 
 _NO_SERVER_OPTIONS: Final = frozenset({"name", "link"})
 
 
-class _Claim(enum.Enum):
+class _Tick(enum.Enum):
     CLAIM = "claim"
+    CHECK = "check"
 
     def __repr__(self) -> str:
-        return "CLAIM"
+        return self.name
 
 
-_CLAIM: Final = _Claim.CLAIM
+_CLAIM: Final = _Tick.CLAIM
+_CHECK: Final = _Tick.CHECK
+
+TAKEN_OVER: Final = Shutdown("global_name_taken_over")
+"""The reason an active server is stopped with when its standby finds the
+name held by another actor (after a partition healed)."""
 
 
 class GlobalStandby(GenServer):
@@ -86,6 +95,7 @@ class GlobalStandby(GenServer):
         options: dict[str, Any],
         retry_delay: float,
         stop_timeout: float | None,
+        check_interval: float,
     ) -> Continue:
         set_trap_exits(True)
         self.global_name = global_name
@@ -94,6 +104,7 @@ class GlobalStandby(GenServer):
         self.options = options
         self.retry_delay = retry_delay
         self.stop_timeout = stop_timeout
+        self.check_interval = check_interval
         self.active: Pid | None = None
         self.holder: Pid | None = None
         self.watch: MonitorRef | None = None
@@ -114,6 +125,9 @@ class GlobalStandby(GenServer):
         if message is _CLAIM:
             if self.active is None and self.watch is None:
                 await self._claim()
+        elif message is _CHECK:
+            if self.active is not None:
+                await self._check()
         elif type(message) is Down and message.ref is self.watch:
             self.watch = None
             self.gone, self.holder = self.holder, None
@@ -142,6 +156,36 @@ class GlobalStandby(GenServer):
                     safe_repr(exc),
                 )
 
+    async def _check(self) -> None:
+        """While active: is the name still ours? After a partition heals,
+        another node may have taken it over (it saw this one lost). Then
+        this server stops (``TAKEN_OVER``) and the standby follows the new
+        holder: one server per name again, as Erlang's global resolves a
+        name clash by ending one of the two."""
+        server = self.active
+        assert server is not None
+        holder = whereis(via_global(self.global_name))  # the node's mirror: no round trip
+        if holder is None or holder is server:
+            send_after(self.check_interval, self_pid(), _CHECK)
+            return
+        logger.warning(
+            "global name %r: taken over by %r while %r held it (a partition healed?); "
+            "stopping this copy and standing by",
+            self.global_name,
+            holder,
+            server,
+        )
+        self.active = None
+        unlink(server)
+        try:
+            await stop(server, TAKEN_OVER, timeout=self.stop_timeout)
+        except Exception as exc:  # noqa: BLE001 - it may have ended meanwhile
+            logger.warning(
+                "global name %r: stopping %r failed: %s", self.global_name, server, safe_repr(exc)
+            )
+        self.holder = holder
+        self.watch = monitor(holder)
+
     async def _claim(self) -> None:
         try:
             holder = await whereis_global(self.global_name)
@@ -150,6 +194,7 @@ class GlobalStandby(GenServer):
                 if await register_global(self.global_name, server):
                     self.active = server
                     logger.info("global name %r: %r holds it now", self.global_name, server)
+                    send_after(self.check_interval, self_pid(), _CHECK)
                     return
                 # Another standby won the race: give our copy up, follow theirs.
                 unlink(server)
@@ -180,6 +225,7 @@ def global_child_spec(
     restart: Restart = Restart.PERMANENT,
     shutdown: float = 5.0,
     retry_delay: float = 0.5,
+    check_interval: float = 1.0,
     **options: Any,
 ) -> ChildSpec:
     """A child spec that runs ``server`` as the holder of ``global_name``,
@@ -193,6 +239,11 @@ def global_child_spec(
     standby's (its server is stopped within ``shutdown`` seconds first).
     ``retry_delay`` is the seconds a standby waits before asking the
     registry again when it did not answer or a name is being freed.
+    ``check_interval`` is how often an active standby checks (in its
+    node's mirror of the registry, no round trip) that the name is still
+    its server's: after a partition heals, the name may have been taken
+    over by a standby that saw this node lost; the older copy is then
+    stopped with reason ``Shutdown("global_name_taken_over")``.
     ``options`` go to ``server.start`` (``mailbox_size=``, ``timeout=``,
     ``init``'s keyword arguments); ``name`` and ``link`` are not allowed:
     the name is the global one, and the server is linked to its standby.
@@ -216,10 +267,13 @@ def global_child_spec(
     if retry <= 0:
         raise ValueError(f"global_child_spec: retry_delay must be > 0, not {retry_delay!r}")
     stop_timeout = check_timeout(shutdown, "global_child_spec", "shutdown")
+    check = check_delay(check_interval, "global_child_spec", "check_interval")
+    if check <= 0:
+        raise ValueError(f"global_child_spec: check_interval must be > 0, not {check_interval!r}")
 
     async def start() -> Pid:
         return await GlobalStandby.start(
-            global_name, server, args, dict(options), retry, stop_timeout, link=True
+            global_name, server, args, dict(options), retry, stop_timeout, check, link=True
         )
 
     return ChildSpec(
