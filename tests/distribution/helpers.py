@@ -52,6 +52,10 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.start_process()
+        self.wait_ready()
+
+    def start_process(self) -> None:
         self.proc = subprocess.Popen(
             [
                 *(self.binary, "-a", "127.0.0.1", "-p", str(self.port)),
@@ -62,6 +66,9 @@ class NatsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         # Ready when its health check (JetStream included) says so: clients
         # that connect while JetStream is still starting can see interest
         # they registered vanish.

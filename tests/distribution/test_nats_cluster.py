@@ -27,9 +27,25 @@ import pytest
 
 import asyncotp
 from asyncotp import NORMAL, Down, call, cast, receive
-from asyncotp.distribution import NodeUnreachable, nodes, statistics, whereis_remote
+from asyncotp.distribution import (
+    NodeUnreachable,
+    nodes,
+    register_global,
+    statistics,
+    via_global,
+    whereis_global,
+    whereis_remote,
+)
 from tests.distribution.conftest import NATS_SERVER
-from tests.distribution.helpers import NatsServer, NodeProcess, fast_cluster, free_port, hosts
+from tests.distribution.helpers import (
+    NatsServer,
+    NodeProcess,
+    fast_cluster,
+    free_port,
+    hosts,
+    until,
+)
+from tests.distribution.node_script import Echo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -41,12 +57,7 @@ def _routes(server: NatsServer) -> int:
     return -1
 
 
-@pytest.fixture
-def nats_cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
-    """Three servers, each routed to the other two, ready once every one
-    has both its routes."""
-    if not shutil.which(NATS_SERVER):
-        pytest.skip("nats-server is not installed (Debian: apt-get install nats-server)")
+def _start_routed(tmp_path: Path, jetstream: bool) -> list[NatsServer]:
     cluster_ports = [free_port() for _ in range(3)]
     servers: list[NatsServer] = []
     try:
@@ -57,19 +68,58 @@ def nats_cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
                 tmp_path / f"s{i}",
                 *("--cluster_name", "asyncotp-test", "-n", f"s{i}"),
                 *("--cluster", f"nats://127.0.0.1:{port}", "--routes", routes),
-                jetstream=False,
+                jetstream=jetstream,
             )
-            server.start()
             servers.append(server)
+            server.start_process()
+        for server in servers:  # JetStream's health needs its peers: start them all first
+            server.wait_ready()
         deadline = time.monotonic() + 10
         while any(_routes(server) < 2 for server in servers):
             if time.monotonic() > deadline:
                 raise RuntimeError("the three nats-servers did not route to each other in 10 s")
             time.sleep(0.05)
+    except BaseException:
+        for server in servers:
+            server.kill()
+        raise
+    return servers
+
+
+@contextlib.contextmanager
+def _routed_servers(tmp_path: Path, *, jetstream: bool) -> Iterator[list[NatsServer]]:
+    """Three servers, each routed to the other two, ready once every one
+    has both its routes (and, with JetStream, says it is healthy). Nine
+    free ports are picked before any is bound, so two may collide: a server
+    that exits at start is retried on fresh ports (twice at most)."""
+    if not shutil.which(NATS_SERVER):
+        pytest.skip("nats-server is not installed (Debian: apt-get install nats-server)")
+    for attempt in range(3):
+        try:
+            servers = _start_routed(tmp_path / f"try{attempt}", jetstream)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    try:
         yield servers
     finally:
         for server in servers:
             server.kill()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
+    """Three routed servers without JetStream."""
+    with _routed_servers(tmp_path, jetstream=False) as servers:
+        yield servers
+
+
+@pytest.fixture
+def nats_js_cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
+    """Three routed servers forming a JetStream cluster."""
+    with _routed_servers(tmp_path, jetstream=True) as servers:
+        yield servers
 
 
 async def test_nodes_on_different_servers_of_a_cluster_call_cast_and_monitor_each_other(
@@ -183,3 +233,31 @@ async def test_killing_a_nodes_server_under_traffic_moves_it_to_another_server_o
             assert got["down"] is NORMAL
     finally:
         far.close()
+
+
+async def test_the_global_registry_works_across_the_servers_of_a_jetstream_cluster(
+    nats_js_cluster: list[NatsServer], prefix: str
+) -> None:
+    first, second, third = nats_js_cluster
+    async with (
+        hosts(fast_cluster(first.url, prefix), "a") as (a,),
+        hosts(fast_cluster(second.url, prefix), "b") as (b,),
+        hosts(fast_cluster(third.url, prefix), "c") as (c,),
+    ):
+
+        async def race() -> bool:
+            return await register_global("only", await Echo.start())
+
+        won = await asyncio.gather(a.on(race), b.on(race), c.on(race))
+        assert sorted(won) == [False, False, True]  # exactly one node holds it
+        owner = (a, b, c)[won.index(True)]
+        pid = await owner.on(lambda: Echo.start(name=via_global("svc")))
+        assert pid is not None
+        for host in (a, b, c):
+
+            async def reach() -> Any:
+                await until(lambda: asyncotp.whereis(via_global("svc")) is not None)
+                assert await whereis_global("only") is not None
+                return await call(via_global("svc"), "hi")
+
+            assert await host.on(reach) == ("echo", "hi")
