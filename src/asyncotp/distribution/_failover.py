@@ -164,7 +164,10 @@ class GlobalStandby(GenServer):
         name clash by ending one of the two."""
         server = self.active
         assert server is not None
-        holder = whereis(via_global(self.global_name))  # the node's mirror: no round trip
+        try:
+            holder = whereis(via_global(self.global_name))  # the node's mirror: no round trip
+        except RuntimeError:  # no mirror (cannot happen while JetStream answered the claim)
+            holder = None
         if holder is None or holder is server:
             send_after(self.check_interval, self_pid(), _CHECK)
             return

@@ -34,6 +34,8 @@ from ._transport import Distribution
 logger = logging.getLogger("asyncotp.distribution")
 
 _TRIES: Final = 3
+_MIRROR_RETRY: Final = 1.0
+"""Seconds between attempts to start watching the registry bucket."""
 
 
 def key_of(name: str) -> str:
@@ -191,13 +193,23 @@ class GlobalRegistry:
             await asyncio.wait_for(asyncio.shield(self.mirror_loaded), timeout)
 
     async def _load_mirror(self, loaded: asyncio.Future[None]) -> None:
-        try:
-            kv = await self.kv()
-            watcher = await kv.watchall()
-        except (RuntimeError, nats.errors.Error) as exc:
-            self.mirror_error = str(exc) if isinstance(exc, RuntimeError) else safe_repr(exc)
-            loaded.set_result(None)
-            return
+        while True:
+            try:
+                kv = await self.kv()
+                watcher = await kv.watchall()
+                break
+            except RuntimeError as exc:  # no JetStream: for good
+                self.mirror_error = str(exc)
+                loaded.set_result(None)
+                return
+            except nats.errors.Error as exc:  # a timeout, a reconnection: try again
+                logger.warning(
+                    "node %s could not watch the global names (%s); trying again in %s s",
+                    self.dist.name,
+                    safe_repr(exc),
+                    _MIRROR_RETRY,
+                )
+                await asyncio.sleep(_MIRROR_RETRY)
         self._watcher = watcher
         await self._follow(watcher, loaded)
 
