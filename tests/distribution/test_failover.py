@@ -174,6 +174,15 @@ async def test_a_holder_that_finds_its_name_taken_over_stops_its_server_and_stan
         assert down.reason == TAKEN_OVER
         status, holder = await _status(a, sup_a)
         assert status == "standby"
+
+        async def wrong_call() -> None:
+            (child,) = await which_children(sup_a)
+            assert child.pid is not None
+            with pytest.raises(ValueError, match="takes the call 'status' only"):
+                await call(child.pid, "where")
+            assert asyncotp.is_alive(child.pid)
+
+        await a.on(wrong_call)
         assert holder is not None
         assert await a.on(lambda: call(holder, "where")) == "b"
         assert await b.on(lambda: whereis_global("svc")) is impostor

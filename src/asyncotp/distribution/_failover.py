@@ -57,7 +57,7 @@ from .._core import (
     unlink,
     whereis,
 )
-from ..actors import GenServer
+from ..actors import NOREPLY, Caller, GenServer
 from ._api import register_global, whereis_global
 from ._vianame import via_global
 
@@ -114,12 +114,21 @@ class GlobalStandby(GenServer):
     async def handle_continue(self, arg: Any) -> None:
         await self._claim()
 
-    async def handle_call(self, request: Any, caller: Any) -> Any:
+    async def handle_call(self, request: Any, caller: Caller) -> Any:
+        """``"status"``: ``("active", server)`` or ``("standby", holder)``
+        (holder None while it claims). Any other request fails the caller
+        with ``ValueError``; the standby and its server carry on."""
         if request == "status":
             if self.active is not None:
                 return ("active", self.active)
             return ("standby", self.holder)
-        raise ValueError(f"GlobalStandby takes the call 'status' only, not {safe_repr(request)}")
+        caller.fail(
+            ValueError(
+                f"GlobalStandby for {self.global_name!r} takes the call 'status' only, not "
+                f"{safe_repr(request)}; call the server by its global name"
+            )
+        )
+        return NOREPLY
 
     async def handle_info(self, message: Any) -> None:
         if message is _CLAIM:
