@@ -38,9 +38,11 @@ def free_port() -> int:
 class NatsServer:
     """One ``nats-server -js`` on loopback."""
 
-    def __init__(self, binary: str, store: Path) -> None:
+    def __init__(self, binary: str, store: Path, *extra: str, jetstream: bool = True) -> None:
         self.binary = binary
         self.store = store
+        self.extra = extra
+        self.jetstream = jetstream
         self.port = free_port()
         self.monitor_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -50,14 +52,23 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.start_process()
+        self.wait_ready()
+
+    def start_process(self) -> None:
         self.proc = subprocess.Popen(
             [
                 *(self.binary, "-a", "127.0.0.1", "-p", str(self.port)),
-                *("-m", str(self.monitor_port), "-js", "-sd", str(self.store)),
+                *("-m", str(self.monitor_port)),
+                *(("-js", "-sd", str(self.store)) if self.jetstream else ()),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         # Ready when its health check (JetStream included) says so: clients
         # that connect while JetStream is still starting can see interest
         # they registered vanish.

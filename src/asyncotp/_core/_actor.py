@@ -17,7 +17,15 @@ from typing import Any, TypeVarTuple
 import attrs
 
 from . import _telemetry
-from ._context import current_node, current_process, get_ident, process_of, resolve, wrong_thread
+from ._context import (
+    current_node,
+    current_process,
+    get_ident,
+    process_of,
+    resolve,
+    via_pid,
+    wrong_thread,
+)
 from ._errors import NameTaken, NoNodeError
 from ._exits import add_on_exit, exit_process, fatal, link_pair
 from ._mailbox import deliver, intercepted
@@ -259,6 +267,9 @@ def send(dest: Pid | Name, message: object) -> None:
                 _telemetry.dead_letter(dest, message)
             return
     else:
+        if type(dest) is Via:  # its holder may be remote: take the pid path
+            send(via_pid(dest, "send"), message)
+            return
         proc = resolve(dest, "send")
         if proc is None:
             return

@@ -170,6 +170,20 @@ def calling_process() -> Process | None:
     return proc
 
 
+def via_pid(dest: Via, operation: str) -> Pid:
+    """The pid a ``Via`` name's registry holds (maybe a remote one: the
+    caller takes the pid path, which knows remote pids); ``NoProcess`` if
+    none."""
+    pid = whereis_via(dest)
+    if pid is None:
+        raise NoProcess(
+            f"{operation}: no actor is registered as {safe_repr(dest)}; check the key, or "
+            "that the actor has started",
+            dest,
+        )
+    return pid
+
+
 def resolve(dest: Pid | Name, operation: str) -> Process | None:
     """The live process behind ``dest``; None for a dead pid; ``NoProcess``
     for an unknown name (local or ``Via``)."""

@@ -17,6 +17,7 @@ from ._context import check_thread, current_node, node_of, process_of
 from ._errors import NameTaken, NoProcess
 from ._exits import add_on_exit
 from ._pid import Pid
+from ._remote import remote_of
 from ._safe import safe_repr
 from ._validate import check_name
 from ._via import Name, Via, claim_via, holder_of, release_via, whereis_via
@@ -89,7 +90,9 @@ def whereis(name: Name) -> Pid | None:
     node = current_node("whereis")
     if type(name) is Via:
         pid = whereis_via(name)
-        return pid if pid is not None and pid in node.procs else None
+        if pid is None:
+            return None
+        return pid if pid in node.procs or remote_of(pid) is not None else None
     return node.names.get(name)
 
 

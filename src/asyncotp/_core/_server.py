@@ -26,11 +26,20 @@ from ._context import (
     get_ident,
     resolve,
     task_on,
+    via_pid,
     wrong_thread,
 )
 from ._deadlines import StartWait, StopWait
-from ._errors import ActorError, CallTimeout, MailboxFull, NoProcess, ServerExited, StartError
-from ._exits import exit_future, kill, label, request_stop, unlink_pair, wait_exit
+from ._errors import (
+    ActorError,
+    CallTimeout,
+    MailboxFull,
+    NameTaken,
+    NoProcess,
+    ServerExited,
+    StartError,
+)
+from ._exits import add_on_exit, exit_future, kill, label, request_stop, unlink_pair, wait_exit
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
@@ -45,7 +54,7 @@ from ._state import (
     proc_var,
 )
 from ._validate import MAX_SECONDS, check_mailbox, check_name, check_seconds, check_timeout
-from ._via import Name, Via, release_via
+from ._via import Name, Via, async_claim, holder_of, release_via
 
 
 class _NoReplyMarker(enum.Enum):
@@ -241,6 +250,38 @@ def _abort_start(proc: Process, starter: Process | None, name: Name | None) -> N
         release_via(name, proc.pid)
 
 
+async def _claimed_first(
+    claim: Callable[[object, Pid], Any],
+    name: Via,
+    body: Callable[[asyncio.Future[Any]], Coroutine[Any, Any, Any]],
+    started: asyncio.Future[Any],
+    refusal: list[BaseException],
+) -> None:
+    """The new actor's body for a via name with an async ``claim_name``:
+    claim the name, then run ``body``; on a refusal (or a registry error)
+    settle ``started`` with it and end without running ``init``."""
+    proc = proc_var.get()
+    assert proc is not None
+    pid = proc.pid
+    try:
+        claimed = await claim(name.key, pid) is True
+        if not claimed:
+            holder = holder_of(name)
+            raise NameTaken(
+                f"the name {safe_repr(name)} is already registered to {holder!r}; choose "
+                "another key, or stop that actor first",
+                name,
+                holder,
+            )
+    except Exception as exc:  # noqa: BLE001 - raised from start, as register_name's are
+        refusal.append(exc)
+        if not started.done():
+            started.set_exception(exc)
+        return
+    add_on_exit(proc, lambda _reason: release_via(name, pid))
+    await body(started)
+
+
 async def start_behaviour(
     what: str,
     body: Callable[[asyncio.Future[Any]], Coroutine[Any, Any, Any]],
@@ -272,10 +313,19 @@ async def start_behaviour(
         check_mailbox(mailbox_size, overflow, f"{what}.start")
     starter = current_process(f"{what}.start(..., link=True)") if link else None
     started: asyncio.Future[Any] = node.loop.create_future()
+    # A via registry with an async claim (a name across nodes) is claimed by
+    # the new actor itself, before init; the others, at the spawn.
+    refusal: list[BaseException] = []
+    claim = async_claim(name) if type(name) is Via else None
+    if claim is None:
+        coro = body(started)
+    else:
+        assert type(name) is Via
+        coro = _claimed_first(claim, name, body, started, refusal)
     proc = spawn_process(
         node,
-        body(started),
-        name=name,
+        coro,
+        name=name if claim is None else None,
         link_to=starter,
         trap_exits=False,
         mailbox_size=mailbox_size,
@@ -292,6 +342,9 @@ async def start_behaviour(
             if not started.done():
                 started.cancel()
             _abort_start(proc, starter, name)
+            raise
+        if refusal and exc is refusal[0]:  # the async claim refused the name
+            await wait_exit(proc, None)
             raise
         who = f"<Pid {proc.pid.number} {safe_repr(name)}>" if name else repr(proc.pid)
         if exc is wait.error:  # our deadline, not a TimeoutError raised by init
@@ -354,6 +407,8 @@ async def call(dest: Pid | Name, request: object, timeout: float | None = DEFAUL
         if proc is None and (remote := remote_of(dest)) is not None:
             return await remote_call(remote, dest, request, timeout)
     else:
+        if type(dest) is Via:  # its holder may be remote: take the pid path
+            return await call(via_pid(dest, "call"), request, timeout)
         proc = resolve(dest, "call")
         node = current_node("call")
     if proc is None:
@@ -411,6 +466,9 @@ def cast(dest: Pid | Name, request: object) -> None:
                 _telemetry.dead_letter(dest, Cast(request))
             return
     else:
+        if type(dest) is Via:  # its holder may be remote: take the pid path
+            cast(via_pid(dest, "cast"), request)
+            return
         proc = resolve(dest, "cast")
         if proc is None:
             return
@@ -457,6 +515,8 @@ async def stop(
         and (type(timeout) is not float or not 0.0 <= timeout <= MAX_SECONDS)
     ):
         timeout = check_timeout(timeout, "stop")
+    if type(dest) is Via:  # its holder may be remote: take the pid path
+        dest = via_pid(dest, "stop")
     if type(dest) is Pid and (remote := remote_of(dest)) is not None:
         await remote_stop(remote, dest, reason, timeout)
         return

@@ -7,7 +7,14 @@ watcher receives ``Down(ref, pid, reason)``.
 
 from __future__ import annotations
 
-from ._context import calling_process, current_node, current_process, process_of, resolve
+from ._context import (
+    calling_process,
+    current_node,
+    current_process,
+    process_of,
+    resolve,
+    via_pid,
+)
 from ._exits import link_pair, signal, unlink_pair
 from ._mailbox import deliver_system, drop_messages
 from ._pid import Pid
@@ -15,7 +22,7 @@ from ._reasons import NOPROC, Down, Exited, MonitorRef
 from ._remote import remote_of
 from ._safe import safe_repr
 from ._state import DEAD
-from ._via import Name
+from ._via import Name, Via
 
 
 def link(pid: Pid) -> None:
@@ -91,6 +98,8 @@ def send_exit(pid: Pid | Name, reason: object) -> None:
     ``KILL`` ends the target whatever it traps (reason ``KILLED``); ``NORMAL``
     is ignored by an actor that does not trap exits.
     """
+    if type(pid) is Via:  # its holder may be remote: take the pid path
+        pid = via_pid(pid, "send_exit")
     if type(pid) is Pid and (remote := remote_of(pid)) is not None:
         node = current_node("send_exit")
         sender_proc = calling_process()
@@ -111,6 +120,8 @@ def monitor(pid: Pid | Name) -> MonitorRef:
     """
     proc = current_process("monitor")
     ref = MonitorRef()
+    if type(pid) is Via:  # its holder may be remote: take the pid path
+        pid = via_pid(pid, "monitor")
     if type(pid) is Pid:
         target = process_of(pid)
         target_pid = pid

@@ -22,11 +22,24 @@ What the runtime promises a registry:
 
 The three methods run on the node's event-loop thread, synchronously: they
 must not block and cannot await.
+
+A registry whose registration is a round trip (a name held across nodes)
+may also define ``async def claim_name(key, pid) -> bool``. The start
+handshake of every behaviour (``GenServer.start``, ``GenStatem.start``, a
+child spec's ``name=``) then awaits it *inside the new actor, before
+``init``*, instead of calling ``register_name``: a False return means the
+name is taken (``start`` raises ``NameTaken``, ``init`` never ran), an
+exception is raised from ``start`` as is. After a True return the registry
+must answer the pid from ``whereis_name`` at once; ``unregister_name`` is
+called at the actor's end as for any via name. ``spawn`` and ``register``
+stay synchronous and call ``register_name``, which such a registry may
+refuse with a ``TypeError`` that says to use a ``start``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol, final, runtime_checkable
 
 from ._pid import Pid
@@ -146,6 +159,12 @@ def whereis_via(name: Via) -> Pid | None:
 def claim_via(name: Via, pid: Pid) -> bool:
     """Ask ``name``'s registry to record ``pid``; whether it did."""
     return name.registry.register_name(name.key, pid) is True
+
+
+def async_claim(name: Via) -> Callable[[object, Pid], Awaitable[object]] | None:
+    """The registry's optional ``claim_name`` coroutine function, or None."""
+    claim = getattr(name.registry, "claim_name", None)
+    return claim if callable(claim) else None
 
 
 def release_via(name: Via, pid: Pid) -> None:

@@ -41,17 +41,27 @@ from ._api import which_groups as which_groups
 from ._codec import BadMessage as BadMessage
 from ._codec import RemoteError as RemoteError
 from ._config import NatsCluster as NatsCluster
+from ._failover import TAKEN_OVER as TAKEN_OVER
+from ._failover import GlobalStandby as GlobalStandby
+from ._failover import global_child_spec as global_child_spec
 from ._nodesup import NodePort as NodePort
 from ._nodesup import NodeProcessExited as NodeProcessExited
 from ._nodesup import node_child_spec as node_child_spec
 from ._nodesup import start_nodes as start_nodes
 from ._peers import DistributionStatistics as DistributionStatistics
 from ._peers import NodeDown as NodeDown
+from ._vianame import GLOBAL_NAMES as GLOBAL_NAMES
+from ._vianame import GlobalNames as GlobalNames
+from ._vianame import via_global as via_global
 
 __all__ = (
+    "GLOBAL_NAMES",
     "NOCONNECTION",
+    "TAKEN_OVER",
     "BadMessage",
     "DistributionStatistics",
+    "GlobalNames",
+    "GlobalStandby",
     "NatsCluster",
     "NodeDown",
     "NodePort",
@@ -60,6 +70,7 @@ __all__ = (
     "RemoteError",
     "connect",
     "demonitor_node",
+    "global_child_spec",
     "group_members",
     "incarnation",
     "join_group",
@@ -75,6 +86,7 @@ __all__ = (
     "start_nodes",
     "statistics",
     "unregister_global",
+    "via_global",
     "whereis_global",
     "whereis_remote",
     "which_groups",

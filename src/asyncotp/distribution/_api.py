@@ -50,6 +50,31 @@ def _current(operation: str) -> tuple[Distribution, GlobalRegistry, ProcessGroup
     return found
 
 
+_MIRROR_LOAD_TIMEOUT: Final = 5.0
+"""Seconds ``connect`` waits for the global names to load into the node's
+mirror (one round trip), when the server announces JetStream."""
+
+
+def _jetstream_announced(dist: Distribution) -> bool:
+    """Whether the server's INFO says it runs JetStream. nats-py keeps INFO in
+    a private attribute; if that ever moves, ``connect`` just does not wait
+    for the mirror (look-ups right after it may miss names for a moment)."""
+    info = getattr(dist.nc, "_server_info", None)
+    return isinstance(info, dict) and info.get("jetstream") is True
+
+
+def current_registry(operation: str) -> GlobalRegistry:
+    """The global registry of the calling node's cluster (``NoNodeError`` if
+    the node is not connected)."""
+    return _current(operation)[1]
+
+
+def connected_registry(operation: str) -> GlobalRegistry | None:
+    """The same, or None if the node is not (or no longer) connected."""
+    found = _running.get(current_node(operation))
+    return None if found is None else found[1]
+
+
 @contextlib.asynccontextmanager
 async def connect(name: str, cluster: NatsCluster | None = None) -> AsyncIterator[str]:
     """Connect the running node to a cluster as ``name``, for the block.
@@ -82,6 +107,9 @@ async def connect(name: str, cluster: NatsCluster | None = None) -> AsyncIterato
     groups = ProcessGroups(dist)
     _running[node] = (dist, registry, groups)
     try:
+        registry.start_mirror()
+        if _jetstream_announced(dist):
+            await registry.mirror_ready(_MIRROR_LOAD_TIMEOUT)
         yield name
     finally:
         with anyio.CancelScope(shield=True):

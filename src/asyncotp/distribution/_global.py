@@ -6,6 +6,11 @@ for a name, the server accepts exactly one. A name records its pid; when
 the actor exits, its node deletes the name (compare-and-set on the
 revision it wrote, so a newer holder is never erased); when a node is lost,
 every survivor deletes the names that node held, again by compare-and-set.
+
+Each node also keeps a *mirror* of the bucket, fed by a JetStream watch,
+for ``via_global`` names: the runtime looks a via name up synchronously on
+every send, so the look-up cannot be a round trip. The mirror lags the
+bucket by one message; a node's own registrations enter it at once.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from ._transport import Distribution
 logger = logging.getLogger("asyncotp.distribution")
 
 _TRIES: Final = 3
+_MIRROR_RETRY: Final = 1.0
+"""Seconds between attempts to start watching the registry bucket."""
 
 
 def key_of(name: str) -> str:
@@ -66,6 +73,10 @@ class GlobalRegistry:
         self._kv: KeyValue | None = None
         self._opening: asyncio.Lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._mirror: dict[str, tuple[Pid, int]] = {}
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self.mirror_error: str | None = None
+        self.mirror_loaded: asyncio.Future[None] | None = None
         dist.down_callbacks.append(self._reap_soon)
 
     async def kv(self) -> KeyValue:
@@ -118,6 +129,7 @@ class GlobalRegistry:
 
     def _hold(self, pid: Pid, key: str, revision: int) -> bool:
         if on_exit(pid, lambda _reason: self._release_soon(key, revision)):
+            self._mirror_put(key, pid, revision)
             return True
         self._release_soon(key, revision)  # it died while we registered
         return False
@@ -156,6 +168,87 @@ class GlobalRegistry:
         except nats.js.errors.NoKeysError:
             return []
         return sorted(name_of_key(k) for k in keys)
+
+    # -- the mirror (for via_global) ------------------------------------------
+
+    def start_mirror(self) -> None:
+        """Start watching the bucket, in the background: the mirror fills as
+        the names arrive (``mirror_loaded`` is set once every name already
+        registered is in). Without JetStream the mirror stays empty and
+        ``lookup`` raises, saying why. (A clustered NATS server without
+        JetStream answers the JetStream API only with a timeout, so
+        ``connect`` does not wait for this.)"""
+        loop = asyncio.get_running_loop()
+        self.mirror_loaded = loop.create_future()
+        task = loop.create_task(self._load_mirror(self.mirror_loaded))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def mirror_ready(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until the mirror holds every name
+        that was registered when it started."""
+        if self.mirror_loaded is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.mirror_loaded), timeout)
+
+    async def _load_mirror(self, loaded: asyncio.Future[None]) -> None:
+        while True:
+            try:
+                kv = await self.kv()
+                watcher = await kv.watchall()
+                break
+            except RuntimeError as exc:  # no JetStream: for good
+                self.mirror_error = str(exc)
+                loaded.set_result(None)
+                return
+            except nats.errors.Error as exc:  # a timeout, a reconnection: try again
+                logger.warning(
+                    "node %s could not watch the global names (%s); trying again in %s s",
+                    self.dist.name,
+                    safe_repr(exc),
+                    _MIRROR_RETRY,
+                )
+                await asyncio.sleep(_MIRROR_RETRY)
+        self._watcher = watcher
+        await self._follow(watcher, loaded)
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher, loaded: asyncio.Future[None]) -> None:
+        async for entry in watcher:
+            if entry is None:  # every name there was at the start has been seen
+                if not loaded.done():
+                    loaded.set_result(None)
+                continue
+            if entry.operation is None and entry.value:
+                holder = self._holder(entry.value)
+                if holder is not None:
+                    self._mirror_put(entry.key, holder, entry.revision or 0)
+                    continue
+            known = self._mirror.get(entry.key)
+            if known is not None and known[1] <= (entry.revision or 0):
+                del self._mirror[entry.key]
+
+    def _mirror_put(self, key: str, pid: Pid, revision: int) -> None:
+        known = self._mirror.get(key)
+        if known is None or known[1] <= revision:
+            self._mirror[key] = (pid, revision)
+
+    def lookup(self, name: str) -> Pid | None:
+        """The holder of ``name`` in the mirror, if alive (no round trip)."""
+        if self.mirror_error is not None:
+            raise RuntimeError(f"via_global names need the registry's mirror: {self.mirror_error}")
+        known = self._mirror.get(key_of(name))
+        if known is None or not self._alive(known[0]):
+            return None
+        return known[0]
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` from the mirror and delete it from the bucket
+        (compare-and-set on the revision the mirror knows)."""
+        key = key_of(name)
+        known = self._mirror.pop(key, None)
+        if known is not None:
+            self._release_soon(key, known[1])
 
     # -- clean-up -------------------------------------------------------------
 
@@ -205,6 +298,9 @@ class GlobalRegistry:
                     logger.info("reaped global name %r of lost node %s", name_of_key(key), node)
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()  # type: ignore[no-untyped-call]  # nats-py is untyped here
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
