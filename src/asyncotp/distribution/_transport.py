@@ -118,6 +118,8 @@ class Distribution:
         self.nodes_lost = 0
         self._last_warning = -1e9
         self._quiet = 0
+        self._refused: Exception | None = None
+        """An authorization error the server sent while this node connected."""
 
     # -- lifetime -------------------------------------------------------------
 
@@ -142,6 +144,13 @@ class Distribution:
             async with asyncio.timeout(cluster.connect_timeout + 1.0):
                 self.nc = await nats.connect(**options)
         except (OSError, TimeoutError, nats.errors.Error) as exc:
+            refused = self._refused
+            if refused is not None:  # the server answered, and refused our credentials
+                raise ConnectionError(
+                    f"node {self.name!r}: NATS at {', '.join(cluster.servers)} refused the "
+                    f"credentials ({safe_repr(refused)}); check NatsCluster(user=, password=, "
+                    "token=, nkeys_seed=, user_credentials=) against the server's configuration"
+                ) from exc
             raise ConnectionError(
                 f"node {self.name!r}: cannot connect to NATS at {', '.join(cluster.servers)} "
                 f"({type(exc).__name__}: {exc or 'no answer'}); start nats-server "
@@ -688,6 +697,8 @@ class Distribution:
             await msg.respond(answer)
 
     async def _on_error(self, exc: Exception) -> None:
+        if self.nc is None and _is_auth_error(exc):
+            self._refused = exc  # while connecting: start() says so instead of timing out
         self._warn("NATS error on node %s: %s", self.name, safe_repr(exc))
 
     async def _on_disconnected(self) -> None:
@@ -696,3 +707,11 @@ class Distribution:
 
     async def _on_reconnected(self) -> None:
         logger.info("node %s reconnected to NATS", self.name)
+
+
+def _is_auth_error(exc: Exception) -> bool:
+    """Whether a NATS error says the server refused the credentials."""
+    if isinstance(exc, nats.errors.AuthorizationError):
+        return True
+    text = safe_repr(exc).lower()
+    return "authorization" in text or "authentication" in text
