@@ -59,6 +59,7 @@ from .._core import (
 )
 from ._codec import BadMessage, Codec, Json
 from ._config import NODE_NAME, NatsCluster
+from ._connect import Login, connect_client
 from ._outbox import Outbox
 from ._peers import LocalTies, Peer, cut_ties
 from ._replies import expire, reply_error, same
@@ -118,44 +119,22 @@ class Distribution:
         self.nodes_lost = 0
         self._last_warning = -1e9
         self._quiet = 0
-        self._refused: Exception | None = None
-        """An authorization error the server sent while this node connected."""
+        self._login = Login()  # what the server says of our credentials at connect
 
     # -- lifetime -------------------------------------------------------------
 
     async def start(self) -> None:
         cluster = self.cluster
-        options: dict[str, Any] = {
-            "servers": list(cluster.servers),
-            "name": f"asyncotp {self.name}",
-            "connect_timeout": cluster.connect_timeout,
-            "allow_reconnect": True,
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": 0.5,
-            "error_cb": self._on_error,
-            "disconnected_cb": self._on_disconnected,
-            "reconnected_cb": self._on_reconnected,
-        }
-        for key in ("user", "password", "token", "nkeys_seed", "user_credentials", "tls"):
-            value = getattr(cluster, key)
-            if value is not None:
-                options[key] = value
-        try:
-            async with asyncio.timeout(cluster.connect_timeout + 1.0):
-                self.nc = await nats.connect(**options)
-        except (OSError, TimeoutError, nats.errors.Error) as exc:
-            refused = self._refused
-            if refused is not None:  # the server answered, and refused our credentials
-                raise ConnectionError(
-                    f"node {self.name!r}: NATS at {', '.join(cluster.servers)} refused the "
-                    f"credentials ({safe_repr(refused)}); check NatsCluster(user=, password=, "
-                    "token=, nkeys_seed=, user_credentials=) against the server's configuration"
-                ) from exc
-            raise ConnectionError(
-                f"node {self.name!r}: cannot connect to NATS at {', '.join(cluster.servers)} "
-                f"({type(exc).__name__}: {exc or 'no answer'}); start nats-server "
-                "(`nats-server -js`) or fix NatsCluster(servers=...)"
-            ) from exc
+        self.nc = await connect_client(
+            self.name,
+            cluster,
+            self._login,
+            {
+                "error_cb": self._on_error,
+                "disconnected_cb": self._on_disconnected,
+                "reconnected_cb": self._on_reconnected,
+            },
+        )
         nc = self.nc
         try:
             await self._check_name_free(nc)
@@ -697,8 +676,8 @@ class Distribution:
             await msg.respond(answer)
 
     async def _on_error(self, exc: Exception) -> None:
-        if self.nc is None and _is_auth_error(exc):
-            self._refused = exc  # while connecting: start() says so instead of timing out
+        if self.nc is None:  # while connecting: start() says so instead of timing out
+            self._login.heard(exc)
         self._warn("NATS error on node %s: %s", self.name, safe_repr(exc))
 
     async def _on_disconnected(self) -> None:
@@ -707,11 +686,3 @@ class Distribution:
 
     async def _on_reconnected(self) -> None:
         logger.info("node %s reconnected to NATS", self.name)
-
-
-def _is_auth_error(exc: Exception) -> bool:
-    """Whether a NATS error says the server refused the credentials."""
-    if isinstance(exc, nats.errors.AuthorizationError):
-        return True
-    text = safe_repr(exc).lower()
-    return "authorization" in text or "authentication" in text
