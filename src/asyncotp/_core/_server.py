@@ -39,7 +39,16 @@ from ._errors import (
     ServerExited,
     StartError,
 )
-from ._exits import add_on_exit, exit_future, kill, label, request_stop, unlink_pair, wait_exit
+from ._exits import (
+    add_on_exit,
+    exit_future,
+    fatal,
+    kill,
+    label,
+    request_stop,
+    unlink_pair,
+    wait_exit,
+)
 from ._mailbox import deliver, intercepted
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, Stop
@@ -48,6 +57,7 @@ from ._returns import IGNORE
 from ._safe import safe_repr
 from ._state import (
     Droppable,
+    ExitWith,
     Node,
     Overflow,
     Process,
@@ -233,6 +243,33 @@ class Callbacks(Protocol):
     def sys_get_state(self) -> Any: ...
     def sys_replace_state(self, state: Any) -> None: ...
     def format_status(self, state: Any) -> Any: ...
+
+
+def init_failed(proc: Process, started: asyncio.Future[Any], exc: BaseException) -> ExitWith | None:
+    """What a behaviour's actor does when its ``init`` raised ``exc``: tell
+    the starter (``StartError`` from ``start_behaviour``) and end without a
+    crash report. Returns the exit to end with, or None when ``exc`` must be
+    raised again (the init's own error, or the cancellation of a KILL).
+
+    It unlinks from the starter first, so that a starter that used
+    ``link=True`` survives to receive the ``StartError``; a KILL during init
+    (a cancellation) reaches the starter too, instead of leaving it waiting;
+    ``SystemExit`` and ``KeyboardInterrupt`` stop the node in order
+    (``_exits.fatal``)."""
+    if proc.parent is not None:
+        unlink_pair(proc, proc.parent)
+    proc.reported = True
+    if isinstance(exc, Exception):
+        failure: BaseException = exc
+    elif isinstance(exc, asyncio.CancelledError):
+        failure = Stop(KILLED)
+    else:
+        failure = Stop(fatal(proc, exc))
+    if not started.done():
+        started.set_exception(failure)
+    if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
+        return ExitWith(failure.reason)
+    return None
 
 
 def _abort_start(proc: Process, starter: Process | None, name: Name | None) -> None:

@@ -29,7 +29,7 @@ from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
 from ._returns import IGNORE, TIMEOUT, Continue, IdleTimeout
 from ._safe import safe_repr
-from ._server import _CAST_TAG, NOREPLY, Callbacks, Caller, Cast, start_behaviour
+from ._server import _CAST_TAG, NOREPLY, Callbacks, Caller, Cast, init_failed, start_behaviour
 from ._state import BUDGET, EXITING, UNSET, ExitWith, Overflow, Process, proc_var
 from ._sys import Callback, Debug, SysRequest, handle
 from ._via import Name
@@ -250,23 +250,10 @@ async def _serve(
         else:
             pending = None
     except BaseException as exc:
-        # Unlink from the starter first, so that a starter that used
-        # link=True survives to receive StartError; a KILL during init
-        # (a cancellation) must reach the starter too, not leave it waiting.
-        if proc.parent is not None:
-            unlink_pair(proc, proc.parent)
-        proc.reported = True
-        if isinstance(exc, Exception):
-            failure: BaseException = exc
-        elif isinstance(exc, asyncio.CancelledError):
-            failure = Stop(KILLED)
-        else:  # SystemExit, KeyboardInterrupt: the node stops (see _exits.fatal)
-            failure = Stop(fatal(proc, exc))
-        if not started.done():
-            started.set_exception(failure)
-        if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
-            return ExitWith(failure.reason)
-        raise
+        ended = init_failed(proc, started, exc)  # the starter is told, as by any behaviour
+        if ended is None:
+            raise
+        return ended
     if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
         raise Stop(NORMAL)
     if outcome is IGNORE:  # OTP's ignore: end quietly, the starter gets None

@@ -45,10 +45,10 @@ from ._actions import (
     EventType,
     show,
 )
-from ._exits import fatal, unlink_pair
+from ._exits import fatal
 from ._pid import Pid
 from ._reasons import KILL, KILLED, NORMAL, SHUTDOWN, Stop, is_clean_exit
-from ._server import _CAST_TAG, Caller, Cast, start_behaviour
+from ._server import _CAST_TAG, Caller, Cast, init_failed, start_behaviour
 from ._serverloop import STATE_REPR, STATE_SHOWN
 from ._state import BUDGET, EXITING, UNSET, ExitWith, Overflow, proc_var
 from ._statem_engine import Engine, MachineCallbacks, Timer, describe, initial, was_killed
@@ -171,23 +171,10 @@ async def _serve(
             raise asyncio.CancelledError
         state, data, actions, fn = initial(engine, result)
     except BaseException as exc:
-        # As a GenServer's: unlink from the starter first, so that a starter
-        # that used link=True survives to receive StartError; a KILL during
-        # init (a cancellation) must reach the starter too.
-        if proc.parent is not None:
-            unlink_pair(proc, proc.parent)
-        proc.reported = True
-        if isinstance(exc, Exception):
-            failure: BaseException = exc
-        elif isinstance(exc, asyncio.CancelledError):
-            failure = Stop(KILLED)
-        else:  # SystemExit, KeyboardInterrupt: the node stops (see _exits.fatal)
-            failure = Stop(fatal(proc, exc))
-        if not started.done():
-            started.set_exception(failure)
-        if isinstance(failure, Stop) and not isinstance(exc, asyncio.CancelledError):
-            return ExitWith(failure.reason)
-        raise
+        ended = init_failed(proc, started, exc)  # the starter is told, as by any behaviour
+        if ended is None:
+            raise
+        return ended
     if started.done():  # the starter gave up (timeout or cancellation): nobody knows us
         raise Stop(NORMAL)
     started.set_result(None)
